@@ -1,0 +1,90 @@
+//! Command line: `portico render` and `portico version`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::inputs::{ObjectKey, files};
+use crate::{render, translate};
+
+#[derive(Parser)]
+#[command(name = "portico", about = "Kubernetes Gateway API for Envoy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Translate YAML files and print the Envoy configuration and statuses.
+    Render {
+        /// A YAML file or a directory of them.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only this Gateway, as NAMESPACE/NAME.
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+pub fn run() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render { file, gateway, output } => render_command(&file, gateway.as_deref(), output),
+        Command::Version => {
+            println!("portico {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn render_command(file: &std::path::Path, gateway: Option<&str>, output: Format) -> Result<(), String> {
+    let only = match gateway {
+        None => None,
+        Some(g) => {
+            let (ns, name) = g
+                .split_once('/')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                .ok_or_else(|| format!("--gateway {g:?}: expected NAMESPACE/NAME"))?;
+            Some(ObjectKey::new(ns, name))
+        }
+    };
+    let inputs = files::load(file).map_err(|e| e.to_string())?;
+    let outputs = translate::translate(&inputs);
+    if let Some(key) = &only
+        && !outputs.gateways.contains_key(key)
+    {
+        return Err(format!("Gateway {key} is not in the input or not of a portico GatewayClass"));
+    }
+    let doc = render::document(&outputs, only.as_ref())?;
+    let text = match output {
+        Format::Json => serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n",
+        Format::Yaml => yaml_serde::to_string(&doc).map_err(|e| e.to_string())?,
+    };
+    print!("{text}");
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The `Inputs` snapshot: every object translation reads, immutable once built.
+//!
+//! Sources (the YAML file source here, Kubernetes watches later) fill an
+//! [`InputsBuilder`]; [`InputsBuilder::build`] freezes it into [`Inputs`], which the
+//! pure translator reads. Objects are kept behind `Arc` in ordered maps keyed by
+//! namespace and name, so iteration order (and so translation output) is
+//! deterministic and snapshots can share unchanged objects cheaply.
+
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+
+/// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Key of a Kubernetes object (empty namespace for cluster-scoped kinds).
+    pub fn of<K: ResourceExt>(obj: &K) -> Self {
+        Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}", self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+type Store<K> = BTreeMap<ObjectKey, Arc<K>>;
+
+/// One immutable snapshot of the world as translation sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub gateway_classes: Store<GatewayClass>,
+    pub gateways: Store<Gateway>,
+    pub http_routes: Store<HttpRoute>,
+    pub reference_grants: Store<ReferenceGrant>,
+    pub services: Store<Service>,
+    /// EndpointSlices grouped by the Service they belong to
+    /// (label `kubernetes.io/service-name`), then by slice name.
+    pub endpoint_slices: BTreeMap<ObjectKey, Store<EndpointSlice>>,
+    pub namespaces: Store<Namespace>,
+    pub secrets: Store<Secret>,
+}
+
+/// The label tying an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+impl Inputs {
+    /// Labels of a namespace. A namespace without an object still carries the
+    /// `kubernetes.io/metadata.name` label the API server puts on every namespace.
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespaces
+            .get(&ObjectKey::new("", namespace))
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default();
+        labels
+            .entry("kubernetes.io/metadata.name".to_string())
+            .or_insert_with(|| namespace.to_string());
+        labels
+    }
+
+    /// EndpointSlices of a Service.
+    pub fn slices_of(&self, service: &ObjectKey) -> impl Iterator<Item = &Arc<EndpointSlice>> {
+        self.endpoint_slices
+            .get(service)
+            .into_iter()
+            .flat_map(|slices| slices.values())
+    }
+}
+
+/// Collects objects from a source; `build` freezes them.
+#[derive(Default)]
+pub struct InputsBuilder {
+    inputs: Inputs,
+}
+
+/// One object a source read, by kind.
+#[derive(Debug)]
+pub enum InputObject {
+    GatewayClass(GatewayClass),
+    Gateway(Gateway),
+    HttpRoute(HttpRoute),
+    ReferenceGrant(ReferenceGrant),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Namespace(Namespace),
+    Secret(Secret),
+}
+
+impl InputsBuilder {
+    /// Adds (or replaces) one object.
+    pub fn insert(&mut self, object: InputObject) {
+        let i = &mut self.inputs;
+        match object {
+            InputObject::GatewayClass(o) => {
+                i.gateway_classes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::Gateway(o) => {
+                i.gateways.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::HttpRoute(o) => {
+                i.http_routes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::ReferenceGrant(o) => {
+                i.reference_grants.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::Service(o) => {
+                i.services.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::EndpointSlice(o) => {
+                let key = ObjectKey::of(&o);
+                let Some(service) = o.labels().get(SERVICE_NAME_LABEL).cloned() else {
+                    tracing::debug!(slice = %key, "EndpointSlice without {SERVICE_NAME_LABEL} ignored");
+                    return;
+                };
+                i.endpoint_slices
+                    .entry(ObjectKey::new(key.namespace.clone(), service))
+                    .or_default()
+                    .insert(key, Arc::new(o));
+            }
+            InputObject::Namespace(o) => {
+                i.namespaces.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::Secret(o) => {
+                i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+        }
+    }
+
+    pub fn build(self) -> Inputs {
+        self.inputs
+    }
+}

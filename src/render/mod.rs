@@ -1,0 +1,70 @@
+//! The `render` view of `Outputs`: per Gateway, its Envoy resources in Envoy's
+//! JSON form and its status, plus the statuses of classes and routes, as one
+//! JSON document (printed as JSON or YAML by the CLI, snapshotted by tests).
+
+pub mod envoy_json;
+
+use serde_json::{Value, json};
+
+use crate::inputs::ObjectKey;
+use crate::translate::Outputs;
+use crate::translate::envoy::EnvoyResources;
+
+/// Envoy resources of one Gateway as JSON lists.
+pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
+    fn list<M: prost::Message + prost::Name>(items: &[M]) -> Result<Value, String> {
+        items.iter().map(envoy_json::to_json).collect::<Result<Vec<_>, _>>().map(Value::Array)
+    }
+    Ok(json!({
+        "listeners": list(&r.listeners)?,
+        "routes": list(&r.routes)?,
+        "clusters": list(&r.clusters)?,
+        "endpoints": list(&r.endpoints)?,
+    }))
+}
+
+/// The whole render document; `only` limits it to one Gateway (and the
+/// routes attached to it).
+pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, String> {
+    let mut gateways = Vec::new();
+    for (key, gw) in &outputs.gateways {
+        if only.is_some_and(|o| o != key) {
+            continue;
+        }
+        gateways.push(json!({
+            "namespace": key.namespace,
+            "name": key.name,
+            "status": gw.status,
+            "envoy": envoy_resources(&gw.resources)?,
+        }));
+    }
+    let classes: Vec<Value> = outputs
+        .gateway_classes
+        .iter()
+        .map(|(name, status)| json!({"name": name, "status": status}))
+        .collect();
+    let routes: Vec<Value> = outputs
+        .http_routes
+        .iter()
+        .filter_map(|(key, status)| {
+            let parents: Vec<_> = status
+                .parents
+                .iter()
+                .filter(|p| {
+                    only.is_none_or(|o| {
+                        p.parent_ref.name == o.name
+                            && p.parent_ref.namespace.as_deref().unwrap_or(&key.namespace) == o.namespace
+                    })
+                })
+                .collect();
+            (!parents.is_empty()).then(|| {
+                json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name, "status": {"parents": parents}})
+            })
+        })
+        .collect();
+    Ok(json!({
+        "gatewayClasses": classes,
+        "gateways": gateways,
+        "routes": routes,
+    }))
+}

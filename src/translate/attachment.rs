@@ -1,0 +1,186 @@
+//! Route attachment: each `parentRef` of a route resolved against the Gateways
+//! portico serves, filtered by sectionName, port, the listeners' allowed kinds
+//! and namespaces, and hostname intersection. Out: one `RouteParentStatus` per
+//! parentRef that names one of our Gateways, and the placements the route table
+//! is built from.
+
+use gateway_api::experimental::httproutes::HttpRouteParentRefs;
+
+use super::conditions::{Conditions, spec};
+use super::gateways::{CONTROLLER_NAME, GATEWAY_GROUP, GatewayIndex};
+use super::hostnames;
+use super::http::HttpRouteModel;
+use super::route_table::Placement;
+use super::status::{ParentRef, RouteParentStatus};
+use crate::inputs::{Inputs, ObjectKey};
+
+/// The outcome of attaching one route.
+pub struct Attached<'a> {
+    pub parents: Vec<RouteParentStatus>,
+    pub placements: Vec<(ObjectKey, Placement<'a>)>,
+}
+
+pub fn attach<'a>(
+    idx: &mut GatewayIndex,
+    inputs: &Inputs,
+    parent_refs: &[HttpRouteParentRefs],
+    route: &'a HttpRouteModel,
+    kind: &str,
+) -> Attached<'a> {
+    let mut out = Attached {
+        parents: Vec::new(),
+        placements: Vec::new(),
+    };
+    for p in parent_refs {
+        let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        let parent_kind = p.kind.as_deref().unwrap_or("Gateway");
+        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
+            continue;
+        }
+        let namespace = p.namespace.clone().unwrap_or_else(|| route.key.namespace.clone());
+        let gateway_key = ObjectKey::new(namespace, p.name.clone());
+        let Some(gateway) = idx.gateways.get_mut(&gateway_key) else {
+            continue;
+        };
+        let mut conditions = Conditions::new(route.generation);
+        let accepted = attach_one(&mut conditions, gateway, inputs, p, route, kind);
+        for (listener, hostnames) in accepted {
+            if !out
+                .placements
+                .iter()
+                .any(|(g, pl)| *g == gateway_key && pl.listener == listener)
+            {
+                gateway.listeners[listener].attached_routes += 1;
+            }
+            out.placements.push((
+                gateway_key.clone(),
+                Placement {
+                    route,
+                    listener,
+                    hostnames,
+                },
+            ));
+        }
+        resolved_refs(&mut conditions, route);
+        out.parents.push(RouteParentStatus {
+            parent_ref: ParentRef {
+                group: p.group.clone(),
+                kind: p.kind.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port,
+            },
+            controller_name: CONTROLLER_NAME.to_string(),
+            conditions: conditions.into_vec(),
+        });
+    }
+    out
+}
+
+/// Sets `Accepted` (and `PartiallyInvalid`) for one parent and returns the
+/// listeners the route attaches to, with the hostnames it serves on each.
+fn attach_one(
+    conditions: &mut Conditions,
+    gateway: &super::gateways::GatewayModel,
+    inputs: &Inputs,
+    p: &HttpRouteParentRefs,
+    route: &HttpRouteModel,
+    kind: &str,
+) -> Vec<(usize, Vec<String>)> {
+    let reject = |conditions: &mut Conditions, reason: &str, message: String| {
+        conditions.set(spec::ACCEPTED, false, reason, message);
+        Vec::new()
+    };
+    if let Some(e) = &route.route_error {
+        return reject(conditions, spec::UNSUPPORTED_VALUE, e.clone());
+    }
+    if route.rules.is_empty() {
+        let why = route.invalid_rules.join("; ");
+        return reject(conditions, spec::UNSUPPORTED_VALUE, format!("no valid rule: {why}"));
+    }
+    let candidates: Vec<usize> = gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| p.section_name.as_ref().is_none_or(|s| *s == l.name))
+        .filter(|(_, l)| p.port.is_none_or(|port| port == l.port))
+        .map(|(i, _)| i)
+        .collect();
+    let target = match (&p.section_name, p.port) {
+        (Some(s), Some(port)) => format!("listener {s:?} on port {port}"),
+        (Some(s), None) => format!("listener {s:?}"),
+        (None, Some(port)) => format!("a listener on port {port}"),
+        (None, None) => "a listener".to_string(),
+    };
+    if candidates.is_empty() {
+        return reject(
+            conditions,
+            spec::NO_MATCHING_PARENT,
+            format!("Gateway {} has no {target}", gateway.key),
+        );
+    }
+    let ready: Vec<usize> = candidates
+        .into_iter()
+        .filter(|i| gateway.listeners[*i].is_ready())
+        .collect();
+    if ready.is_empty() {
+        return reject(
+            conditions,
+            spec::NO_MATCHING_PARENT,
+            format!("{target} of Gateway {} is not valid (see the Gateway's listener status)", gateway.key),
+        );
+    }
+    let allowed: Vec<usize> = ready
+        .into_iter()
+        .filter(|i| {
+            let l = &gateway.listeners[*i];
+            l.allows_kind(kind) && l.allows_namespace(inputs, &gateway.key.namespace, &route.key.namespace)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return reject(
+            conditions,
+            spec::NOT_ALLOWED_BY_LISTENERS,
+            format!(
+                "{target} of Gateway {} does not allow {kind}s from namespace {}",
+                gateway.key, route.key.namespace
+            ),
+        );
+    }
+    let attached: Vec<(usize, Vec<String>)> = allowed
+        .into_iter()
+        .map(|i| (i, hostnames::intersect(gateway.listeners[i].hostname.as_deref(), &route.hostnames)))
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    if attached.is_empty() {
+        return reject(
+            conditions,
+            spec::NO_MATCHING_LISTENER_HOSTNAME,
+            format!(
+                "no hostname of the route intersects the hostnames of {target} of Gateway {}",
+                gateway.key
+            ),
+        );
+    }
+    conditions.set(spec::ACCEPTED, true, "Accepted", format!("attached to Gateway {}", gateway.key));
+    if !route.invalid_rules.is_empty() {
+        conditions.set(
+            spec::PARTIALLY_INVALID,
+            true,
+            spec::UNSUPPORTED_VALUE,
+            format!("dropped invalid rules: {}", route.invalid_rules.join("; ")),
+        );
+    }
+    attached
+}
+
+fn resolved_refs(conditions: &mut Conditions, route: &HttpRouteModel) {
+    match route.unresolved.first() {
+        None => conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "all references resolved"),
+        Some(first) => {
+            let messages: Vec<&str> = route.unresolved.iter().map(|e| e.message.as_str()).collect();
+            conditions.set(spec::RESOLVED_REFS, false, first.reason, messages.join("; "));
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Backend references: a route's `backendRefs` (and mirror targets) resolved to
+//! Service ports, with the ReferenceGrant check for other namespaces.
+//!
+//! In: one reference and the referring route. Out: the `ClusterKey` Envoy will
+//! route to, or the spec reason (InvalidKind, RefNotPermitted, BackendNotFound)
+//! and a message naming the reference.
+
+use std::fmt;
+
+use crate::inputs::{Inputs, ObjectKey};
+
+use super::conditions::spec;
+
+/// One Envoy cluster: a Service port. Every route to the same Service port
+/// shares it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterKey {
+    pub service: ObjectKey,
+    pub port: u16,
+}
+
+impl fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.service.namespace, self.service.name, self.port)
+    }
+}
+
+/// A reference as written in a route, with defaults not yet applied.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendRef<'a> {
+    pub group: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub port: Option<i32>,
+}
+
+/// Why a reference does not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The object that refers: its kind and namespace, for ReferenceGrants.
+#[derive(Clone, Copy, Debug)]
+pub struct Referrer<'a> {
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+}
+
+pub fn resolve(inputs: &Inputs, from: Referrer<'_>, r: BackendRef<'_>) -> Result<ClusterKey, BackendError> {
+    let group = r.group.unwrap_or("");
+    let kind = r.kind.unwrap_or("Service");
+    let namespace = r.namespace.unwrap_or(from.namespace);
+    let shown = format!("{namespace}/{}", r.name);
+    if !(group.is_empty() || group == "core") || kind != "Service" {
+        return Err(BackendError {
+            reason: spec::INVALID_KIND,
+            message: format!("backend {shown}: kind {group}/{kind} is not supported; only core Services are"),
+        });
+    }
+    if namespace != from.namespace && !grant_allows(inputs, from, namespace, "", "Service", r.name) {
+        return Err(BackendError {
+            reason: spec::REF_NOT_PERMITTED,
+            message: format!(
+                "backend {shown}: no ReferenceGrant in namespace {namespace} allows {} from namespace {} to reach it",
+                from.kind, from.namespace
+            ),
+        });
+    }
+    let key = ObjectKey::new(namespace, r.name);
+    let Some(service) = inputs.services.get(&key) else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: Service not found"),
+        });
+    };
+    let Some(port) = r.port else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: port is required for a Service"),
+        });
+    };
+    let has_port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .is_some_and(|ports| ports.iter().any(|p| p.port == port));
+    let Some(port) = u16::try_from(port).ok().filter(|_| has_port) else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: Service has no port {port}"),
+        });
+    };
+    Ok(ClusterKey { service: key, port })
+}
+
+/// Whether a ReferenceGrant in `to_namespace` lets `from` refer to the object.
+pub fn grant_allows(
+    inputs: &Inputs,
+    from: Referrer<'_>,
+    to_namespace: &str,
+    to_group: &str,
+    to_kind: &str,
+    to_name: &str,
+) -> bool {
+    inputs
+        .reference_grants
+        .range(ObjectKey::new(to_namespace, "")..)
+        .take_while(|(k, _)| k.namespace == to_namespace)
+        .any(|(_, grant)| {
+            let from_ok = grant.spec.from.iter().any(|f| {
+                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
+            });
+            let to_ok = grant.spec.to.iter().any(|t| {
+                let group_ok = t.group == to_group || (to_group.is_empty() && t.group == "core");
+                group_ok && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name)
+            });
+            from_ok && to_ok
+        })
+}

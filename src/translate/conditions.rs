@@ -1,0 +1,111 @@
+//! Status conditions as translation computes them: type, status, reason, message
+//! and the generation they describe. No timestamps here: translation has no clock;
+//! the status writer stamps `lastTransitionTime` when a condition really changes.
+
+use serde::Serialize;
+
+/// One Kubernetes-style condition, without its transition time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(value: bool) -> Self {
+        if value { Self::True } else { Self::False }
+    }
+}
+
+/// Builds the conditions of one object (or one listener, or one route parent),
+/// all sharing the object's generation. Setting a type twice replaces it, so a
+/// later, more precise verdict wins.
+#[derive(Clone, Debug, Default)]
+pub struct Conditions {
+    generation: Option<i64>,
+    list: Vec<Condition>,
+}
+
+impl Conditions {
+    pub fn new(generation: Option<i64>) -> Self {
+        Self {
+            generation,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn set(
+        &mut self,
+        type_: &str,
+        status: impl Into<ConditionStatus>,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let condition = Condition {
+            type_: type_.to_string(),
+            status: status.into(),
+            reason: reason.to_string(),
+            message: message.into(),
+            observed_generation: self.generation,
+        };
+        match self.list.iter_mut().find(|c| c.type_ == type_) {
+            Some(existing) => *existing = condition,
+            None => self.list.push(condition),
+        }
+    }
+
+    pub fn get(&self, type_: &str) -> Option<&Condition> {
+        self.list.iter().find(|c| c.type_ == type_)
+    }
+
+    pub fn is_true(&self, type_: &str) -> bool {
+        self.get(type_)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+    }
+
+    pub fn into_vec(self) -> Vec<Condition> {
+        self.list
+    }
+}
+
+/// Condition types and reasons from the Gateway API specification.
+pub mod spec {
+    pub const ACCEPTED: &str = "Accepted";
+    pub const PROGRAMMED: &str = "Programmed";
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
+
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
+    pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
+    pub const PENDING: &str = "Pending";
+    pub const INVALID: &str = "Invalid";
+
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
+    pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
+    pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
+
+    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
+    pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";
+    pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
+    pub const UNSUPPORTED_VALUE: &str = "UnsupportedValue";
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    pub const INVALID_KIND: &str = "InvalidKind";
+    pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+}

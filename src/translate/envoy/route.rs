@@ -1,0 +1,333 @@
+//! One RouteConfiguration per Gateway port: a virtual host per hostname, routes
+//! in precedence order, each rule's filters turned into Envoy route settings.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption, header_value_option};
+use envoy_types::pb::envoy::config::core::v3::{RuntimeFractionalPercent};
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
+    RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, header_matcher,
+    query_parameter_matcher, redirect_action, retry_policy, route, route_action, route_match,
+    weighted_cluster,
+};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher};
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+
+use super::{any, duration};
+use crate::translate::http::filters::{Cors, HeaderMods, PathReplace, Redirect, Rewrite};
+use crate::translate::http::matches::{PathMatch, StringMatch};
+use crate::translate::http::{RuleModel, WeightedBackend};
+use crate::translate::route_table::{PortRoutes, RouteEntry};
+
+/// Cluster name for a backend that did not resolve. No such cluster exists,
+/// so Envoy answers its share of traffic with 500.
+pub const INVALID_BACKEND: &str = "portico/invalid-backend";
+
+pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> RouteConfiguration {
+    let virtual_hosts = table
+        .hosts
+        .iter()
+        .map(|(host, entries)| VirtualHost {
+            name: host.clone(),
+            domains: vec![host.clone()],
+            routes: entries.iter().map(envoy_route).collect(),
+            ..VirtualHost::default()
+        })
+        .collect();
+    RouteConfiguration {
+        name,
+        virtual_hosts,
+        validate_clusters: Some(BoolValue { value: false }),
+        ..RouteConfiguration::default()
+    }
+}
+
+fn string_matcher(m: &StringMatch) -> StringMatcher {
+    let pattern = match m {
+        StringMatch::Exact(v) => string_matcher::MatchPattern::Exact(v.clone()),
+        StringMatch::Regex(v) => string_matcher::MatchPattern::SafeRegex(regex(v)),
+    };
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    }
+}
+
+fn regex(pattern: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: pattern.to_string(),
+        ..RegexMatcher::default()
+    }
+}
+
+fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
+    let m = entry.matcher();
+    let path = match &m.path {
+        PathMatch::Exact(v) => route_match::PathSpecifier::Path(v.clone()),
+        PathMatch::Prefix(v) if v == "/" => route_match::PathSpecifier::Prefix(v.clone()),
+        PathMatch::Prefix(v) => route_match::PathSpecifier::PathSeparatedPrefix(v.clone()),
+        PathMatch::Regex(v) => route_match::PathSpecifier::SafeRegex(regex(v)),
+    };
+    let mut headers: Vec<HeaderMatcher> = m
+        .headers
+        .iter()
+        .map(|(name, value)| HeaderMatcher {
+            name: name.clone(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(value))),
+            ..HeaderMatcher::default()
+        })
+        .collect();
+    if let Some(method) = m.method {
+        headers.push(HeaderMatcher {
+            name: ":method".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(
+                &StringMatch::Exact(method.into()),
+            ))),
+            ..HeaderMatcher::default()
+        });
+    }
+    RouteMatch {
+        path_specifier: Some(path),
+        headers,
+        query_parameters: m
+            .query_params
+            .iter()
+            .map(|(name, value)| QueryParameterMatcher {
+                name: name.clone(),
+                query_parameter_match_specifier: Some(
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(string_matcher(value)),
+                ),
+            })
+            .collect(),
+        ..RouteMatch::default()
+    }
+}
+
+fn header_options(mods: &HeaderMods) -> Vec<HeaderValueOption> {
+    let option = |(k, v): &(String, String), action: header_value_option::HeaderAppendAction| HeaderValueOption {
+        header: Some(HeaderValue {
+            key: k.clone(),
+            value: v.clone(),
+            ..HeaderValue::default()
+        }),
+        append_action: action as i32,
+        ..HeaderValueOption::default()
+    };
+    mods.set
+        .iter()
+        .map(|h| option(h, header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd))
+        .chain(
+            mods.add
+                .iter()
+                .map(|h| option(h, header_value_option::HeaderAppendAction::AppendIfExistsOrAdd)),
+        )
+        .collect()
+}
+
+fn route_name(entry: &RouteEntry<'_>) -> String {
+    let key = &entry.route.key;
+    let rule = match &entry.rule.name {
+        Some(name) => format!("{}/{name}", entry.rule.index),
+        None => entry.rule.index.to_string(),
+    };
+    format!("httproute/{}/{}/rule/{rule}/match/{}", key.namespace, key.name, entry.match_index)
+}
+
+fn envoy_route(entry: &RouteEntry<'_>) -> Route {
+    let rule = entry.rule;
+    let f = &rule.filters;
+    let mut r = Route {
+        name: route_name(entry),
+        r#match: Some(route_match(entry)),
+        request_headers_to_add: header_options(&f.request_headers),
+        request_headers_to_remove: f.request_headers.remove.clone(),
+        response_headers_to_add: header_options(&f.response_headers),
+        response_headers_to_remove: f.response_headers.remove.clone(),
+        ..Route::default()
+    };
+    if let Some(cors) = &f.cors {
+        r.typed_per_filter_config = HashMap::from([("envoy.filters.http.cors".to_string(), any(&cors_policy(cors)))]);
+    }
+    let current_prefix = match &entry.matcher().path {
+        PathMatch::Prefix(p) => Some(p.as_str()),
+        _ => None,
+    };
+    r.action = Some(if let Some(redirect) = &f.redirect {
+        route::Action::Redirect(redirect_action(redirect, current_prefix))
+    } else if f.broken_reference {
+        internal_error()
+    } else {
+        match route_action(rule, current_prefix) {
+            Some(action) => route::Action::Route(action),
+            None => internal_error(),
+        }
+    });
+    r
+}
+
+fn internal_error() -> route::Action {
+    route::Action::DirectResponse(DirectResponseAction {
+        status: 500,
+        ..DirectResponseAction::default()
+    })
+}
+
+/// Rewrites a matched prefix: `/` as replacement strips the prefix (and its
+/// separator); any other replacement swaps the prefix element-wise.
+fn prefix_rewrite(matched: Option<&str>, replacement: &str) -> (String, Option<RegexMatchAndSubstitute>) {
+    let matched = matched.unwrap_or("/");
+    let replacement = replacement.trim_end_matches('/');
+    if matched == "/" {
+        let substitution = format!("{replacement}/");
+        return (String::new(), Some(substitute("^/", &substitution)));
+    }
+    if replacement.is_empty() {
+        let pattern = format!("^{}/*", regex::escape(matched));
+        return (String::new(), Some(substitute(&pattern, "/")));
+    }
+    (replacement.to_string(), None)
+}
+
+fn substitute(pattern: &str, substitution: &str) -> RegexMatchAndSubstitute {
+    RegexMatchAndSubstitute {
+        pattern: Some(regex(pattern)),
+        substitution: substitution.to_string(),
+    }
+}
+
+fn redirect_action(r: &Redirect, matched: Option<&str>) -> RedirectAction {
+    use redirect_action::RedirectResponseCode as Code;
+    let response_code = match r.status_code {
+        301 => Code::MovedPermanently,
+        303 => Code::SeeOther,
+        307 => Code::TemporaryRedirect,
+        308 => Code::PermanentRedirect,
+        _ => Code::Found,
+    };
+    let path_rewrite_specifier = r.path.as_ref().map(|p| match p {
+        PathReplace::Full(v) => redirect_action::PathRewriteSpecifier::PathRedirect(v.clone()),
+        PathReplace::Prefix(v) => match prefix_rewrite(matched, v) {
+            (_, Some(re)) => redirect_action::PathRewriteSpecifier::RegexRewrite(re),
+            (prefix, None) => redirect_action::PathRewriteSpecifier::PrefixRewrite(prefix),
+        },
+    });
+    RedirectAction {
+        host_redirect: r.hostname.clone().unwrap_or_default(),
+        port_redirect: r.port.map(u32::from).unwrap_or_default(),
+        response_code: response_code as i32,
+        scheme_rewrite_specifier: r
+            .scheme
+            .map(|s| redirect_action::SchemeRewriteSpecifier::SchemeRedirect(s.to_string())),
+        path_rewrite_specifier,
+        ..RedirectAction::default()
+    }
+}
+
+fn apply_rewrite(action: &mut RouteAction, rewrite: &Rewrite, matched: Option<&str>) {
+    if let Some(host) = &rewrite.hostname {
+        action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()));
+    }
+    match &rewrite.path {
+        None => {}
+        Some(PathReplace::Full(v)) => action.regex_rewrite = Some(substitute("^/.*$", v)),
+        Some(PathReplace::Prefix(v)) => {
+            let (prefix, re) = prefix_rewrite(matched, v);
+            action.prefix_rewrite = prefix;
+            action.regex_rewrite = re;
+        }
+    }
+}
+
+fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
+    weighted_cluster::ClusterWeight {
+        name: b.cluster.as_ref().map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
+        weight: Some(UInt32Value { value: b.weight }),
+        request_headers_to_add: header_options(&b.request_headers),
+        request_headers_to_remove: b.request_headers.remove.clone(),
+        response_headers_to_add: header_options(&b.response_headers),
+        response_headers_to_remove: b.response_headers.remove.clone(),
+        ..weighted_cluster::ClusterWeight::default()
+    }
+}
+
+/// The forwarding action of a rule, or `None` when no backend may receive
+/// traffic (the rule then answers 500).
+fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> {
+    let live: Vec<&WeightedBackend> = rule.backends.iter().filter(|b| b.weight > 0).collect();
+    if live.is_empty() {
+        return None;
+    }
+    let plain = |b: &WeightedBackend| b.request_headers.is_empty() && b.response_headers.is_empty();
+    let cluster_specifier = match live.as_slice() {
+        [only] if plain(only) => {
+            route_action::ClusterSpecifier::Cluster(only.cluster.as_ref().map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string))
+        }
+        _ => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: live.iter().map(|b| cluster_weight(b)).collect(),
+            ..WeightedCluster::default()
+        }),
+    };
+    let mut action = RouteAction {
+        cluster_specifier: Some(cluster_specifier),
+        cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+        request_mirror_policies: rule
+            .filters
+            .mirrors
+            .iter()
+            .map(|m| route_action::RequestMirrorPolicy {
+                cluster: m.cluster.to_string(),
+                runtime_fraction: m.per_million.map(|n| RuntimeFractionalPercent {
+                    default_value: Some(FractionalPercent {
+                        numerator: n,
+                        denominator: fractional_percent::DenominatorType::Million as i32,
+                    }),
+                    ..RuntimeFractionalPercent::default()
+                }),
+                ..route_action::RequestMirrorPolicy::default()
+            })
+            .collect(),
+        ..RouteAction::default()
+    };
+    if let Some(rewrite) = &rule.filters.rewrite {
+        apply_rewrite(&mut action, rewrite, matched);
+    }
+    let t = &rule.timeouts;
+    action.timeout = t.request.or(t.backend_request).map(duration);
+    if rule.retry.is_some() || (t.request.is_some() && t.backend_request.is_some()) {
+        let mut policy = RetryPolicy {
+            num_retries: Some(UInt32Value { value: 0 }),
+            per_try_timeout: t.backend_request.filter(|_| t.request.is_some()).map(duration),
+            ..RetryPolicy::default()
+        };
+        if let Some(retry) = &rule.retry {
+            policy.num_retries = Some(UInt32Value { value: retry.attempts });
+            policy.retry_on = if retry.codes.is_empty() {
+                "5xx,connect-failure,refused-stream".into()
+            } else {
+                "retriable-status-codes,connect-failure,refused-stream".into()
+            };
+            policy.retriable_status_codes = retry.codes.clone();
+            policy.retry_back_off = retry.backoff.filter(|b| !b.is_zero()).map(|b| retry_policy::RetryBackOff {
+                base_interval: Some(duration(b)),
+                ..retry_policy::RetryBackOff::default()
+            });
+        }
+        action.retry_policy = Some(policy);
+    }
+    Some(action)
+}
+
+fn cors_policy(c: &Cors) -> CorsPolicy {
+    CorsPolicy {
+        allow_origin_string_match: c.allow_origins.iter().map(string_matcher).collect(),
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age: c.max_age.map(|a| a.to_string()).unwrap_or_default(),
+        allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        ..CorsPolicy::default()
+    }
+}

@@ -1,0 +1,42 @@
+//! The Gateway API features portico implements, as reported in
+//! `GatewayClass.status.supportedFeatures`. A feature is listed only when the
+//! translator handles it end to end.
+
+/// Sorted, as the specification asks.
+pub const SUPPORTED: &[&str] = &[
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "GatewayPort8080",
+    "HTTPRoute",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteCORS",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackoff",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn features_are_sorted_and_unique() {
+        let mut sorted = super::SUPPORTED.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, super::SUPPORTED);
+    }
+}

@@ -1,0 +1,386 @@
+//! GatewayClasses and Gateways: which classes are ours, which Gateways we serve,
+//! and the `ListenerSet` of each Gateway with every listener validated (port,
+//! protocol, hostname, allowed routes) and checked for conflicts on a shared port.
+//!
+//! In: `Inputs`. Out: a `GatewayIndex` the route attachment reads, plus the
+//! class and listener conditions that end up in statuses.
+
+use std::collections::BTreeMap;
+
+use gateway_api::experimental::gateways::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom,
+};
+use kube::ResourceExt;
+
+use super::conditions::{Conditions, spec};
+use super::hostnames;
+use super::labels::Selector;
+use super::status::RouteGroupKind;
+use crate::inputs::{Inputs, ObjectKey};
+
+/// The controller name portico answers to.
+pub const CONTROLLER_NAME: &str = "portico.dev/gateway-controller";
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// A GatewayClass with our controller name, and whether we accept it.
+#[derive(Debug)]
+pub struct ClassModel {
+    pub name: String,
+    pub conditions: Conditions,
+}
+
+impl ClassModel {
+    pub fn accepted(&self) -> bool {
+        self.conditions.is_true(spec::ACCEPTED)
+    }
+}
+
+/// A Gateway of an accepted class with its validated listeners.
+#[derive(Debug)]
+pub struct GatewayModel {
+    pub key: ObjectKey,
+    pub generation: Option<i64>,
+    pub listeners: Vec<ListenerModel>,
+    /// Problems with `spec.addresses`, if any.
+    pub address_error: Option<String>,
+}
+
+/// Which namespaces may attach routes to a listener.
+#[derive(Debug, Clone)]
+pub enum NamespacePolicy {
+    Same,
+    All,
+    Selector(Selector),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    Http,
+}
+
+#[derive(Debug)]
+pub struct ListenerModel {
+    pub name: String,
+    pub port: i32,
+    /// The port Envoy binds inside its pod.
+    pub container_port: u32,
+    pub protocol: Option<Protocol>,
+    pub hostname: Option<String>,
+    pub namespaces: NamespacePolicy,
+    pub kinds: Vec<RouteGroupKind>,
+    pub conditions: Conditions,
+    pub attached_routes: i32,
+}
+
+impl ListenerModel {
+    /// Accepted and not conflicted: it goes into the Envoy configuration.
+    pub fn is_ready(&self) -> bool {
+        self.conditions.is_true(spec::ACCEPTED) && !self.conditions.is_true(spec::CONFLICTED)
+    }
+
+    pub fn allows_kind(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k.kind == kind)
+    }
+
+    pub fn allows_namespace(&self, inputs: &Inputs, gateway_ns: &str, route_ns: &str) -> bool {
+        match &self.namespaces {
+            NamespacePolicy::Same => gateway_ns == route_ns,
+            NamespacePolicy::All => true,
+            NamespacePolicy::Selector(selector) => {
+                selector.matches(&inputs.namespace_labels(route_ns))
+            }
+        }
+    }
+}
+
+/// Every class and Gateway portico is responsible for.
+#[derive(Debug, Default)]
+pub struct GatewayIndex {
+    pub classes: BTreeMap<String, ClassModel>,
+    pub gateways: BTreeMap<ObjectKey, GatewayModel>,
+}
+
+/// Container port for a listener port: ports below 1024 move up by 10000 so
+/// Envoy can bind them without privileges.
+pub fn container_port(port: i32) -> u32 {
+    let port = port.clamp(0, 65535) as u32;
+    if port < 1024 { port + 10000 } else { port }
+}
+
+pub fn index(inputs: &Inputs) -> GatewayIndex {
+    let mut idx = GatewayIndex::default();
+    for class in inputs.gateway_classes.values() {
+        if class.spec.controller_name != CONTROLLER_NAME {
+            continue;
+        }
+        let mut conditions = Conditions::new(class.metadata.generation);
+        match &class.spec.parameters_ref {
+            Some(p) => conditions.set(
+                spec::ACCEPTED,
+                false,
+                spec::INVALID_PARAMETERS,
+                format!(
+                    "spec.parametersRef: {}/{} {:?} is not supported yet; remove the reference",
+                    p.group, p.kind, p.name
+                ),
+            ),
+            None => conditions.set(spec::ACCEPTED, true, "Accepted", "portico accepts this class"),
+        }
+        idx.classes.insert(
+            class.name_any(),
+            ClassModel {
+                name: class.name_any(),
+                conditions,
+            },
+        );
+    }
+    for gateway in inputs.gateways.values() {
+        let ours = idx
+            .classes
+            .get(&gateway.spec.gateway_class_name)
+            .is_some_and(ClassModel::accepted);
+        if ours {
+            let model = gateway_model(gateway);
+            idx.gateways.insert(model.key.clone(), model);
+        }
+    }
+    idx
+}
+
+fn gateway_model(gateway: &Gateway) -> GatewayModel {
+    let generation = gateway.metadata.generation;
+    let mut listeners: Vec<ListenerModel> = gateway
+        .spec
+        .listeners
+        .iter()
+        .map(|l| listener_model(l, generation))
+        .collect();
+    mark_duplicate_names(&mut listeners);
+    mark_conflicts(&mut listeners);
+    GatewayModel {
+        key: ObjectKey::of(gateway),
+        generation,
+        listeners,
+        address_error: address_error(gateway),
+    }
+}
+
+fn address_error(gateway: &Gateway) -> Option<String> {
+    for (i, a) in gateway.spec.addresses.iter().flatten().enumerate() {
+        let kind = a.r#type.as_deref().unwrap_or("IPAddress");
+        if kind != "IPAddress" {
+            return Some(format!("spec.addresses[{i}].type {kind:?} is not supported; use IPAddress"));
+        }
+        let value = a.value.as_deref().unwrap_or_default();
+        if value.parse::<std::net::IpAddr>().is_err() {
+            return Some(format!("spec.addresses[{i}].value {value:?} is not an IP address"));
+        }
+    }
+    None
+}
+
+fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerModel {
+    let mut conditions = Conditions::new(generation);
+    let protocol = match l.protocol.as_str() {
+        "HTTP" => Some(Protocol::Http),
+        _ => None,
+    };
+    let mut accepted: Result<(), (&str, String)> = Ok(());
+    if !(1..=65535).contains(&l.port) {
+        accepted = Err((spec::PORT_UNAVAILABLE, format!("port {} is outside 1-65535", l.port)));
+    } else if protocol.is_none() {
+        let why = match l.protocol.as_str() {
+            "HTTPS" | "TLS" | "TCP" | "UDP" => "is not supported by portico yet",
+            _ => "is not a protocol portico knows",
+        };
+        accepted = Err((spec::UNSUPPORTED_PROTOCOL, format!("protocol {:?} {why}", l.protocol)));
+    } else if let Some(Err(e)) = l.hostname.as_deref().map(hostnames::validate) {
+        accepted = Err((spec::UNSUPPORTED_VALUE, format!("hostname: {e}")));
+    }
+    let (namespaces, ns_error) = namespace_policy(l);
+    if let (Ok(()), Some((reason, message))) = (&accepted, ns_error) {
+        accepted = Err((reason, message));
+    }
+    match &accepted {
+        Ok(()) => conditions.set(spec::ACCEPTED, true, "Accepted", "listener is valid"),
+        Err((reason, message)) => conditions.set(spec::ACCEPTED, false, reason, message.clone()),
+    }
+
+    let (kinds, kind_error) = route_kinds(l);
+    match kind_error {
+        None => conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "all references resolved"),
+        Some((reason, message)) => conditions.set(spec::RESOLVED_REFS, false, reason, message),
+    }
+    ListenerModel {
+        name: l.name.clone(),
+        port: l.port,
+        container_port: container_port(l.port),
+        protocol,
+        hostname: l.hostname.clone(),
+        namespaces,
+        kinds,
+        conditions,
+        attached_routes: 0,
+    }
+}
+
+type Problem = Option<(&'static str, String)>;
+
+fn namespace_policy(l: &GatewayListeners) -> (NamespacePolicy, Problem) {
+    let ns = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+    let from = ns.and_then(|n| n.from.clone());
+    match from {
+        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => (NamespacePolicy::Same, None),
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => (NamespacePolicy::All, None),
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+            let raw = ns.and_then(|n| n.selector.as_ref());
+            match raw.map(Selector::from_listener) {
+                Some(Ok(selector)) => (NamespacePolicy::Selector(selector), None),
+                Some(Err(e)) => (
+                    NamespacePolicy::Selector(Selector::nothing()),
+                    Some((spec::UNSUPPORTED_VALUE, format!("allowedRoutes.namespaces.selector: {e}"))),
+                ),
+                None => (
+                    NamespacePolicy::Selector(Selector::nothing()),
+                    Some((
+                        spec::UNSUPPORTED_VALUE,
+                        "allowedRoutes.namespaces.from is Selector but no selector is set".to_string(),
+                    )),
+                ),
+            }
+        }
+    }
+}
+
+/// Route kinds a protocol can carry.
+fn supported_kinds(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "HTTP" => &["HTTPRoute"],
+        _ => &[],
+    }
+}
+
+fn route_kinds(l: &GatewayListeners) -> (Vec<RouteGroupKind>, Problem) {
+    let supported = supported_kinds(&l.protocol);
+    let requested = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref());
+    let Some(requested) = requested.filter(|k| !k.is_empty()) else {
+        let kinds = supported
+            .iter()
+            .map(|k| RouteGroupKind {
+                group: GATEWAY_GROUP.into(),
+                kind: (*k).into(),
+            })
+            .collect();
+        return (kinds, None);
+    };
+    let mut kinds = Vec::new();
+    let mut invalid = Vec::new();
+    for k in requested {
+        let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        if group == GATEWAY_GROUP && supported.contains(&k.kind.as_str()) {
+            let kind = RouteGroupKind {
+                group: group.into(),
+                kind: k.kind.clone(),
+            };
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        } else {
+            invalid.push(format!("{group}/{}", k.kind));
+        }
+    }
+    let problem = (!invalid.is_empty()).then(|| {
+        (
+            spec::INVALID_ROUTE_KINDS,
+            format!(
+                "allowedRoutes.kinds: {} not supported on a {} listener",
+                invalid.join(", "),
+                l.protocol
+            ),
+        )
+    });
+    (kinds, problem)
+}
+
+/// Listener names must be unique; later duplicates are not accepted.
+fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
+    for i in 0..listeners.len() {
+        if listeners[..i].iter().any(|l| l.name == listeners[i].name) {
+            let msg = format!("another listener is already named {:?}", listeners[i].name);
+            listeners[i]
+                .conditions
+                .set(spec::ACCEPTED, false, spec::UNSUPPORTED_VALUE, msg);
+        }
+    }
+}
+
+/// Marks listeners that cannot share their port: different protocols
+/// (ProtocolConflict), the same hostname twice (HostnameConflict), or two
+/// listener ports that land on the same container port (PortUnavailable).
+fn mark_conflicts(listeners: &mut [ListenerModel]) {
+    let accepted: Vec<bool> = listeners
+        .iter()
+        .map(|l| l.conditions.is_true(spec::ACCEPTED))
+        .collect();
+    let mut verdicts: Vec<Option<(&str, String)>> = vec![None; listeners.len()];
+    for i in 0..listeners.len() {
+        if !accepted[i] {
+            continue;
+        }
+        let me = &listeners[i];
+        for (j, other) in listeners.iter().enumerate() {
+            if i == j || !accepted[j] {
+                continue;
+            }
+            if other.port == me.port && other.protocol != me.protocol {
+                verdicts[i] = Some((
+                    spec::PROTOCOL_CONFLICT,
+                    format!("port {} is also used by listener {:?} with another protocol", me.port, other.name),
+                ));
+                break;
+            }
+            if other.port == me.port && other.hostname == me.hostname {
+                verdicts[i] = Some((
+                    spec::HOSTNAME_CONFLICT,
+                    format!(
+                        "listener {:?} uses the same port {} and hostname {:?}",
+                        other.name,
+                        me.port,
+                        me.hostname.as_deref().unwrap_or("")
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    for i in 0..listeners.len() {
+        if !accepted[i] || verdicts[i].is_some() {
+            continue;
+        }
+        let me = &listeners[i];
+        if let Some(other) = listeners
+            .iter()
+            .find(|o| o.port != me.port && o.container_port == me.container_port)
+            .filter(|_| me.port < 1024)
+        {
+            let msg = format!(
+                "port {} maps to container port {}, which listener {:?} uses",
+                me.port, me.container_port, other.name
+            );
+            listeners[i]
+                .conditions
+                .set(spec::ACCEPTED, false, spec::PORT_UNAVAILABLE, msg);
+        }
+    }
+    for (l, verdict) in listeners.iter_mut().zip(verdicts) {
+        match verdict {
+            Some((reason, message)) => {
+                l.conditions.set(spec::CONFLICTED, true, reason, message.clone());
+                l.conditions.set(spec::ACCEPTED, false, reason, message);
+            }
+            None => l
+                .conditions
+                .set(spec::CONFLICTED, false, spec::NO_CONFLICTS, "no conflicts"),
+        }
+    }
+}

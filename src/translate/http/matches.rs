@@ -1,0 +1,179 @@
+//! HTTPRoute matches: path (Exact, PathPrefix, RegularExpression), headers and
+//! query parameters (Exact, RegularExpression) and method, validated into a
+//! `MatchModel`. Regexes must compile as RE2 does; header names must be HTTP
+//! tokens. Errors name the field path inside the route.
+
+use gateway_api::experimental::httproutes::{
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
+    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+};
+
+/// How a path is matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// Element-wise prefix, stored without a trailing slash (`/` stays `/`).
+    Prefix(String),
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StringMatch {
+    Exact(String),
+    Regex(String),
+}
+
+/// One validated `matches[]` entry. Entries within a rule are ORed; everything
+/// inside one entry is ANDed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchModel {
+    pub path: PathMatch,
+    pub headers: Vec<(String, StringMatch)>,
+    pub query_params: Vec<(String, StringMatch)>,
+    pub method: Option<&'static str>,
+}
+
+impl MatchModel {
+    /// The match of a rule without `matches`: every request.
+    pub fn any() -> Self {
+        Self {
+            path: PathMatch::Prefix("/".into()),
+            headers: Vec::new(),
+            query_params: Vec::new(),
+            method: None,
+        }
+    }
+}
+
+/// Whether `name` is a valid HTTP header field name (an RFC 7230 token).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks a regex the way Envoy's RE2 engine will see it.
+pub fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
+    const MAX_LEN: usize = 1024;
+    if pattern.len() > MAX_LEN {
+        return Err(format!("{field}: regular expression longer than {MAX_LEN} characters"));
+    }
+    regex::Regex::new(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("{field}: invalid regular expression {pattern:?}: {}", first_line(&e.to_string())))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().last().unwrap_or(s).trim().to_string()
+}
+
+pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, String> {
+    let path = match &m.path {
+        None => PathMatch::Prefix("/".into()),
+        Some(p) => {
+            let value = p.value.clone().unwrap_or_else(|| "/".into());
+            let kind = p.r#type.clone().unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+            match kind {
+                HttpRouteRulesMatchesPathType::RegularExpression => {
+                    check_regex(&format!("{field}.path.value"), &value)?;
+                    PathMatch::Regex(value)
+                }
+                HttpRouteRulesMatchesPathType::Exact | HttpRouteRulesMatchesPathType::PathPrefix => {
+                    if !value.starts_with('/') {
+                        return Err(format!("{field}.path.value: {value:?} must start with \"/\""));
+                    }
+                    if value.contains("//") || value.contains(['?', '#']) {
+                        return Err(format!(
+                            "{field}.path.value: {value:?} must not contain \"//\", \"?\" or \"#\""
+                        ));
+                    }
+                    if kind == HttpRouteRulesMatchesPathType::Exact {
+                        PathMatch::Exact(value)
+                    } else {
+                        let trimmed = value.trim_end_matches('/');
+                        PathMatch::Prefix(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+                    }
+                }
+            }
+        }
+    };
+
+    let mut headers: Vec<(String, StringMatch)> = Vec::new();
+    for (i, h) in m.headers.iter().flatten().enumerate() {
+        let f = format!("{field}.headers[{i}]");
+        if !is_header_name(&h.name) {
+            return Err(format!("{f}.name: {:?} is not a valid header name", h.name));
+        }
+        let name = h.name.to_ascii_lowercase();
+        // The spec: only the first match of a repeated header name counts.
+        if headers.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let value = match h.r#type.clone().unwrap_or(HttpRouteRulesMatchesHeadersType::Exact) {
+            HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.clone()),
+            HttpRouteRulesMatchesHeadersType::RegularExpression => {
+                check_regex(&format!("{f}.value"), &h.value)?;
+                StringMatch::Regex(h.value.clone())
+            }
+        };
+        headers.push((name, value));
+    }
+
+    let mut query_params: Vec<(String, StringMatch)> = Vec::new();
+    for (i, q) in m.query_params.iter().flatten().enumerate() {
+        let f = format!("{field}.queryParams[{i}]");
+        if q.name.is_empty() || q.name.contains(['&', '=', '#', ' ']) {
+            return Err(format!("{f}.name: {:?} is not a valid query parameter name", q.name));
+        }
+        if query_params.iter().any(|(n, _)| *n == q.name) {
+            continue;
+        }
+        let value = match q.r#type.clone().unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact) {
+            HttpRouteRulesMatchesQueryParamsType::Exact => StringMatch::Exact(q.value.clone()),
+            HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
+                check_regex(&format!("{f}.value"), &q.value)?;
+                StringMatch::Regex(q.value.clone())
+            }
+        };
+        query_params.push((q.name.clone(), value));
+    }
+
+    let method = m.method.as_ref().map(|method| match method {
+        HttpRouteRulesMatchesMethod::Get => "GET",
+        HttpRouteRulesMatchesMethod::Head => "HEAD",
+        HttpRouteRulesMatchesMethod::Post => "POST",
+        HttpRouteRulesMatchesMethod::Put => "PUT",
+        HttpRouteRulesMatchesMethod::Delete => "DELETE",
+        HttpRouteRulesMatchesMethod::Connect => "CONNECT",
+        HttpRouteRulesMatchesMethod::Options => "OPTIONS",
+        HttpRouteRulesMatchesMethod::Trace => "TRACE",
+        HttpRouteRulesMatchesMethod::Patch => "PATCH",
+    });
+
+    Ok(MatchModel {
+        path,
+        headers,
+        query_params,
+        method,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_tokens() {
+        assert!(is_header_name("x-request-id"));
+        assert!(!is_header_name("bad header"));
+        assert!(!is_header_name("a:b"));
+        assert!(!is_header_name(""));
+    }
+
+    #[test]
+    fn bad_regex_names_the_field() {
+        let e = check_regex("spec.rules[0].matches[0].path.value", "(unclosed").unwrap_err();
+        assert!(e.starts_with("spec.rules[0].matches[0].path.value: invalid regular expression"), "{e}");
+    }
+}

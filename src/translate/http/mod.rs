@@ -1,0 +1,241 @@
+//! HTTPRoutes compiled into `HttpRouteModel`s: every rule validated (matches,
+//! filters, backends, timeouts, retry) once per route, independent of the
+//! Gateways it attaches to. A rule with an invalid value is dropped and reported
+//! (`PartiallyInvalid`, or `Accepted=False` when no rule is left); a reference that
+//! does not resolve keeps the rule and is reported through `ResolvedRefs`.
+
+pub mod filters;
+pub mod matches;
+
+use std::time::Duration;
+
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteRules};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use self::filters::{HeaderMods, RuleFilters};
+use self::matches::MatchModel;
+use super::backends::{self, BackendError, BackendRef, ClusterKey, Referrer};
+use super::gateways::GATEWAY_GROUP;
+use super::hostnames;
+use crate::inputs::{Inputs, ObjectKey};
+
+/// What compiling one route needs besides the route.
+pub struct RouteContext<'a> {
+    pub inputs: &'a Inputs,
+    pub referrer: Referrer<'a>,
+    pub unresolved: Vec<BackendError>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRouteModel {
+    pub key: ObjectKey,
+    pub generation: Option<i64>,
+    pub created: Option<Time>,
+    pub hostnames: Vec<String>,
+    pub rules: Vec<RuleModel>,
+    /// Dropped rules, one message each.
+    pub invalid_rules: Vec<String>,
+    /// A problem that invalidates the whole route.
+    pub route_error: Option<String>,
+    /// References that did not resolve.
+    pub unresolved: Vec<BackendError>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleModel {
+    pub index: usize,
+    pub name: Option<String>,
+    pub matches: Vec<MatchModel>,
+    pub filters: RuleFilters,
+    pub backends: Vec<WeightedBackend>,
+    pub timeouts: Timeouts,
+    pub retry: Option<Retry>,
+}
+
+/// A backend with its share of traffic. `cluster: None` is a reference that
+/// did not resolve: its share answers 500.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightedBackend {
+    pub cluster: Option<ClusterKey>,
+    pub weight: u32,
+    pub request_headers: HeaderMods,
+    pub response_headers: HeaderMods,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub request: Option<Duration>,
+    pub backend_request: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Option<Duration>,
+    pub codes: Vec<u32>,
+}
+
+pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
+    let key = ObjectKey::of(route);
+    let namespace = route.namespace().unwrap_or_default();
+    let mut ctx = RouteContext {
+        inputs,
+        referrer: Referrer {
+            group: GATEWAY_GROUP,
+            kind: "HTTPRoute",
+            namespace: &namespace,
+        },
+        unresolved: Vec::new(),
+    };
+    let hostnames_in: Vec<String> = route.spec.hostnames.clone().unwrap_or_default();
+    let mut route_error = None;
+    for (i, h) in hostnames_in.iter().enumerate() {
+        if let Err(e) = hostnames::validate(h) {
+            route_error = Some(format!("spec.hostnames[{i}]: {e}"));
+            break;
+        }
+    }
+    let mut rules = Vec::new();
+    let mut invalid_rules = Vec::new();
+    let default_rule = [HttpRouteRules::default()];
+    let raw_rules: &[HttpRouteRules] = match route.spec.rules.as_deref() {
+        Some(r) if !r.is_empty() => r,
+        _ => &default_rule,
+    };
+    for (index, rule) in raw_rules.iter().enumerate() {
+        match compile_rule(&mut ctx, index, rule) {
+            Ok(r) => rules.push(r),
+            Err(e) => invalid_rules.push(e),
+        }
+    }
+    let unresolved = std::mem::take(&mut ctx.unresolved);
+    HttpRouteModel {
+        key,
+        generation: route.metadata.generation,
+        created: route.metadata.creation_timestamp.clone(),
+        hostnames: hostnames_in,
+        rules,
+        invalid_rules,
+        route_error,
+        unresolved,
+    }
+}
+
+fn duration(field: &str, value: &str) -> Result<Duration, String> {
+    let d: gateway_api::Duration = value
+        .parse()
+        .map_err(|e| format!("{field}: {value:?} is not a Gateway API duration: {e}"))?;
+    Ok(Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
+fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules) -> Result<RuleModel, String> {
+    let field = format!("spec.rules[{index}]");
+    let matches = match rule.matches.as_deref() {
+        None | Some([]) => vec![MatchModel::any()],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| matches::compile(&format!("{field}.matches[{i}]"), m))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let filters = filters::compile(ctx, &field, rule.filters.as_deref().unwrap_or_default())?;
+    let needs_prefix = |p: &Option<filters::PathReplace>| matches!(p, Some(filters::PathReplace::Prefix(_)));
+    let prefix_rewrite = filters.redirect.as_ref().is_some_and(|r| needs_prefix(&r.path))
+        || filters.rewrite.as_ref().is_some_and(|r| needs_prefix(&r.path));
+    if prefix_rewrite && matches.iter().any(|m| !matches!(m.path, matches::PathMatch::Prefix(_))) {
+        return Err(format!(
+            "{field}.filters: ReplacePrefixMatch needs every match of the rule to use a PathPrefix path"
+        ));
+    }
+
+    let mut backends = Vec::new();
+    for (i, b) in rule.backend_refs.iter().flatten().enumerate() {
+        let bfield = format!("{field}.backendRefs[{i}]");
+        let weight = b.weight.unwrap_or(1);
+        let weight = u32::try_from(weight)
+            .ok()
+            .filter(|w| *w <= 1_000_000)
+            .ok_or_else(|| format!("{bfield}.weight: {weight} is not within 0-1000000"))?;
+        let (request_headers, response_headers) =
+            filters::compile_backend(&bfield, b.filters.as_deref().unwrap_or_default())?;
+        let reference = BackendRef {
+            group: b.group.as_deref(),
+            kind: b.kind.as_deref(),
+            name: &b.name,
+            namespace: b.namespace.as_deref(),
+            port: b.port,
+        };
+        let cluster = match backends::resolve(ctx.inputs, ctx.referrer, reference) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                ctx.unresolved.push(e);
+                None
+            }
+        };
+        backends.push(WeightedBackend {
+            cluster,
+            weight,
+            request_headers,
+            response_headers,
+        });
+    }
+
+    let mut timeouts = Timeouts::default();
+    if let Some(t) = &rule.timeouts {
+        if let Some(v) = &t.request {
+            timeouts.request = Some(duration(&format!("{field}.timeouts.request"), v)?);
+        }
+        if let Some(v) = &t.backend_request {
+            timeouts.backend_request = Some(duration(&format!("{field}.timeouts.backendRequest"), v)?);
+        }
+        if let (Some(r), Some(b)) = (timeouts.request, timeouts.backend_request)
+            && !r.is_zero()
+            && (b.is_zero() || b > r)
+        {
+            return Err(format!("{field}.timeouts.backendRequest must not exceed timeouts.request"));
+        }
+    }
+
+    let retry = match &rule.retry {
+        None => None,
+        Some(r) => {
+            let attempts = r.attempts.unwrap_or(1);
+            let attempts = u32::try_from(attempts)
+                .ok()
+                .filter(|a| *a <= 100)
+                .ok_or_else(|| format!("{field}.retry.attempts: {attempts} is not within 0-100"))?;
+            let backoff = match &r.backoff {
+                Some(b) => Some(duration(&format!("{field}.retry.backoff"), b)?),
+                None => None,
+            };
+            let mut codes = Vec::new();
+            for (i, c) in r.codes.iter().flatten().enumerate() {
+                let code = u32::try_from(*c)
+                    .ok()
+                    .filter(|c| (400..=599).contains(c))
+                    .ok_or_else(|| format!("{field}.retry.codes[{i}]: {c} is not an HTTP error status"))?;
+                codes.push(code);
+            }
+            Some(Retry {
+                attempts,
+                backoff,
+                codes,
+            })
+        }
+    };
+
+    if rule.session_persistence.is_some() {
+        return Err(format!("{field}.sessionPersistence: not supported by portico"));
+    }
+
+    Ok(RuleModel {
+        index,
+        name: rule.name.clone(),
+        matches,
+        filters,
+        backends,
+        timeouts,
+        retry,
+    })
+}

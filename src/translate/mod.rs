@@ -1,0 +1,194 @@
+//! Pure translation: `Inputs -> Outputs`. No client, no async, no clock, no I/O;
+//! the same inputs always give the same outputs, in the same order.
+//!
+//! Stages: `gateways` (classes, Gateways, validated listeners) → `http` (each
+//! route compiled once) → `attachment` (routes onto listeners, route statuses) →
+//! `route_table` (per port and hostname, spec precedence) → `envoy` (Listener,
+//! RouteConfiguration, Cluster, ClusterLoadAssignment per Gateway).
+
+pub mod attachment;
+pub mod backends;
+pub mod conditions;
+pub mod endpoints;
+pub mod envoy;
+pub mod features;
+pub mod gateways;
+pub mod hostnames;
+pub mod http;
+pub mod labels;
+pub mod route_table;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use self::backends::ClusterKey;
+use self::conditions::{Conditions, spec};
+use self::envoy::EnvoyResources;
+use self::gateways::{GatewayIndex, GatewayModel};
+use self::route_table::{PortRoutes, Placement};
+use self::status::{GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature};
+use crate::inputs::{Inputs, ObjectKey};
+
+/// Everything translation decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outputs {
+    /// Statuses of our GatewayClasses, by name.
+    pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
+    /// Gateways of accepted classes: status and Envoy resources.
+    pub gateways: BTreeMap<ObjectKey, GatewayOutput>,
+    /// HTTPRoutes with at least one parentRef to one of our Gateways.
+    pub http_routes: BTreeMap<ObjectKey, RouteStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayOutput {
+    pub status: GatewayStatus,
+    pub resources: EnvoyResources,
+}
+
+pub fn translate(inputs: &Inputs) -> Outputs {
+    let mut idx = gateways::index(inputs);
+    let models: Vec<_> = inputs
+        .http_routes
+        .values()
+        .map(|r| (r, http::compile_route(inputs, r)))
+        .collect();
+
+    let mut outputs = Outputs::default();
+    let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
+    for (route, model) in &models {
+        let parent_refs = route.spec.parent_refs.as_deref().unwrap_or_default();
+        let attached = attachment::attach(&mut idx, inputs, parent_refs, model, "HTTPRoute");
+        for (gateway, placement) in attached.placements {
+            placements.entry(gateway).or_default().push(placement);
+        }
+        if !attached.parents.is_empty() {
+            outputs
+                .http_routes
+                .insert(model.key.clone(), RouteStatus { parents: attached.parents });
+        }
+    }
+
+    for (name, class) in &idx.classes {
+        outputs.gateway_classes.insert(name.clone(), class_status(class));
+    }
+    let GatewayIndex { gateways, .. } = idx;
+    for (key, gateway) in gateways {
+        let tables = route_table::build(&gateway, placements.get(&key).map(Vec::as_slice).unwrap_or_default());
+        let resources = envoy_resources(inputs, &tables);
+        outputs.gateways.insert(
+            key,
+            GatewayOutput {
+                status: gateway_status(gateway),
+                resources,
+            },
+        );
+    }
+    outputs
+}
+
+fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {
+    GatewayClassStatus {
+        conditions: class.conditions.clone().into_vec(),
+        supported_features: if class.accepted() {
+            features::SUPPORTED
+                .iter()
+                .map(|f| SupportedFeature { name: (*f).to_string() })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources {
+    let mut out = EnvoyResources::default();
+    let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
+    for table in tables {
+        let name = envoy::listener::name_for_port(table.port);
+        out.listeners
+            .push(envoy::listener::http_listener(table.port, table.container_port));
+        out.routes
+            .push(envoy::route::route_configuration(name, table));
+        for entry in table.hosts.values().flatten() {
+            clusters.extend(entry.rule.backends.iter().filter(|b| b.weight > 0).filter_map(|b| b.cluster.as_ref()));
+            clusters.extend(entry.rule.filters.mirrors.iter().map(|m| &m.cluster));
+        }
+    }
+    for key in clusters {
+        out.clusters.push(envoy::cluster::eds_cluster(key));
+        let endpoints = endpoints::ready_endpoints(inputs, key);
+        out.endpoints
+            .push(envoy::cluster::load_assignment(key, &endpoints));
+    }
+    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
+    let mut conditions = Conditions::new(gateway.generation);
+    let total = gateway.listeners.len();
+    let ready = gateway.listeners.iter().filter(|l| l.is_ready()).count();
+    let invalid: Vec<&str> = gateway
+        .listeners
+        .iter()
+        .filter(|l| !l.is_ready())
+        .map(|l| l.name.as_str())
+        .collect();
+    if let Some(e) = &gateway.address_error {
+        conditions.set(spec::ACCEPTED, false, "UnsupportedAddress", e.clone());
+    } else if ready == 0 {
+        conditions.set(
+            spec::ACCEPTED,
+            false,
+            spec::LISTENERS_NOT_VALID,
+            if total == 0 {
+                "the Gateway has no listeners".to_string()
+            } else {
+                format!("no listener is valid: {}", invalid.join(", "))
+            },
+        );
+    } else if !invalid.is_empty() {
+        conditions.set(
+            spec::ACCEPTED,
+            true,
+            spec::LISTENERS_NOT_VALID,
+            format!("invalid listeners are not served: {}", invalid.join(", ")),
+        );
+    } else {
+        conditions.set(spec::ACCEPTED, true, "Accepted", "the Gateway is valid");
+    }
+    if conditions.is_true(spec::ACCEPTED) {
+        conditions.set(
+            spec::PROGRAMMED,
+            false,
+            spec::PENDING,
+            "configuration translated; waiting for an address, an available Envoy and Envoy's acknowledgement",
+        );
+    } else {
+        conditions.set(spec::PROGRAMMED, false, spec::INVALID, "the Gateway is not accepted");
+    }
+    let listeners = gateway
+        .listeners
+        .into_iter()
+        .map(|l| {
+            let mut c = l.conditions.clone();
+            if l.is_ready() {
+                c.set(spec::PROGRAMMED, false, spec::PENDING, "waiting for Envoy to acknowledge the configuration");
+            } else {
+                c.set(spec::PROGRAMMED, false, spec::INVALID, "the listener is not valid");
+            }
+            ListenerStatus {
+                name: l.name.clone(),
+                supported_kinds: l.kinds.clone(),
+                attached_routes: l.attached_routes,
+                conditions: c.into_vec(),
+            }
+        })
+        .collect();
+    GatewayStatus {
+        conditions: conditions.into_vec(),
+        listeners,
+    }
+}

@@ -1,0 +1,145 @@
+//! The `RouteTable` of one Gateway: for every listener port, the hostnames it
+//! serves and, per hostname, the route entries (one per rule match) in the order
+//! the Gateway API specification gives them. Envoy evaluates routes top-down, so
+//! this order is the precedence users see.
+//!
+//! In: the Gateway's listeners and the attachments of compiled routes. Out: a
+//! table keyed by port, then hostname, ready for the Envoy route builder.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use super::gateways::GatewayModel;
+use super::hostnames;
+use super::http::matches::{MatchModel, PathMatch};
+use super::http::{HttpRouteModel, RuleModel};
+
+/// One rule match of one route, placed on one hostname.
+#[derive(Clone, Debug)]
+pub struct RouteEntry<'a> {
+    pub route: &'a HttpRouteModel,
+    pub rule: &'a RuleModel,
+    pub match_index: usize,
+}
+
+impl RouteEntry<'_> {
+    pub fn matcher(&self) -> &MatchModel {
+        &self.rule.matches[self.match_index]
+    }
+}
+
+/// Routes of one listener port.
+#[derive(Debug)]
+pub struct PortRoutes<'a> {
+    pub port: i32,
+    pub container_port: u32,
+    /// Hostname (`*` for any) to ordered entries.
+    pub hosts: BTreeMap<String, Vec<RouteEntry<'a>>>,
+}
+
+/// Where a route attached: listener index on the Gateway and the hostnames it
+/// serves there.
+#[derive(Clone, Debug)]
+pub struct Placement<'a> {
+    pub route: &'a HttpRouteModel,
+    pub listener: usize,
+    pub hostnames: Vec<String>,
+}
+
+/// Builds the table of one Gateway from its placements.
+pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<PortRoutes<'a>> {
+    let mut ports: BTreeMap<i32, PortRoutes<'a>> = BTreeMap::new();
+    for l in gateway.listeners.iter().filter(|l| l.is_ready()) {
+        let table = ports.entry(l.port).or_insert_with(|| PortRoutes {
+            port: l.port,
+            container_port: l.container_port,
+            hosts: BTreeMap::new(),
+        });
+        // Every listener hostname gets a virtual host, even without routes, so a
+        // more specific listener keeps its requests (and answers 404 itself).
+        table
+            .hosts
+            .entry(l.hostname.clone().unwrap_or_else(|| "*".into()))
+            .or_default();
+    }
+    for p in placements {
+        let listener = &gateway.listeners[p.listener];
+        let Some(table) = ports.get_mut(&listener.port) else {
+            continue;
+        };
+        for host in &p.hostnames {
+            if owner(gateway, listener.port, host) != Some(p.listener) {
+                continue;
+            }
+            let entries = table.hosts.entry(host.clone()).or_default();
+            for rule in &p.route.rules {
+                for match_index in 0..rule.matches.len() {
+                    entries.push(RouteEntry {
+                        route: p.route,
+                        rule,
+                        match_index,
+                    });
+                }
+            }
+        }
+    }
+    for table in ports.values_mut() {
+        for entries in table.hosts.values_mut() {
+            entries.sort_by(precedence);
+            entries.dedup_by(|a, b| {
+                a.route.key == b.route.key && a.rule.index == b.rule.index && a.match_index == b.match_index
+            });
+        }
+    }
+    ports.into_values().collect()
+}
+
+/// The listener on `port` that owns requests for `host`: the one whose hostname
+/// matches it most specifically.
+fn owner(gateway: &GatewayModel, port: i32, host: &str) -> Option<usize> {
+    gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_ready() && l.port == port)
+        .filter(|(_, l)| match l.hostname.as_deref() {
+            None => true,
+            Some(h) => h == host || hostnames::covers(h, host),
+        })
+        .max_by(|(_, a), (_, b)| {
+            let spec = |h: Option<&str>| h.map(hostnames::specificity);
+            spec(a.hostname.as_deref()).cmp(&spec(b.hostname.as_deref()))
+        })
+        .map(|(i, _)| i)
+}
+
+/// Sort key of a path: exact first, then regular expressions, then prefixes,
+/// each longer before shorter.
+fn path_rank(p: &PathMatch) -> (u8, usize) {
+    match p {
+        PathMatch::Exact(v) => (3, v.len()),
+        PathMatch::Regex(v) => (2, v.len()),
+        PathMatch::Prefix(v) => (1, v.len()),
+    }
+}
+
+/// The Gateway API order: path kind and length, method, header count, query
+/// count; ties go to the oldest route, then namespace/name, then rule and match
+/// order.
+fn precedence(a: &RouteEntry<'_>, b: &RouteEntry<'_>) -> Ordering {
+    let (ma, mb) = (a.matcher(), b.matcher());
+    path_rank(&mb.path)
+        .cmp(&path_rank(&ma.path))
+        .then(mb.method.is_some().cmp(&ma.method.is_some()))
+        .then(mb.headers.len().cmp(&ma.headers.len()))
+        .then(mb.query_params.len().cmp(&ma.query_params.len()))
+        .then_with(|| match (&a.route.created, &b.route.created) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .then_with(|| a.route.key.cmp(&b.route.key))
+        .then(a.rule.index.cmp(&b.rule.index))
+        .then(a.match_index.cmp(&b.match_index))
+}
