@@ -127,7 +127,7 @@ fn attach_one(
     if ready.is_empty() {
         return reject(
             conditions,
-            spec::NO_MATCHING_PARENT,
+            spec::NOT_ALLOWED_BY_LISTENERS,
             format!("{target} of Gateway {} is not valid (see the Gateway's listener status)", gateway.key),
         );
     }

@@ -1,0 +1,102 @@
+//! Shared by the golden and Envoy validation tests: the list of golden cases,
+//! translating one, and turning a Gateway's resources into a static Envoy
+//! bootstrap that `envoy --mode validate` can load.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::listener::v3::filter;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
+use prost::Message;
+
+use portico::inputs::files;
+use portico::translate::envoy::{EnvoyResources, any};
+use portico::translate::{Outputs, translate};
+
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata")
+}
+
+/// Every case folder holding an `input.yaml`, sorted.
+pub fn cases() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(testdata())
+        .expect("tests/testdata exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("input.yaml").is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn translate_case(dir: &Path) -> Outputs {
+    let inputs = files::load(&dir.join("input.yaml"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    translate(&inputs)
+}
+
+/// A bootstrap with the Gateway's resources inlined: routes into their
+/// listeners, endpoints into their clusters.
+pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
+    let mut listeners = r.listeners.clone();
+    for l in &mut listeners {
+        for chain in &mut l.filter_chains {
+            for f in &mut chain.filters {
+                let Some(filter::ConfigType::TypedConfig(cfg)) = &mut f.config_type else {
+                    continue;
+                };
+                let mut hcm = HttpConnectionManager::decode(cfg.value.as_slice()).expect("HCM decodes");
+                if let Some(http_connection_manager::RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
+                    let rc = r
+                        .routes
+                        .iter()
+                        .find(|rc| rc.name == rds.route_config_name)
+                        .expect("every RDS name has a route configuration")
+                        .clone();
+                    hcm.route_specifier = Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
+                }
+                *cfg = any(&hcm);
+            }
+        }
+    }
+    let mut clusters = r.clusters.clone();
+    for c in &mut clusters {
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32));
+        c.eds_cluster_config = None;
+        c.load_assignment = r.endpoints.iter().find(|e| e.cluster_name == c.name).cloned();
+    }
+    Bootstrap {
+        node: Some(Node {
+            id: "validate".into(),
+            cluster: gateway.into(),
+            ..Node::default()
+        }),
+        static_resources: Some(bootstrap::StaticResources {
+            listeners,
+            clusters,
+            ..bootstrap::StaticResources::default()
+        }),
+        ..Bootstrap::default()
+    }
+}
+
+/// The Envoy binary: `$PORTICO_ENVOY`, or the one `make envoy` installs.
+pub fn envoy_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PORTICO_ENVOY") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/envoy");
+    assert!(
+        venv.is_file(),
+        "no Envoy at {}: run `make envoy` (or set PORTICO_ENVOY)",
+        venv.display()
+    );
+    venv
+}
