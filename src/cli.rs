@@ -47,7 +47,11 @@ pub fn run() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Render { file, gateway, output } => render_command(&file, gateway.as_deref(), output),
+        Command::Render {
+            file,
+            gateway,
+            output,
+        } => render_command(&file, gateway.as_deref(), output),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -62,7 +66,11 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn render_command(file: &std::path::Path, gateway: Option<&str>, output: Format) -> Result<(), String> {
+fn render_command(
+    file: &std::path::Path,
+    gateway: Option<&str>,
+    output: Format,
+) -> Result<(), String> {
     let only = match gateway {
         None => None,
         Some(g) => {
@@ -78,7 +86,9 @@ fn render_command(file: &std::path::Path, gateway: Option<&str>, output: Format)
     if let Some(key) = &only
         && !outputs.gateways.contains_key(key)
     {
-        return Err(format!("Gateway {key} is not in the input or not of a portico GatewayClass"));
+        return Err(format!(
+            "Gateway {key} is not in the input or not of a portico GatewayClass"
+        ));
     }
     let doc = render::document(&outputs, only.as_ref())?;
     let text = match output {

@@ -15,9 +15,11 @@ fn real_envoy_accepts_every_golden_output() {
         let outputs = common::translate_case(&case);
         for (key, gw) in &outputs.gateways {
             let bootstrap = common::static_bootstrap(&key.to_string(), &gw.resources);
-            let json = portico::render::envoy_json::to_json(&bootstrap).expect("bootstrap serializes");
+            let json =
+                portico::render::envoy_json::to_json(&bootstrap).expect("bootstrap serializes");
             let file = dir.join(format!("{name}-{}-{}.json", key.namespace, key.name));
-            std::fs::write(&file, serde_json::to_vec_pretty(&json).expect("json")).expect("write bootstrap");
+            std::fs::write(&file, serde_json::to_vec_pretty(&json).expect("json"))
+                .expect("write bootstrap");
             let out = Command::new(&envoy)
                 .args(["--mode", "validate", "--log-level", "error", "-c"])
                 .arg(&file)
@@ -34,7 +36,11 @@ fn real_envoy_accepts_every_golden_output() {
         }
     }
     assert!(checked >= 40, "only {checked} Gateways validated");
-    assert!(failures.is_empty(), "Envoy rejected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Envoy rejected:\n{}",
+        failures.join("\n")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

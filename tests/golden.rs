@@ -7,10 +7,15 @@ mod common;
 #[test]
 fn golden_cases() {
     let cases = common::cases();
-    assert!(cases.len() >= 40, "expected at least 40 golden cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 40,
+        "expected at least 40 golden cases, found {}",
+        cases.len()
+    );
     for (name, dir) in cases {
         let outputs = common::translate_case(&dir);
-        let doc = portico::render::document(&outputs, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let doc =
+            portico::render::document(&outputs, None).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path(&dir);
         settings.set_prepend_module_to_snapshot(false);

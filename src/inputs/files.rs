@@ -182,15 +182,17 @@ mod tests {
              apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n\
              spec:\n  gatewayClassName: portico\n  listeners:\n  - name: http\n    port: eighty\n    protocol: HTTP\n",
         )
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
         let text = err.to_string();
-        assert!(text.starts_with("in.yaml: document 2: Gateway g: field `spec.listeners[0].port`"), "{text}");
+        assert!(
+            text.starts_with("in.yaml: document 2: Gateway g: field `spec.listeners[0].port`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn malformed_yaml_is_an_error() {
-        let err = parse("kind: [unclosed\n").err().expect("must fail");
+        let err = parse("kind: [unclosed\n").expect_err("must fail");
         assert!(err.to_string().starts_with("in.yaml: document 1:"), "{err}");
     }
 

@@ -13,7 +13,11 @@ use crate::translate::envoy::EnvoyResources;
 /// Envoy resources of one Gateway as JSON lists.
 pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
     fn list<M: prost::Message + prost::Name>(items: &[M]) -> Result<Value, String> {
-        items.iter().map(envoy_json::to_json).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        items
+            .iter()
+            .map(envoy_json::to_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
     }
     Ok(json!({
         "listeners": list(&r.listeners)?,

@@ -37,7 +37,10 @@ pub fn attach<'a>(
         if group != GATEWAY_GROUP || parent_kind != "Gateway" {
             continue;
         }
-        let namespace = p.namespace.clone().unwrap_or_else(|| route.key.namespace.clone());
+        let namespace = p
+            .namespace
+            .clone()
+            .unwrap_or_else(|| route.key.namespace.clone());
         let gateway_key = ObjectKey::new(namespace, p.name.clone());
         let Some(gateway) = idx.gateways.get_mut(&gateway_key) else {
             continue;
@@ -97,7 +100,11 @@ fn attach_one(
     }
     if route.rules.is_empty() {
         let why = route.invalid_rules.join("; ");
-        return reject(conditions, spec::UNSUPPORTED_VALUE, format!("no valid rule: {why}"));
+        return reject(
+            conditions,
+            spec::UNSUPPORTED_VALUE,
+            format!("no valid rule: {why}"),
+        );
     }
     let candidates: Vec<usize> = gateway
         .listeners
@@ -128,14 +135,18 @@ fn attach_one(
         return reject(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
-            format!("{target} of Gateway {} is not valid (see the Gateway's listener status)", gateway.key),
+            format!(
+                "{target} of Gateway {} is not valid (see the Gateway's listener status)",
+                gateway.key
+            ),
         );
     }
     let allowed: Vec<usize> = ready
         .into_iter()
         .filter(|i| {
             let l = &gateway.listeners[*i];
-            l.allows_kind(kind) && l.allows_namespace(inputs, &gateway.key.namespace, &route.key.namespace)
+            l.allows_kind(kind)
+                && l.allows_namespace(inputs, &gateway.key.namespace, &route.key.namespace)
         })
         .collect();
     if allowed.is_empty() {
@@ -150,7 +161,12 @@ fn attach_one(
     }
     let attached: Vec<(usize, Vec<String>)> = allowed
         .into_iter()
-        .map(|i| (i, hostnames::intersect(gateway.listeners[i].hostname.as_deref(), &route.hostnames)))
+        .map(|i| {
+            (
+                i,
+                hostnames::intersect(gateway.listeners[i].hostname.as_deref(), &route.hostnames),
+            )
+        })
         .filter(|(_, h)| !h.is_empty())
         .collect();
     if attached.is_empty() {
@@ -163,7 +179,12 @@ fn attach_one(
             ),
         );
     }
-    conditions.set(spec::ACCEPTED, true, "Accepted", format!("attached to Gateway {}", gateway.key));
+    conditions.set(
+        spec::ACCEPTED,
+        true,
+        "Accepted",
+        format!("attached to Gateway {}", gateway.key),
+    );
     if !route.invalid_rules.is_empty() {
         conditions.set(
             spec::PARTIALLY_INVALID,
@@ -177,10 +198,24 @@ fn attach_one(
 
 fn resolved_refs(conditions: &mut Conditions, route: &HttpRouteModel) {
     match route.unresolved.first() {
-        None => conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "all references resolved"),
+        None => conditions.set(
+            spec::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
         Some(first) => {
-            let messages: Vec<&str> = route.unresolved.iter().map(|e| e.message.as_str()).collect();
-            conditions.set(spec::RESOLVED_REFS, false, first.reason, messages.join("; "));
+            let messages: Vec<&str> = route
+                .unresolved
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect();
+            conditions.set(
+                spec::RESOLVED_REFS,
+                false,
+                first.reason,
+                messages.join("; "),
+            );
         }
     }
 }

@@ -21,7 +21,11 @@ pub struct ClusterKey {
 
 impl fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}:{}", self.service.namespace, self.service.name, self.port)
+        write!(
+            f,
+            "{}/{}:{}",
+            self.service.namespace, self.service.name, self.port
+        )
     }
 }
 
@@ -50,7 +54,11 @@ pub struct Referrer<'a> {
     pub namespace: &'a str,
 }
 
-pub fn resolve(inputs: &Inputs, from: Referrer<'_>, r: BackendRef<'_>) -> Result<ClusterKey, BackendError> {
+pub fn resolve(
+    inputs: &Inputs,
+    from: Referrer<'_>,
+    r: BackendRef<'_>,
+) -> Result<ClusterKey, BackendError> {
     let group = r.group.unwrap_or("");
     let kind = r.kind.unwrap_or("Service");
     let namespace = r.namespace.unwrap_or(from.namespace);
@@ -58,10 +66,13 @@ pub fn resolve(inputs: &Inputs, from: Referrer<'_>, r: BackendRef<'_>) -> Result
     if !(group.is_empty() || group == "core") || kind != "Service" {
         return Err(BackendError {
             reason: spec::INVALID_KIND,
-            message: format!("backend {shown}: kind {group}/{kind} is not supported; only core Services are"),
+            message: format!(
+                "backend {shown}: kind {group}/{kind} is not supported; only core Services are"
+            ),
         });
     }
-    if namespace != from.namespace && !grant_allows(inputs, from, namespace, "", "Service", r.name) {
+    if namespace != from.namespace && !grant_allows(inputs, from, namespace, "", "Service", r.name)
+    {
         return Err(BackendError {
             reason: spec::REF_NOT_PERMITTED,
             message: format!(

@@ -124,7 +124,12 @@ pub fn index(inputs: &Inputs) -> GatewayIndex {
                     p.group, p.kind, p.name
                 ),
             ),
-            None => conditions.set(spec::ACCEPTED, true, "Accepted", "portico accepts this class"),
+            None => conditions.set(
+                spec::ACCEPTED,
+                true,
+                "Accepted",
+                "portico accepts this class",
+            ),
         }
         idx.classes.insert(
             class.name_any(),
@@ -169,11 +174,15 @@ fn address_error(gateway: &Gateway) -> Option<String> {
     for (i, a) in gateway.spec.addresses.iter().flatten().enumerate() {
         let kind = a.r#type.as_deref().unwrap_or("IPAddress");
         if kind != "IPAddress" {
-            return Some(format!("spec.addresses[{i}].type {kind:?} is not supported; use IPAddress"));
+            return Some(format!(
+                "spec.addresses[{i}].type {kind:?} is not supported; use IPAddress"
+            ));
         }
         let value = a.value.as_deref().unwrap_or_default();
         if value.parse::<std::net::IpAddr>().is_err() {
-            return Some(format!("spec.addresses[{i}].value {value:?} is not an IP address"));
+            return Some(format!(
+                "spec.addresses[{i}].value {value:?} is not an IP address"
+            ));
         }
     }
     None
@@ -187,13 +196,19 @@ fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerMode
     };
     let mut accepted: Result<(), (&str, String)> = Ok(());
     if !(1..=65535).contains(&l.port) {
-        accepted = Err((spec::PORT_UNAVAILABLE, format!("port {} is outside 1-65535", l.port)));
+        accepted = Err((
+            spec::PORT_UNAVAILABLE,
+            format!("port {} is outside 1-65535", l.port),
+        ));
     } else if protocol.is_none() {
         let why = match l.protocol.as_str() {
             "HTTPS" | "TLS" | "TCP" | "UDP" => "is not supported by portico yet",
             _ => "is not a protocol portico knows",
         };
-        accepted = Err((spec::UNSUPPORTED_PROTOCOL, format!("protocol {:?} {why}", l.protocol)));
+        accepted = Err((
+            spec::UNSUPPORTED_PROTOCOL,
+            format!("protocol {:?} {why}", l.protocol),
+        ));
     } else if let Some(Err(e)) = l.hostname.as_deref().map(hostnames::validate) {
         accepted = Err((spec::UNSUPPORTED_VALUE, format!("hostname: {e}")));
     }
@@ -208,7 +223,12 @@ fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerMode
 
     let (kinds, kind_error) = route_kinds(l);
     match kind_error {
-        None => conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "all references resolved"),
+        None => conditions.set(
+            spec::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
         Some((reason, message)) => conditions.set(spec::RESOLVED_REFS, false, reason, message),
     }
     ListenerModel {
@@ -227,10 +247,15 @@ fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerMode
 type Problem = Option<(&'static str, String)>;
 
 fn namespace_policy(l: &GatewayListeners) -> (NamespacePolicy, Problem) {
-    let ns = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+    let ns = l
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
     let from = ns.and_then(|n| n.from.clone());
     match from {
-        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => (NamespacePolicy::Same, None),
+        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => {
+            (NamespacePolicy::Same, None)
+        }
         Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => (NamespacePolicy::All, None),
         Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
             let raw = ns.and_then(|n| n.selector.as_ref());
@@ -238,13 +263,17 @@ fn namespace_policy(l: &GatewayListeners) -> (NamespacePolicy, Problem) {
                 Some(Ok(selector)) => (NamespacePolicy::Selector(selector), None),
                 Some(Err(e)) => (
                     NamespacePolicy::Selector(Selector::nothing()),
-                    Some((spec::UNSUPPORTED_VALUE, format!("allowedRoutes.namespaces.selector: {e}"))),
+                    Some((
+                        spec::UNSUPPORTED_VALUE,
+                        format!("allowedRoutes.namespaces.selector: {e}"),
+                    )),
                 ),
                 None => (
                     NamespacePolicy::Selector(Selector::nothing()),
                     Some((
                         spec::UNSUPPORTED_VALUE,
-                        "allowedRoutes.namespaces.from is Selector but no selector is set".to_string(),
+                        "allowedRoutes.namespaces.from is Selector but no selector is set"
+                            .to_string(),
                     )),
                 ),
             }
@@ -335,7 +364,10 @@ fn mark_conflicts(listeners: &mut [ListenerModel]) {
             if other.port == me.port && other.protocol != me.protocol {
                 verdicts[i] = Some((
                     spec::PROTOCOL_CONFLICT,
-                    format!("port {} is also used by listener {:?} with another protocol", me.port, other.name),
+                    format!(
+                        "port {} is also used by listener {:?} with another protocol",
+                        me.port, other.name
+                    ),
                 ));
                 break;
             }
@@ -375,7 +407,8 @@ fn mark_conflicts(listeners: &mut [ListenerModel]) {
     for (l, verdict) in listeners.iter_mut().zip(verdicts) {
         match verdict {
             Some((reason, message)) => {
-                l.conditions.set(spec::CONFLICTED, true, reason, message.clone());
+                l.conditions
+                    .set(spec::CONFLICTED, true, reason, message.clone());
                 l.conditions.set(spec::ACCEPTED, false, reason, message);
             }
             None => l

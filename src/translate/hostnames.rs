@@ -8,10 +8,14 @@ pub fn validate(hostname: &str) -> Result<(), String> {
         return Err("hostname is empty".into());
     }
     if hostname.len() > 253 {
-        return Err(format!("hostname {hostname:?} is longer than 253 characters"));
+        return Err(format!(
+            "hostname {hostname:?} is longer than 253 characters"
+        ));
     }
     if hostname.parse::<std::net::IpAddr>().is_ok() {
-        return Err(format!("hostname {hostname:?} is an IP address; a DNS name is required"));
+        return Err(format!(
+            "hostname {hostname:?} is an IP address; a DNS name is required"
+        ));
     }
     let name = hostname.strip_prefix("*.").unwrap_or(hostname);
     for label in name.split('.') {

@@ -25,8 +25,10 @@ use self::backends::ClusterKey;
 use self::conditions::{Conditions, spec};
 use self::envoy::EnvoyResources;
 use self::gateways::{GatewayIndex, GatewayModel};
-use self::route_table::{PortRoutes, Placement};
-use self::status::{GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature};
+use self::route_table::{Placement, PortRoutes};
+use self::status::{
+    GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature,
+};
 use crate::inputs::{Inputs, ObjectKey};
 
 /// Everything translation decided.
@@ -63,18 +65,26 @@ pub fn translate(inputs: &Inputs) -> Outputs {
             placements.entry(gateway).or_default().push(placement);
         }
         if !attached.parents.is_empty() {
-            outputs
-                .http_routes
-                .insert(model.key.clone(), RouteStatus { parents: attached.parents });
+            outputs.http_routes.insert(
+                model.key.clone(),
+                RouteStatus {
+                    parents: attached.parents,
+                },
+            );
         }
     }
 
     for (name, class) in &idx.classes {
-        outputs.gateway_classes.insert(name.clone(), class_status(class));
+        outputs
+            .gateway_classes
+            .insert(name.clone(), class_status(class));
     }
     let GatewayIndex { gateways, .. } = idx;
     for (key, gateway) in gateways {
-        let tables = route_table::build(&gateway, placements.get(&key).map(Vec::as_slice).unwrap_or_default());
+        let tables = route_table::build(
+            &gateway,
+            placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
+        );
         let resources = envoy_resources(inputs, &tables);
         outputs.gateways.insert(
             key,
@@ -93,7 +103,9 @@ fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {
         supported_features: if class.accepted() {
             features::SUPPORTED
                 .iter()
-                .map(|f| SupportedFeature { name: (*f).to_string() })
+                .map(|f| SupportedFeature {
+                    name: (*f).to_string(),
+                })
                 .collect()
         } else {
             Vec::new()
@@ -106,12 +118,21 @@ fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources
     let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
     for table in tables {
         let name = envoy::listener::name_for_port(table.port);
-        out.listeners
-            .push(envoy::listener::http_listener(table.port, table.container_port));
+        out.listeners.push(envoy::listener::http_listener(
+            table.port,
+            table.container_port,
+        ));
         out.routes
             .push(envoy::route::route_configuration(name, table));
         for entry in table.hosts.values().flatten() {
-            clusters.extend(entry.rule.backends.iter().filter(|b| b.weight > 0).filter_map(|b| b.cluster.as_ref()));
+            clusters.extend(
+                entry
+                    .rule
+                    .backends
+                    .iter()
+                    .filter(|b| b.weight > 0)
+                    .filter_map(|b| b.cluster.as_ref()),
+            );
             clusters.extend(entry.rule.filters.mirrors.iter().map(|m| &m.cluster));
         }
     }
@@ -167,7 +188,12 @@ fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
             "configuration translated; waiting for an address, an available Envoy and Envoy's acknowledgement",
         );
     } else {
-        conditions.set(spec::PROGRAMMED, false, spec::INVALID, "the Gateway is not accepted");
+        conditions.set(
+            spec::PROGRAMMED,
+            false,
+            spec::INVALID,
+            "the Gateway is not accepted",
+        );
     }
     let listeners = gateway
         .listeners
@@ -175,9 +201,19 @@ fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
         .map(|l| {
             let mut c = l.conditions.clone();
             if l.is_ready() {
-                c.set(spec::PROGRAMMED, false, spec::PENDING, "waiting for Envoy to acknowledge the configuration");
+                c.set(
+                    spec::PROGRAMMED,
+                    false,
+                    spec::PENDING,
+                    "waiting for Envoy to acknowledge the configuration",
+                );
             } else {
-                c.set(spec::PROGRAMMED, false, spec::INVALID, "the listener is not valid");
+                c.set(
+                    spec::PROGRAMMED,
+                    false,
+                    spec::INVALID,
+                    "the listener is not valid",
+                );
             }
             ListenerStatus {
                 name: l.name.clone(),

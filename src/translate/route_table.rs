@@ -87,7 +87,9 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
         for entries in table.hosts.values_mut() {
             entries.sort_by(precedence);
             entries.dedup_by(|a, b| {
-                a.route.key == b.route.key && a.rule.index == b.rule.index && a.match_index == b.match_index
+                a.route.key == b.route.key
+                    && a.rule.index == b.rule.index
+                    && a.match_index == b.match_index
             });
         }
     }

@@ -37,8 +37,8 @@ pub fn cases() -> Vec<(String, PathBuf)> {
 }
 
 pub fn translate_case(dir: &Path) -> Outputs {
-    let inputs = files::load(&dir.join("input.yaml"))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let inputs =
+        files::load(&dir.join("input.yaml")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     translate(&inputs)
 }
 
@@ -52,15 +52,19 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
                 let Some(filter::ConfigType::TypedConfig(cfg)) = &mut f.config_type else {
                     continue;
                 };
-                let mut hcm = HttpConnectionManager::decode(cfg.value.as_slice()).expect("HCM decodes");
-                if let Some(http_connection_manager::RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
+                let mut hcm =
+                    HttpConnectionManager::decode(cfg.value.as_slice()).expect("HCM decodes");
+                if let Some(http_connection_manager::RouteSpecifier::Rds(rds)) =
+                    &hcm.route_specifier
+                {
                     let rc = r
                         .routes
                         .iter()
                         .find(|rc| rc.name == rds.route_config_name)
                         .expect("every RDS name has a route configuration")
                         .clone();
-                    hcm.route_specifier = Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
+                    hcm.route_specifier =
+                        Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
                 }
                 *cfg = any(&hcm);
             }
@@ -68,9 +72,15 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
     }
     let mut clusters = r.clusters.clone();
     for c in &mut clusters {
-        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32));
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        ));
         c.eds_cluster_config = None;
-        c.load_assignment = r.endpoints.iter().find(|e| e.cluster_name == c.name).cloned();
+        c.load_assignment = r
+            .endpoints
+            .iter()
+            .find(|e| e.cluster_name == c.name)
+            .cloned();
     }
     Bootstrap {
         node: Some(Node {

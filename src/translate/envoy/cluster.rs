@@ -37,7 +37,9 @@ pub fn load_assignment(key: &ClusterKey, endpoints: &[ReadyEndpoint]) -> Cluster
                 address: Some(Address {
                     address: Some(address::Address::SocketAddress(SocketAddress {
                         address: e.address.to_string(),
-                        port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(e.port))),
+                        port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                            e.port,
+                        ))),
                         ..SocketAddress::default()
                     })),
                 }),

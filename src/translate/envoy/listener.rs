@@ -53,10 +53,14 @@ pub fn http_listener(port: i32, container_port: u32) -> Listener {
         internal_address_config: Some(http_connection_manager::InternalAddressConfig::default()),
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
-        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(true)),
+        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
+            true,
+        )),
         access_log: vec![AccessLog {
             name: "envoy.access_loggers.stdout".into(),
-            config_type: Some(access_log::ConfigType::TypedConfig(any(&StdoutAccessLog::default()))),
+            config_type: Some(access_log::ConfigType::TypedConfig(any(
+                &StdoutAccessLog::default(),
+            ))),
             ..AccessLog::default()
         }],
         ..HttpConnectionManager::default()

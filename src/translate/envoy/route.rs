@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption, header_value_option};
-use envoy_types::pb::envoy::config::core::v3::{RuntimeFractionalPercent};
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, header_value_option,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
     RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, header_matcher,
@@ -12,7 +14,9 @@ use envoy_types::pb::envoy::config::route::v3::{
     weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
-use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
+};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
@@ -76,16 +80,18 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
         .iter()
         .map(|(name, value)| HeaderMatcher {
             name: name.clone(),
-            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(value))),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                string_matcher(value),
+            )),
             ..HeaderMatcher::default()
         })
         .collect();
     if let Some(method) = m.method {
         headers.push(HeaderMatcher {
             name: ":method".into(),
-            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(
-                &StringMatch::Exact(method.into()),
-            ))),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                string_matcher(&StringMatch::Exact(method.into())),
+            )),
             ..HeaderMatcher::default()
         });
     }
@@ -98,7 +104,9 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
             .map(|(name, value)| QueryParameterMatcher {
                 name: name.clone(),
                 query_parameter_match_specifier: Some(
-                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(string_matcher(value)),
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                        string_matcher(value),
+                    ),
                 ),
             })
             .collect(),
@@ -107,23 +115,31 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
 }
 
 fn header_options(mods: &HeaderMods) -> Vec<HeaderValueOption> {
-    let option = |(k, v): &(String, String), action: header_value_option::HeaderAppendAction| HeaderValueOption {
-        header: Some(HeaderValue {
-            key: k.clone(),
-            value: v.clone(),
-            ..HeaderValue::default()
-        }),
-        append_action: action as i32,
-        ..HeaderValueOption::default()
+    let option = |(k, v): &(String, String), action: header_value_option::HeaderAppendAction| {
+        HeaderValueOption {
+            header: Some(HeaderValue {
+                key: k.clone(),
+                value: v.clone(),
+                ..HeaderValue::default()
+            }),
+            append_action: action as i32,
+            ..HeaderValueOption::default()
+        }
     };
     mods.set
         .iter()
-        .map(|h| option(h, header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd))
-        .chain(
-            mods.add
-                .iter()
-                .map(|h| option(h, header_value_option::HeaderAppendAction::AppendIfExistsOrAdd)),
-        )
+        .map(|h| {
+            option(
+                h,
+                header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd,
+            )
+        })
+        .chain(mods.add.iter().map(|h| {
+            option(
+                h,
+                header_value_option::HeaderAppendAction::AppendIfExistsOrAdd,
+            )
+        }))
         .collect()
 }
 
@@ -133,7 +149,10 @@ fn route_name(entry: &RouteEntry<'_>) -> String {
         Some(name) => format!("{}/{name}", entry.rule.index),
         None => entry.rule.index.to_string(),
     };
-    format!("httproute/{}/{}/rule/{rule}/match/{}", key.namespace, key.name, entry.match_index)
+    format!(
+        "httproute/{}/{}/rule/{rule}/match/{}",
+        key.namespace, key.name, entry.match_index
+    )
 }
 
 fn envoy_route(entry: &RouteEntry<'_>) -> Route {
@@ -149,7 +168,10 @@ fn envoy_route(entry: &RouteEntry<'_>) -> Route {
         ..Route::default()
     };
     if let Some(cors) = &f.cors {
-        r.typed_per_filter_config = HashMap::from([("envoy.filters.http.cors".to_string(), any(&cors_policy(cors)))]);
+        r.typed_per_filter_config = HashMap::from([(
+            "envoy.filters.http.cors".to_string(),
+            any(&cors_policy(cors)),
+        )]);
     }
     let current_prefix = match &entry.matcher().path {
         PathMatch::Prefix(p) => Some(p.as_str()),
@@ -177,7 +199,10 @@ fn internal_error() -> route::Action {
 
 /// Rewrites a matched prefix: `/` as replacement strips the prefix (and its
 /// separator); any other replacement swaps the prefix element-wise.
-fn prefix_rewrite(matched: Option<&str>, replacement: &str) -> (String, Option<RegexMatchAndSubstitute>) {
+fn prefix_rewrite(
+    matched: Option<&str>,
+    replacement: &str,
+) -> (String, Option<RegexMatchAndSubstitute>) {
     let matched = matched.unwrap_or("/");
     let replacement = replacement.trim_end_matches('/');
     if matched == "/" {
@@ -228,7 +253,9 @@ fn redirect_action(r: &Redirect, matched: Option<&str>) -> RedirectAction {
 
 fn apply_rewrite(action: &mut RouteAction, rewrite: &Rewrite, matched: Option<&str>) {
     if let Some(host) = &rewrite.hostname {
-        action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()));
+        action.host_rewrite_specifier = Some(
+            route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()),
+        );
     }
     match &rewrite.path {
         None => {}
@@ -243,7 +270,10 @@ fn apply_rewrite(action: &mut RouteAction, rewrite: &Rewrite, matched: Option<&s
 
 fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
     weighted_cluster::ClusterWeight {
-        name: b.cluster.as_ref().map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
+        name: b
+            .cluster
+            .as_ref()
+            .map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
         weight: Some(UInt32Value { value: b.weight }),
         request_headers_to_add: header_options(&b.request_headers),
         request_headers_to_remove: b.request_headers.remove.clone(),
@@ -262,9 +292,11 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
     }
     let plain = |b: &WeightedBackend| b.request_headers.is_empty() && b.response_headers.is_empty();
     let cluster_specifier = match live.as_slice() {
-        [only] if plain(only) => {
-            route_action::ClusterSpecifier::Cluster(only.cluster.as_ref().map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string))
-        }
+        [only] if plain(only) => route_action::ClusterSpecifier::Cluster(
+            only.cluster
+                .as_ref()
+                .map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
+        ),
         _ => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters: live.iter().map(|b| cluster_weight(b)).collect(),
             ..WeightedCluster::default()
@@ -272,7 +304,8 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
     };
     let mut action = RouteAction {
         cluster_specifier: Some(cluster_specifier),
-        cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+        cluster_not_found_response_code:
+            route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
         request_mirror_policies: rule
             .filters
             .mirrors
@@ -299,21 +332,30 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
     if rule.retry.is_some() || (t.request.is_some() && t.backend_request.is_some()) {
         let mut policy = RetryPolicy {
             num_retries: Some(UInt32Value { value: 0 }),
-            per_try_timeout: t.backend_request.filter(|_| t.request.is_some()).map(duration),
+            per_try_timeout: t
+                .backend_request
+                .filter(|_| t.request.is_some())
+                .map(duration),
             ..RetryPolicy::default()
         };
         if let Some(retry) = &rule.retry {
-            policy.num_retries = Some(UInt32Value { value: retry.attempts });
+            policy.num_retries = Some(UInt32Value {
+                value: retry.attempts,
+            });
             policy.retry_on = if retry.codes.is_empty() {
                 "5xx,connect-failure,refused-stream".into()
             } else {
                 "retriable-status-codes,connect-failure,refused-stream".into()
             };
             policy.retriable_status_codes = retry.codes.clone();
-            policy.retry_back_off = retry.backoff.filter(|b| !b.is_zero()).map(|b| retry_policy::RetryBackOff {
-                base_interval: Some(duration(b)),
-                ..retry_policy::RetryBackOff::default()
-            });
+            policy.retry_back_off =
+                retry
+                    .backoff
+                    .filter(|b| !b.is_zero())
+                    .map(|b| retry_policy::RetryBackOff {
+                        base_interval: Some(duration(b)),
+                        ..retry_policy::RetryBackOff::default()
+                    });
         }
         action.retry_policy = Some(policy);
     }

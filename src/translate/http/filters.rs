@@ -9,8 +9,8 @@ use gateway_api::experimental::httproutes::{
     HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
 
-use super::matches::{StringMatch, check_regex, is_header_name};
 use super::RouteContext;
+use super::matches::{StringMatch, check_regex, is_header_name};
 use crate::translate::backends::{self, BackendRef, ClusterKey};
 use crate::translate::conditions::spec;
 
@@ -79,14 +79,19 @@ pub struct RuleFilters {
     pub broken_reference: bool,
 }
 
-fn header_mods(field: &str, m: &HttpRouteRulesFiltersRequestHeaderModifier) -> Result<HeaderMods, String> {
+fn header_mods(
+    field: &str,
+    m: &HttpRouteRulesFiltersRequestHeaderModifier,
+) -> Result<HeaderMods, String> {
     let check_name = |f: String, name: &str| -> Result<String, String> {
         if !is_header_name(name) {
             return Err(format!("{f}: {name:?} is not a valid header name"));
         }
         let lower = name.to_ascii_lowercase();
         if lower == "host" {
-            return Err(format!("{f}: the Host header cannot be modified here; use URLRewrite hostname"));
+            return Err(format!(
+                "{f}: the Host header cannot be modified here; use URLRewrite hostname"
+            ));
         }
         Ok(lower)
     };
@@ -108,7 +113,8 @@ fn header_mods(field: &str, m: &HttpRouteRulesFiltersRequestHeaderModifier) -> R
         out.set.push((name, h.value.clone()));
     }
     for (i, h) in m.remove.iter().flatten().enumerate() {
-        out.remove.push(check_name(format!("{field}.remove[{i}]"), h)?);
+        out.remove
+            .push(check_name(format!("{field}.remove[{i}]"), h)?);
     }
     Ok(out)
 }
@@ -125,11 +131,17 @@ fn path_replace(
         (prefix, PathReplace::Prefix)
     };
     let Some(value) = value else {
-        let which = if kind { "replaceFullPath" } else { "replacePrefixMatch" };
+        let which = if kind {
+            "replaceFullPath"
+        } else {
+            "replacePrefixMatch"
+        };
         return Err(format!("{field}.{which}: must be set for this type"));
     };
     if !value.starts_with('/') || value.contains(['\r', '\n', '?', '#']) {
-        return Err(format!("{field}: {value:?} must be an absolute path without query or fragment"));
+        return Err(format!(
+            "{field}: {value:?} must be an absolute path without query or fragment"
+        ));
     }
     Ok(make(value.clone()))
 }
@@ -162,21 +174,31 @@ pub fn compile(
     let mut out = RuleFilters::default();
     for (i, f) in filters.iter().enumerate() {
         let field = format!("{field}.filters[{i}]");
-        let missing = |name: &str| format!("{field}.{name}: must be set when type is {:?}", f.r#type);
+        let missing =
+            |name: &str| format!("{field}.{name}: must be set when type is {:?}", f.r#type);
         match f.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = f.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
+                let m = f
+                    .request_header_modifier
+                    .as_ref()
+                    .ok_or_else(|| missing("requestHeaderModifier"))?;
                 let mods = header_mods(&format!("{field}.requestHeaderModifier"), m)?;
                 merge(&mut out.request_headers, mods);
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = f.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
+                let m = f
+                    .response_header_modifier
+                    .as_ref()
+                    .ok_or_else(|| missing("responseHeaderModifier"))?;
                 let m = same_shape(m)?;
                 let mods = header_mods(&format!("{field}.responseHeaderModifier"), &m)?;
                 merge(&mut out.response_headers, mods);
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
-                let r = f.request_redirect.as_ref().ok_or_else(|| missing("requestRedirect"))?;
+                let r = f
+                    .request_redirect
+                    .as_ref()
+                    .ok_or_else(|| missing("requestRedirect"))?;
                 let status_code = match r.status_code.unwrap_or(302) {
                     c @ (301 | 302 | 303 | 307 | 308) => c as u16,
                     other => {
@@ -216,7 +238,10 @@ pub fn compile(
                 });
             }
             HttpRouteRulesFiltersType::UrlRewrite => {
-                let r = f.url_rewrite.as_ref().ok_or_else(|| missing("urlRewrite"))?;
+                let r = f
+                    .url_rewrite
+                    .as_ref()
+                    .ok_or_else(|| missing("urlRewrite"))?;
                 if let Some(h) = &r.hostname {
                     super::super::hostnames::validate(h)
                         .map_err(|e| format!("{field}.urlRewrite.hostname: {e}"))?;
@@ -236,10 +261,15 @@ pub fn compile(
                 });
             }
             HttpRouteRulesFiltersType::RequestMirror => {
-                let m = f.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
+                let m = f
+                    .request_mirror
+                    .as_ref()
+                    .ok_or_else(|| missing("requestMirror"))?;
                 let per_million = match (&m.fraction, m.percent) {
                     (Some(_), Some(_)) => {
-                        return Err(format!("{field}.requestMirror: set percent or fraction, not both"));
+                        return Err(format!(
+                            "{field}.requestMirror: set percent or fraction, not both"
+                        ));
                     }
                     (Some(fr), None) => {
                         let den = fr.denominator.unwrap_or(100);
@@ -253,7 +283,9 @@ pub fn compile(
                     }
                     (None, Some(p)) => {
                         if !(0..=100).contains(&p) {
-                            return Err(format!("{field}.requestMirror.percent: {p} is not within 0-100"));
+                            return Err(format!(
+                                "{field}.requestMirror.percent: {p} is not within 0-100"
+                            ));
                         }
                         Some(p as u32 * 10_000)
                     }
@@ -268,7 +300,10 @@ pub fn compile(
                     port: b.port,
                 };
                 match backends::resolve(ctx.inputs, ctx.referrer, reference) {
-                    Ok(cluster) => out.mirrors.push(Mirror { cluster, per_million }),
+                    Ok(cluster) => out.mirrors.push(Mirror {
+                        cluster,
+                        per_million,
+                    }),
                     Err(e) => ctx.unresolved.push(e),
                 }
             }
@@ -286,15 +321,25 @@ pub fn compile(
                     cors.allow_origins
                         .push(cors_origin(&format!("{field}.cors.allowOrigins[{j}]"), o)?);
                 }
-                for (j, h) in cors.allow_headers.iter().chain(&cors.expose_headers).enumerate() {
+                for (j, h) in cors
+                    .allow_headers
+                    .iter()
+                    .chain(&cors.expose_headers)
+                    .enumerate()
+                {
                     if h != "*" && !is_header_name(h) {
-                        return Err(format!("{field}.cors: header {j} {h:?} is not a valid header name"));
+                        return Err(format!(
+                            "{field}.cors: header {j} {h:?} is not a valid header name"
+                        ));
                     }
                 }
                 out.cors = Some(cors);
             }
             HttpRouteRulesFiltersType::ExtensionRef => {
-                let e = f.extension_ref.as_ref().ok_or_else(|| missing("extensionRef"))?;
+                let e = f
+                    .extension_ref
+                    .as_ref()
+                    .ok_or_else(|| missing("extensionRef"))?;
                 ctx.unresolved.push(backends::BackendError {
                     reason: spec::INVALID_KIND,
                     message: format!(
@@ -305,12 +350,16 @@ pub fn compile(
                 out.broken_reference = true;
             }
             HttpRouteRulesFiltersType::ExternalAuth => {
-                return Err(format!("{field}.type: ExternalAuth is not supported by portico"));
+                return Err(format!(
+                    "{field}.type: ExternalAuth is not supported by portico"
+                ));
             }
         }
     }
     if out.redirect.is_some() && out.rewrite.is_some() {
-        return Err(format!("{field}.filters: RequestRedirect and URLRewrite cannot be combined"));
+        return Err(format!(
+            "{field}.filters: RequestRedirect and URLRewrite cannot be combined"
+        ));
     }
     Ok(out)
 }
@@ -325,14 +374,24 @@ pub fn compile_backend(
     let mut response = HeaderMods::default();
     for (i, f) in filters.iter().enumerate() {
         let field = format!("{field}.filters[{i}]");
-        match (&f.r#type, &f.request_header_modifier, &f.response_header_modifier) {
+        match (
+            &f.r#type,
+            &f.request_header_modifier,
+            &f.response_header_modifier,
+        ) {
             (T::RequestHeaderModifier, Some(m), _) => {
                 let m = same_shape(m)?;
-                merge(&mut request, header_mods(&format!("{field}.requestHeaderModifier"), &m)?);
+                merge(
+                    &mut request,
+                    header_mods(&format!("{field}.requestHeaderModifier"), &m)?,
+                );
             }
             (T::ResponseHeaderModifier, _, Some(m)) => {
                 let m = same_shape(m)?;
-                merge(&mut response, header_mods(&format!("{field}.responseHeaderModifier"), &m)?);
+                merge(
+                    &mut response,
+                    header_mods(&format!("{field}.responseHeaderModifier"), &m)?,
+                );
             }
             (other, _, _) => {
                 return Err(format!(
@@ -346,7 +405,9 @@ pub fn compile_backend(
 
 /// The generated types repeat one header-modifier schema under several names;
 /// this reads any of them as the request-modifier type.
-fn same_shape<T: serde::Serialize>(value: &T) -> Result<HttpRouteRulesFiltersRequestHeaderModifier, String> {
+fn same_shape<T: serde::Serialize>(
+    value: &T,
+) -> Result<HttpRouteRulesFiltersRequestHeaderModifier, String> {
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
         .map_err(|e| format!("header modifier: {e}"))

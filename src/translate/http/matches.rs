@@ -57,11 +57,16 @@ pub fn is_header_name(name: &str) -> bool {
 pub fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
     const MAX_LEN: usize = 1024;
     if pattern.len() > MAX_LEN {
-        return Err(format!("{field}: regular expression longer than {MAX_LEN} characters"));
+        return Err(format!(
+            "{field}: regular expression longer than {MAX_LEN} characters"
+        ));
     }
-    regex::Regex::new(pattern)
-        .map(|_| ())
-        .map_err(|e| format!("{field}: invalid regular expression {pattern:?}: {}", first_line(&e.to_string())))
+    regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
+        format!(
+            "{field}: invalid regular expression {pattern:?}: {}",
+            first_line(&e.to_string())
+        )
+    })
 }
 
 fn first_line(s: &str) -> String {
@@ -73,15 +78,21 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
         None => PathMatch::Prefix("/".into()),
         Some(p) => {
             let value = p.value.clone().unwrap_or_else(|| "/".into());
-            let kind = p.r#type.clone().unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+            let kind = p
+                .r#type
+                .clone()
+                .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
             match kind {
                 HttpRouteRulesMatchesPathType::RegularExpression => {
                     check_regex(&format!("{field}.path.value"), &value)?;
                     PathMatch::Regex(value)
                 }
-                HttpRouteRulesMatchesPathType::Exact | HttpRouteRulesMatchesPathType::PathPrefix => {
+                HttpRouteRulesMatchesPathType::Exact
+                | HttpRouteRulesMatchesPathType::PathPrefix => {
                     if !value.starts_with('/') {
-                        return Err(format!("{field}.path.value: {value:?} must start with \"/\""));
+                        return Err(format!(
+                            "{field}.path.value: {value:?} must start with \"/\""
+                        ));
                     }
                     if value.contains("//") || value.contains(['?', '#']) {
                         return Err(format!(
@@ -92,7 +103,11 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
                         PathMatch::Exact(value)
                     } else {
                         let trimmed = value.trim_end_matches('/');
-                        PathMatch::Prefix(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+                        PathMatch::Prefix(if trimmed.is_empty() {
+                            "/".into()
+                        } else {
+                            trimmed.into()
+                        })
                     }
                 }
             }
@@ -110,7 +125,11 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
         if headers.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        let value = match h.r#type.clone().unwrap_or(HttpRouteRulesMatchesHeadersType::Exact) {
+        let value = match h
+            .r#type
+            .clone()
+            .unwrap_or(HttpRouteRulesMatchesHeadersType::Exact)
+        {
             HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.clone()),
             HttpRouteRulesMatchesHeadersType::RegularExpression => {
                 check_regex(&format!("{f}.value"), &h.value)?;
@@ -124,12 +143,19 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
     for (i, q) in m.query_params.iter().flatten().enumerate() {
         let f = format!("{field}.queryParams[{i}]");
         if q.name.is_empty() || q.name.contains(['&', '=', '#', ' ']) {
-            return Err(format!("{f}.name: {:?} is not a valid query parameter name", q.name));
+            return Err(format!(
+                "{f}.name: {:?} is not a valid query parameter name",
+                q.name
+            ));
         }
         if query_params.iter().any(|(n, _)| *n == q.name) {
             continue;
         }
-        let value = match q.r#type.clone().unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact) {
+        let value = match q
+            .r#type
+            .clone()
+            .unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact)
+        {
             HttpRouteRulesMatchesQueryParamsType::Exact => StringMatch::Exact(q.value.clone()),
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
                 check_regex(&format!("{f}.value"), &q.value)?;
@@ -174,6 +200,9 @@ mod tests {
     #[test]
     fn bad_regex_names_the_field() {
         let e = check_regex("spec.rules[0].matches[0].path.value", "(unclosed").unwrap_err();
-        assert!(e.starts_with("spec.rules[0].matches[0].path.value: invalid regular expression"), "{e}");
+        assert!(
+            e.starts_with("spec.rules[0].matches[0].path.value: invalid regular expression"),
+            "{e}"
+        );
     }
 }

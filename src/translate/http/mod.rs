@@ -126,10 +126,16 @@ fn duration(field: &str, value: &str) -> Result<Duration, String> {
     let d: gateway_api::Duration = value
         .parse()
         .map_err(|e| format!("{field}: {value:?} is not a Gateway API duration: {e}"))?;
-    Ok(Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+    Ok(Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    ))
 }
 
-fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules) -> Result<RuleModel, String> {
+fn compile_rule(
+    ctx: &mut RouteContext<'_>,
+    index: usize,
+    rule: &HttpRouteRules,
+) -> Result<RuleModel, String> {
     let field = format!("spec.rules[{index}]");
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![MatchModel::any()],
@@ -140,10 +146,21 @@ fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules)
             .collect::<Result<Vec<_>, _>>()?,
     };
     let filters = filters::compile(ctx, &field, rule.filters.as_deref().unwrap_or_default())?;
-    let needs_prefix = |p: &Option<filters::PathReplace>| matches!(p, Some(filters::PathReplace::Prefix(_)));
-    let prefix_rewrite = filters.redirect.as_ref().is_some_and(|r| needs_prefix(&r.path))
-        || filters.rewrite.as_ref().is_some_and(|r| needs_prefix(&r.path));
-    if prefix_rewrite && matches.iter().any(|m| !matches!(m.path, matches::PathMatch::Prefix(_))) {
+    let needs_prefix =
+        |p: &Option<filters::PathReplace>| matches!(p, Some(filters::PathReplace::Prefix(_)));
+    let prefix_rewrite = filters
+        .redirect
+        .as_ref()
+        .is_some_and(|r| needs_prefix(&r.path))
+        || filters
+            .rewrite
+            .as_ref()
+            .is_some_and(|r| needs_prefix(&r.path));
+    if prefix_rewrite
+        && matches
+            .iter()
+            .any(|m| !matches!(m.path, matches::PathMatch::Prefix(_)))
+    {
         return Err(format!(
             "{field}.filters: ReplacePrefixMatch needs every match of the rule to use a PathPrefix path"
         ));
@@ -187,13 +204,16 @@ fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules)
             timeouts.request = Some(duration(&format!("{field}.timeouts.request"), v)?);
         }
         if let Some(v) = &t.backend_request {
-            timeouts.backend_request = Some(duration(&format!("{field}.timeouts.backendRequest"), v)?);
+            timeouts.backend_request =
+                Some(duration(&format!("{field}.timeouts.backendRequest"), v)?);
         }
         if let (Some(r), Some(b)) = (timeouts.request, timeouts.backend_request)
             && !r.is_zero()
             && (b.is_zero() || b > r)
         {
-            return Err(format!("{field}.timeouts.backendRequest must not exceed timeouts.request"));
+            return Err(format!(
+                "{field}.timeouts.backendRequest must not exceed timeouts.request"
+            ));
         }
     }
 
@@ -214,7 +234,9 @@ fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules)
                 let code = u32::try_from(*c)
                     .ok()
                     .filter(|c| (400..=599).contains(c))
-                    .ok_or_else(|| format!("{field}.retry.codes[{i}]: {c} is not an HTTP error status"))?;
+                    .ok_or_else(|| {
+                        format!("{field}.retry.codes[{i}]: {c} is not an HTTP error status")
+                    })?;
                 codes.push(code);
             }
             Some(Retry {
@@ -226,7 +248,9 @@ fn compile_rule(ctx: &mut RouteContext<'_>, index: usize, rule: &HttpRouteRules)
     };
 
     if rule.session_persistence.is_some() {
-        return Err(format!("{field}.sessionPersistence: not supported by portico"));
+        return Err(format!(
+            "{field}.sessionPersistence: not supported by portico"
+        ));
     }
 
     Ok(RuleModel {

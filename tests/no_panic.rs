@@ -1,0 +1,310 @@
+//! No input may panic translation: arbitrary Gateways and HTTPRoutes (random
+//! names, hostnames, ports, protocols, matches, filters, references, regexes and
+//! header names drawn from hostile alphabets) go through `translate` and
+//! `render`. Bounded: `PROPTEST_CASES` (default 300) cases.
+
+use std::sync::Arc;
+
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use portico::inputs::{InputObject, InputsBuilder};
+use portico::translate::translate;
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-z]{1,6}",
+        "[a-z*.]{1,12}",
+        "[ -~]{0,12}",
+        "\\PC{0,8}",
+        Just("(unclosed".to_string()),
+        Just("/".to_string()),
+        Just("*.example.com".to_string()),
+        Just("a.example.com".to_string()),
+        Just("x:y z".to_string()),
+    ]
+}
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just("a".to_string()),
+        1 => Just("b".to_string()),
+        1 => Just("web".to_string()),
+        1 => "[a-z]{1,3}",
+    ]
+}
+
+/// Mostly the Gateway every route targets, sometimes anything.
+fn gateway_name() -> impl Strategy<Value = String> {
+    prop_oneof![4 => Just("gw".to_string()), 1 => name()]
+}
+
+fn number() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        3 => Just(80i64),
+        1 => Just(0),
+        1 => Just(8080),
+        1 => Just(-1),
+        1 => Just(70000),
+        1 => -5i64..100_000,
+        1 => Just(i64::from(i32::MAX) + 1),
+    ]
+}
+
+fn path_match() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just("Exact"), Just("PathPrefix"), Just("RegularExpression")],
+        text(),
+    )
+        .prop_map(|(t, v)| json!({"type": t, "value": v}))
+}
+
+fn string_match() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just("Exact"), Just("RegularExpression")],
+        text(),
+        text(),
+    )
+        .prop_map(|(t, n, v)| json!({"type": t, "name": n, "value": v}))
+}
+
+fn backend() -> impl Strategy<Value = Value> {
+    (name(), proptest::option::of(name()), proptest::option::of(number()), proptest::option::of(number()), proptest::option::of(text()))
+        .prop_map(|(n, ns, port, weight, kind)| {
+            json!({"name": n, "namespace": ns, "port": port, "weight": weight, "kind": kind})
+        })
+}
+
+fn header_mod() -> impl Strategy<Value = Value> {
+    (text(), text(), text()).prop_map(|(a, b, c)| {
+        json!({"add": [{"name": a, "value": b}], "set": [{"name": c, "value": b}], "remove": [a]})
+    })
+}
+
+fn filter() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        header_mod()
+            .prop_map(|m| json!({"type": "RequestHeaderModifier", "requestHeaderModifier": m})),
+        header_mod()
+            .prop_map(|m| json!({"type": "ResponseHeaderModifier", "responseHeaderModifier": m})),
+        (
+            text(),
+            number(),
+            text(),
+            prop_oneof![Just("ReplaceFullPath"), Just("ReplacePrefixMatch")],
+            number()
+        )
+            .prop_map(
+                |(h, p, path, t, code)| json!({"type": "RequestRedirect", "requestRedirect": {
+                "hostname": h, "port": p, "statusCode": code, "scheme": "https",
+                "path": {"type": t, "replaceFullPath": path, "replacePrefixMatch": path}}})
+            ),
+        (text(), text()).prop_map(|(h, path)| json!({"type": "URLRewrite", "urlRewrite": {
+            "hostname": h, "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": path}}})),
+        (backend(), number(), number()).prop_map(
+            |(b, n, d)| json!({"type": "RequestMirror", "requestMirror": {
+            "backendRef": b, "fraction": {"numerator": n, "denominator": d}}})
+        ),
+        (text(), number()).prop_map(|(o, age)| json!({"type": "CORS", "cors": {
+            "allowOrigins": [o], "allowHeaders": [o], "maxAge": age}})),
+        text().prop_map(
+            |k| json!({"type": "ExtensionRef", "extensionRef": {"group": k, "kind": k, "name": k}})
+        ),
+        Just(json!({"type": "RequestHeaderModifier"})),
+    ]
+}
+
+fn rule() -> impl Strategy<Value = Value> {
+    (
+        proptest::collection::vec(
+            (proptest::option::of(path_match()), proptest::collection::vec(string_match(), 0..3), proptest::collection::vec(string_match(), 0..2)),
+            0..3,
+        ),
+        proptest::collection::vec(filter(), 0..3),
+        proptest::collection::vec(backend(), 0..3),
+        proptest::option::of((text(), text())),
+        proptest::option::of((number(), text())),
+    )
+        .prop_map(|(matches, filters, backends, timeouts, retry)| {
+            let matches: Vec<Value> = matches
+                .into_iter()
+                .map(|(p, h, q)| json!({"path": p, "headers": h, "queryParams": q}))
+                .collect();
+            json!({
+                "matches": matches,
+                "filters": filters,
+                "backendRefs": backends,
+                "timeouts": timeouts.map(|(r, b)| json!({"request": r, "backendRequest": b})),
+                "retry": retry.map(|(a, b)| json!({"attempts": a, "backoff": b, "codes": [500, 7]})),
+            })
+        })
+}
+
+fn route() -> impl Strategy<Value = Value> {
+    (
+        name(),
+        name(),
+        proptest::collection::vec((gateway_name(), proptest::option::of(name()), proptest::option::of(text()), proptest::option::of(number())), 0..3),
+        proptest::collection::vec(text(), 0..3),
+        proptest::collection::vec(rule(), 0..3),
+    )
+        .prop_map(|(ns, n, parents, hostnames, rules)| {
+            let parents: Vec<Value> = parents
+                .into_iter()
+                .map(|(g, gns, section, port)| json!({"name": g, "namespace": gns, "sectionName": section, "port": port}))
+                .collect();
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"namespace": ns, "name": n, "generation": 1},
+                "spec": {"parentRefs": parents, "hostnames": hostnames, "rules": rules},
+            })
+        })
+}
+
+fn gateway() -> impl Strategy<Value = Value> {
+    (
+        name(),
+        gateway_name(),
+        proptest::collection::vec(
+            (
+                text(),
+                number(),
+                prop_oneof![
+                    Just("HTTP".to_string()),
+                    Just("HTTPS".to_string()),
+                    Just("TCP".to_string()),
+                    text()
+                ],
+                proptest::option::of(text()),
+                prop_oneof![Just("Same"), Just("All"), Just("Selector")],
+                proptest::option::of(text()),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(ns, n, listeners)| {
+            let listeners: Vec<Value> = listeners
+                .into_iter()
+                .map(|(ln, port, proto, host, from, op)| {
+                    json!({
+                        "name": ln, "port": port, "protocol": proto, "hostname": host,
+                        "allowedRoutes": {"namespaces": {"from": from, "selector": {
+                            "matchLabels": {"team": "a"},
+                            "matchExpressions": [{"key": "k", "operator": op, "values": ["v"]}]}},
+                            "kinds": [{"kind": "HTTPRoute"}, {"kind": op}]},
+                    })
+                })
+                .collect();
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"namespace": ns, "name": n, "generation": 2},
+                "spec": {"gatewayClassName": "portico", "listeners": listeners},
+            })
+        })
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Option<T> {
+    // Values the API server's schema would refuse to store cannot reach us either.
+    serde_json::from_value(strip_nulls(v)).ok()
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+fn fixed_objects(b: &mut InputsBuilder) {
+    let class = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "portico"}, "spec": {"controllerName": "portico.dev/gateway-controller"}});
+    b.insert(InputObject::GatewayClass(
+        serde_json::from_value(class).expect("class"),
+    ));
+    for ns in ["a", "b", "web"] {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": "web"},
+            "spec": {"ports": [{"name": "http", "port": 80}, {"port": 8080}]}});
+        b.insert(InputObject::Service(
+            serde_json::from_value(svc).expect("service"),
+        ));
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"namespace": ns, "name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8000}],
+            "endpoints": [{"addresses": ["10.0.0.1", "not-an-ip"], "conditions": {"ready": true}}]});
+        b.insert(InputObject::EndpointSlice(
+            serde_json::from_value(slice).expect("slice"),
+        ));
+    }
+}
+
+/// Generated strategies are deep; debug builds need more stack than a test
+/// thread's default to build them.
+const STACK: usize = 64 * 1024 * 1024;
+
+#[test]
+fn translate_never_panics() {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(300);
+    let run = move || {
+        let config = ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        let strategy = (
+            proptest::collection::vec(gateway(), 0..3),
+            proptest::collection::vec(route(), 1..5),
+        );
+        let typed_routes = std::cell::Cell::new(0usize);
+        let attached = std::cell::Cell::new(0usize);
+        runner
+            .run(&strategy, |(gateways, routes)| {
+                let mut b = InputsBuilder::default();
+                fixed_objects(&mut b);
+                for g in gateways.into_iter().filter_map(typed::<Gateway>) {
+                    b.insert(InputObject::Gateway(g));
+                }
+                for r in routes.into_iter().filter_map(typed::<HttpRoute>) {
+                    typed_routes.set(typed_routes.get() + 1);
+                    b.insert(InputObject::HttpRoute(r));
+                }
+                let inputs = Arc::new(b.build());
+                let outputs = translate(&inputs);
+                attached.set(attached.get() + outputs.http_routes.len());
+                prop_assert!(portico::render::document(&outputs, None).is_ok());
+                // Translation is deterministic.
+                prop_assert_eq!(translate(&inputs), outputs);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((typed_routes.get(), attached.get()))
+    };
+    let (typed_routes, attached) = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(run)
+        .expect("spawn")
+        .join()
+        .expect("no panic")
+        .expect("no failing case");
+    // The generator must really exercise translation, not only the parser.
+    assert!(
+        typed_routes >= cases as usize / 2,
+        "only {typed_routes} routes parsed"
+    );
+    assert!(
+        attached >= cases as usize / 20,
+        "only {attached} routes reached a Gateway"
+    );
+}
