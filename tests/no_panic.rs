@@ -189,6 +189,7 @@ fn gateway() -> impl Strategy<Value = Value> {
             let listeners: Vec<Value> = listeners
                 .into_iter()
                 .map(|(ln, port, proto, host, from, op)| {
+                    let op = op.unwrap_or_else(|| "In".to_string());
                     json!({
                         "name": ln, "port": port, "protocol": proto, "hostname": host,
                         "allowedRoutes": {"namespaces": {"from": from, "selector": {
@@ -298,13 +299,14 @@ fn translate_never_panics() {
         .join()
         .expect("no panic")
         .expect("no failing case");
+    eprintln!("{typed_routes} routes parsed, {attached} reached a Gateway");
     // The generator must really exercise translation, not only the parser.
     assert!(
         typed_routes >= cases as usize / 2,
         "only {typed_routes} routes parsed"
     );
     assert!(
-        attached >= cases as usize / 20,
+        attached >= cases as usize / 5,
         "only {attached} routes reached a Gateway"
     );
 }
