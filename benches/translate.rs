@@ -1,1 +1,140 @@
-fn main() {}
+//! Translation benchmarks: 100, 1,000 and 10,000 HTTPRoutes over 10 and 100
+//! Gateways (time per `translate` call, one core), then the peak memory of each
+//! size measured in a fresh child process (`VmHWM` from /proc).
+
+use std::hint::black_box;
+use std::process::Command;
+
+use criterion::{BenchmarkId, Criterion};
+use serde_json::json;
+
+use portico::inputs::{InputObject, Inputs, InputsBuilder};
+use portico::translate::translate;
+
+const SIZES: &[(usize, usize)] = &[
+    (100, 10),
+    (1_000, 10),
+    (10_000, 10),
+    (100, 100),
+    (1_000, 100),
+    (10_000, 100),
+];
+const MEMORY_ENV: &str = "PORTICO_BENCH_MEMORY";
+
+fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("benchmark objects are valid")
+}
+
+/// `routes` HTTPRoutes in 50 namespaces, each with its own hostname and two
+/// rules, spread over `gateways` Gateways; 20 Services per namespace with
+/// three endpoints each.
+fn inputs(routes: usize, gateways: usize) -> Inputs {
+    let mut b = InputsBuilder::default();
+    b.insert(InputObject::GatewayClass(object(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "portico"}, "spec": {"controllerName": "portico.dev/gateway-controller"}}))));
+    for g in 0..gateways {
+        b.insert(InputObject::Gateway(object(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"namespace": "gateways", "name": format!("gw-{g}"), "generation": 1},
+            "spec": {"gatewayClassName": "portico", "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]}}))));
+    }
+    for ns in 0..50 {
+        for s in 0..20 {
+            let (namespace, name) = (format!("team-{ns}"), format!("svc-{s}"));
+            b.insert(InputObject::Service(object(json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"namespace": namespace, "name": name},
+                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))));
+            let endpoints: Vec<_> = (0..3)
+                .map(|e| json!({"addresses": [format!("10.{ns}.{s}.{e}")], "conditions": {"ready": true}}))
+                .collect();
+            b.insert(InputObject::EndpointSlice(object(json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"namespace": namespace, "name": format!("{name}-1"),
+                             "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": endpoints}))));
+        }
+    }
+    for r in 0..routes {
+        b.insert(InputObject::HttpRoute(object(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"namespace": format!("team-{}", r % 50), "name": format!("route-{r}"), "generation": 1},
+            "spec": {
+                "parentRefs": [{"name": format!("gw-{}", r % gateways), "namespace": "gateways"}],
+                "hostnames": [format!("host-{r}.example.com")],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/api"},
+                                  "headers": [{"name": "x-version", "value": "2"}]}],
+                     "filters": [{"type": "RequestHeaderModifier",
+                                  "requestHeaderModifier": {"set": [{"name": "x-route", "value": format!("{r}")}]}}],
+                     "backendRefs": [{"name": format!("svc-{}", r % 20), "port": 80, "weight": 3},
+                                     {"name": format!("svc-{}", (r + 1) % 20), "port": 80, "weight": 1}]},
+                    {"backendRefs": [{"name": format!("svc-{}", r % 20), "port": 80}]}
+                ]}}))));
+    }
+    b.build()
+}
+
+fn peak_rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Child process: build one size, translate it, print resident memory figures.
+fn measure_memory(spec: &str) {
+    let (routes, gateways) = spec.split_once(',').expect("ROUTES,GATEWAYS");
+    let (routes, gateways): (usize, usize) = (
+        routes.parse().expect("routes"),
+        gateways.parse().expect("gateways"),
+    );
+    let inputs = inputs(routes, gateways);
+    let before = peak_rss_kib("VmRSS:");
+    let outputs = translate(&inputs);
+    let peak = peak_rss_kib("VmHWM:");
+    let after = peak_rss_kib("VmRSS:");
+    black_box(&outputs);
+    println!(
+        "{routes:>6} routes {gateways:>4} gateways: inputs resident {:>6.1} MiB, peak {:>6.1} MiB, with outputs {:>6.1} MiB",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(MEMORY_ENV) {
+        measure_memory(&spec);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    {
+        let mut group = c.benchmark_group("translate");
+        group.sample_size(10);
+        for &(routes, gateways) in SIZES {
+            let inputs = inputs(routes, gateways);
+            group.bench_with_input(
+                BenchmarkId::new(format!("{gateways}-gateways"), routes),
+                &inputs,
+                |b, inputs| b.iter(|| translate(black_box(inputs))),
+            );
+        }
+        group.finish();
+    }
+    c.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        println!("\npeak memory (fresh process per size):");
+        let exe = std::env::current_exe().expect("own path");
+        for &(routes, gateways) in SIZES {
+            let out = Command::new(&exe)
+                .env(MEMORY_ENV, format!("{routes},{gateways}"))
+                .output()
+                .expect("child runs");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+}

@@ -114,11 +114,12 @@ fn attach_one(
         .filter(|(_, l)| p.port.is_none_or(|port| port == l.port))
         .map(|(i, _)| i)
         .collect();
+    // How the parentRef narrows the listeners, for messages.
     let target = match (&p.section_name, p.port) {
         (Some(s), Some(port)) => format!("listener {s:?} on port {port}"),
         (Some(s), None) => format!("listener {s:?}"),
-        (None, Some(port)) => format!("a listener on port {port}"),
-        (None, None) => "a listener".to_string(),
+        (None, Some(port)) => format!("listener on port {port}"),
+        (None, None) => "listener".to_string(),
     };
     if candidates.is_empty() {
         return reject(
@@ -136,17 +137,33 @@ fn attach_one(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
             format!(
-                "{target} of Gateway {} is not valid (see the Gateway's listener status)",
+                "no valid {target} on Gateway {} (see the Gateway's listener status)",
                 gateway.key
             ),
         );
     }
-    let allowed: Vec<usize> = ready
+    let kind_ok: Vec<usize> = ready
+        .into_iter()
+        .filter(|i| gateway.listeners[*i].allows_kind(kind))
+        .collect();
+    if kind_ok.is_empty() {
+        return reject(
+            conditions,
+            spec::NOT_ALLOWED_BY_LISTENERS,
+            format!(
+                "no {target} on Gateway {} allows the kind {kind}",
+                gateway.key
+            ),
+        );
+    }
+    let allowed: Vec<usize> = kind_ok
         .into_iter()
         .filter(|i| {
-            let l = &gateway.listeners[*i];
-            l.allows_kind(kind)
-                && l.allows_namespace(inputs, &gateway.key.namespace, &route.key.namespace)
+            gateway.listeners[*i].allows_namespace(
+                inputs,
+                &gateway.key.namespace,
+                &route.key.namespace,
+            )
         })
         .collect();
     if allowed.is_empty() {
@@ -154,7 +171,7 @@ fn attach_one(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
             format!(
-                "{target} of Gateway {} does not allow {kind}s from namespace {}",
+                "no {target} on Gateway {} allows routes from namespace {}",
                 gateway.key, route.key.namespace
             ),
         );
@@ -174,7 +191,7 @@ fn attach_one(
             conditions,
             spec::NO_MATCHING_LISTENER_HOSTNAME,
             format!(
-                "no hostname of the route intersects the hostnames of {target} of Gateway {}",
+                "no hostname of the route intersects the hostname of any {target} on Gateway {}",
                 gateway.key
             ),
         );

@@ -47,31 +47,42 @@ pub struct Placement<'a> {
 }
 
 /// Builds the table of one Gateway from its placements.
+///
+/// Each hostname first gets the entries of routes that name it, in match
+/// precedence; then, as fallbacks, the entries of less specific hostnames of
+/// the same listener that cover it (`*.example.com`, then `*`). A request for
+/// `a.example.com` that matches no rule of the exact-hostname routes thus still
+/// reaches the wildcard routes, as the specification orders hostnames before
+/// matches.
 pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<PortRoutes<'a>> {
-    let mut ports: BTreeMap<i32, PortRoutes<'a>> = BTreeMap::new();
-    for l in gateway.listeners.iter().filter(|l| l.is_ready()) {
-        let table = ports.entry(l.port).or_insert_with(|| PortRoutes {
-            port: l.port,
-            container_port: l.container_port,
-            hosts: BTreeMap::new(),
-        });
+    // Per port: hostname -> (owning listener, entries of routes naming it).
+    let mut own: BTreeMap<i32, (u32, BTreeMap<String, (Option<usize>, Vec<RouteEntry<'a>>)>)> =
+        BTreeMap::new();
+    for (i, l) in gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_ready())
+    {
+        let (_, hosts) = own
+            .entry(l.port)
+            .or_insert_with(|| (l.container_port, BTreeMap::new()));
         // Every listener hostname gets a virtual host, even without routes, so a
         // more specific listener keeps its requests (and answers 404 itself).
-        table
-            .hosts
-            .entry(l.hostname.clone().unwrap_or_else(|| "*".into()))
-            .or_default();
+        let host = l.hostname.clone().unwrap_or_else(|| "*".into());
+        hosts.entry(host).or_insert((Some(i), Vec::new()));
     }
     for p in placements {
         let listener = &gateway.listeners[p.listener];
-        let Some(table) = ports.get_mut(&listener.port) else {
+        let Some((_, hosts)) = own.get_mut(&listener.port) else {
             continue;
         };
         for host in &p.hostnames {
-            if owner(gateway, listener.port, host) != Some(p.listener) {
+            let owner = owner(gateway, listener.port, host);
+            if owner != Some(p.listener) {
                 continue;
             }
-            let entries = table.hosts.entry(host.clone()).or_default();
+            let (_, entries) = hosts.entry(host.clone()).or_insert((owner, Vec::new()));
             for rule in &p.route.rules {
                 for match_index in 0..rule.matches.len() {
                     entries.push(RouteEntry {
@@ -83,8 +94,9 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             }
         }
     }
-    for table in ports.values_mut() {
-        for entries in table.hosts.values_mut() {
+    let mut out = Vec::new();
+    for (port, (container_port, mut hosts)) in own {
+        for (_, entries) in hosts.values_mut() {
             entries.sort_by(precedence);
             entries.dedup_by(|a, b| {
                 a.route.key == b.route.key
@@ -92,8 +104,31 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
                     && a.match_index == b.match_index
             });
         }
+        let mut table = PortRoutes {
+            port,
+            container_port,
+            hosts: BTreeMap::new(),
+        };
+        for (host, (listener, entries)) in &hosts {
+            let mut fallbacks: Vec<(&String, &Vec<RouteEntry<'a>>)> = hosts
+                .iter()
+                .filter(|(other, (l, _))| {
+                    *other != host
+                        && *l == *listener
+                        && (*other == "*" || hostnames::covers(other, host))
+                })
+                .map(|(other, (_, e))| (other, e))
+                .collect();
+            fallbacks.sort_by(|a, b| hostnames::specificity(b.0).cmp(&hostnames::specificity(a.0)));
+            let mut all = entries.clone();
+            for (_, more) in fallbacks {
+                all.extend(more.iter().cloned());
+            }
+            table.hosts.insert(host.clone(), all);
+        }
+        out.push(table);
     }
-    ports.into_values().collect()
+    out
 }
 
 /// The listener on `port` that owns requests for `host`: the one whose hostname

@@ -51,6 +51,10 @@ pub fn http_listener(port: i32, container_port: u32) -> Listener {
         use_remote_address: Some(BoolValue { value: true }),
         xff_num_trusted_hops: 0,
         internal_address_config: Some(http_connection_manager::InternalAddressConfig::default()),
+        // Envoy adds no `server` header of its own; a route may remove the
+        // backend's.
+        server_header_transformation:
+            http_connection_manager::ServerHeaderTransformation::PassThrough as i32,
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
         strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(

@@ -37,7 +37,7 @@ pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> RouteConfigu
         .map(|(host, entries)| VirtualHost {
             name: host.clone(),
             domains: vec![host.clone()],
-            routes: entries.iter().map(envoy_route).collect(),
+            routes: entries.iter().map(|e| envoy_route(e, table.port)).collect(),
             ..VirtualHost::default()
         })
         .collect();
@@ -155,7 +155,7 @@ fn route_name(entry: &RouteEntry<'_>) -> String {
     )
 }
 
-fn envoy_route(entry: &RouteEntry<'_>) -> Route {
+fn envoy_route(entry: &RouteEntry<'_>, listener_port: i32) -> Route {
     let rule = entry.rule;
     let f = &rule.filters;
     let mut r = Route {
@@ -178,7 +178,7 @@ fn envoy_route(entry: &RouteEntry<'_>) -> Route {
         _ => None,
     };
     r.action = Some(if let Some(redirect) = &f.redirect {
-        route::Action::Redirect(redirect_action(redirect, current_prefix))
+        route::Action::Redirect(redirect_action(redirect, current_prefix, listener_port))
     } else if f.broken_reference {
         internal_error()
     } else {
@@ -223,7 +223,24 @@ fn substitute(pattern: &str, substitution: &str) -> RegexMatchAndSubstitute {
     }
 }
 
-fn redirect_action(r: &Redirect, matched: Option<&str>) -> RedirectAction {
+/// The port a redirect's Location carries: the filter's port, else the
+/// scheme's well-known port when the scheme changes, else the listener's port;
+/// omitted (0) when it is the default port of the resulting scheme.
+fn redirect_port(r: &Redirect, listener_port: i32) -> u32 {
+    let well_known = |scheme: &str| if scheme == "https" { 443 } else { 80 };
+    let port = match (r.port, r.scheme) {
+        (Some(p), _) => u32::from(p),
+        (None, Some(scheme)) => well_known(scheme),
+        (None, None) => u32::try_from(listener_port).unwrap_or(0),
+    };
+    if port == well_known(r.scheme.unwrap_or("http")) {
+        0
+    } else {
+        port
+    }
+}
+
+fn redirect_action(r: &Redirect, matched: Option<&str>, listener_port: i32) -> RedirectAction {
     use redirect_action::RedirectResponseCode as Code;
     let response_code = match r.status_code {
         301 => Code::MovedPermanently,
@@ -241,7 +258,7 @@ fn redirect_action(r: &Redirect, matched: Option<&str>) -> RedirectAction {
     });
     RedirectAction {
         host_redirect: r.hostname.clone().unwrap_or_default(),
-        port_redirect: r.port.map(u32::from).unwrap_or_default(),
+        port_redirect: redirect_port(r, listener_port),
         response_code: response_code as i32,
         scheme_rewrite_specifier: r
             .scheme
@@ -362,13 +379,16 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
     Some(action)
 }
 
+/// The Gateway API default for `cors.maxAge`, in seconds.
+const DEFAULT_CORS_MAX_AGE: i32 = 5;
+
 fn cors_policy(c: &Cors) -> CorsPolicy {
     CorsPolicy {
         allow_origin_string_match: c.allow_origins.iter().map(string_matcher).collect(),
         allow_methods: c.allow_methods.join(","),
         allow_headers: c.allow_headers.join(","),
         expose_headers: c.expose_headers.join(","),
-        max_age: c.max_age.map(|a| a.to_string()).unwrap_or_default(),
+        max_age: c.max_age.unwrap_or(DEFAULT_CORS_MAX_AGE).to_string(),
         allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
         ..CorsPolicy::default()
     }

@@ -138,7 +138,9 @@ fn path_replace(
         };
         return Err(format!("{field}.{which}: must be set for this type"));
     };
-    if !value.starts_with('/') || value.contains(['\r', '\n', '?', '#']) {
+    // An empty prefix replacement strips the matched prefix.
+    let empty_prefix = !kind && value.is_empty();
+    if !empty_prefix && (!value.starts_with('/') || value.contains(['\r', '\n', '?', '#'])) {
         return Err(format!(
             "{field}: {value:?} must be an absolute path without query or fragment"
         ));

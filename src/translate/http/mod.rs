@@ -106,7 +106,10 @@ pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
     for (index, rule) in raw_rules.iter().enumerate() {
         match compile_rule(&mut ctx, index, rule) {
             Ok(r) => rules.push(r),
-            Err(e) => invalid_rules.push(e),
+            Err(e) => invalid_rules.push(match &rule.name {
+                Some(name) => format!("rule {name:?}: {e}"),
+                None => e,
+            }),
         }
     }
     let unresolved = std::mem::take(&mut ctx.unresolved);
