@@ -14,13 +14,18 @@ static POOL: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
 
 /// Serializes an Envoy message to JSON exactly as Envoy reads it.
 pub fn to_json<M: Message + Name>(message: &M) -> Result<serde_json::Value, String> {
+    encoded_to_json(&M::full_name(), &message.encode_to_vec())
+}
+
+/// The same for an encoded message of the named type
+/// (e.g. `envoy.config.listener.v3.Listener`).
+pub fn encoded_to_json(full_name: &str, body: &[u8]) -> Result<serde_json::Value, String> {
     let pool = POOL.as_ref().map_err(Clone::clone)?;
-    let full_name = M::full_name();
     let descriptor = pool
-        .get_message_by_name(&full_name)
+        .get_message_by_name(full_name)
         .ok_or_else(|| format!("no descriptor for {full_name}"))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .map_err(|e| format!("{full_name}: {e}"))?;
+    let dynamic =
+        DynamicMessage::decode(descriptor, body).map_err(|e| format!("{full_name}: {e}"))?;
     let options = SerializeOptions::new()
         .stringify_64_bit_integers(false)
         .use_proto_field_name(true);

@@ -8,22 +8,28 @@ use serde_json::{Value, json};
 
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
-use crate::translate::envoy::EnvoyResources;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+
+use crate::translate::envoy::{EnvoyResources, Resource};
 
 /// Envoy resources of one Gateway as JSON lists.
 pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
-    fn list<M: prost::Message + prost::Name>(items: &[M]) -> Result<Value, String> {
+    fn list<M: prost::Name>(items: &[Resource]) -> Result<Value, String> {
+        let full_name = M::full_name();
         items
             .iter()
-            .map(envoy_json::to_json)
+            .map(|r| envoy_json::encoded_to_json(&full_name, &r.body))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array)
     }
     Ok(json!({
-        "listeners": list(&r.listeners)?,
-        "routes": list(&r.routes)?,
-        "clusters": list(&r.clusters)?,
-        "endpoints": list(&r.endpoints)?,
+        "listeners": list::<Listener>(&r.listeners)?,
+        "routes": list::<RouteConfiguration>(&r.routes)?,
+        "clusters": list::<Cluster>(&r.clusters)?,
+        "endpoints": list::<ClusterLoadAssignment>(&r.endpoints)?,
     }))
 }
 

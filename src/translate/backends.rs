@@ -17,15 +17,24 @@ use super::conditions::spec;
 pub struct ClusterKey {
     pub service: ObjectKey,
     pub port: u16,
+    /// The Envoy cluster name, `<namespace>/<service>:<port>`.
+    pub name: String,
+}
+
+impl ClusterKey {
+    pub fn new(service: ObjectKey, port: u16) -> Self {
+        let name = format!("{}/{}:{port}", service.namespace, service.name);
+        Self {
+            service,
+            port,
+            name,
+        }
+    }
 }
 
 impl fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}:{}",
-            self.service.namespace, self.service.name, self.port
-        )
+        f.write_str(&self.name)
     }
 }
 
@@ -62,7 +71,7 @@ pub fn resolve(
     let group = r.group.unwrap_or("");
     let kind = r.kind.unwrap_or("Service");
     let namespace = r.namespace.unwrap_or(from.namespace);
-    let shown = format!("{namespace}/{}", r.name);
+    let shown = ShownRef(namespace, r.name);
     if !(group.is_empty() || group == "core") || kind != "Service" {
         return Err(BackendError {
             reason: spec::INVALID_KIND,
@@ -105,7 +114,16 @@ pub fn resolve(
             message: format!("backend {shown}: Service has no port {port}"),
         });
     };
-    Ok(ClusterKey { service: key, port })
+    Ok(ClusterKey::new(key, port))
+}
+
+/// `namespace/name` of a reference, formatted only when a message needs it.
+struct ShownRef<'a>(&'a str, &'a str);
+
+impl fmt::Display for ShownRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
 }
 
 /// Whether a ReferenceGrant in `to_namespace` lets `from` refer to the object.

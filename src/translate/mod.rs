@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod endpoints;
 pub mod envoy;
 pub mod features;
+pub mod field_path;
 pub mod gateways;
 pub mod hostnames;
 pub mod http;
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use self::backends::ClusterKey;
 use self::conditions::{Conditions, spec};
-use self::envoy::EnvoyResources;
+use self::envoy::{EnvoyResources, Resource};
 use self::gateways::{GatewayIndex, GatewayModel};
 use self::route_table::{Placement, PortRoutes};
 use self::status::{
@@ -118,29 +119,26 @@ fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources
     let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
     for table in tables {
         let name = envoy::listener::name_for_port(table.port);
-        out.listeners.push(envoy::listener::http_listener(
-            table.port,
-            table.container_port,
-        ));
-        out.routes
-            .push(envoy::route::route_configuration(name, table));
+        let listener = envoy::listener::http_listener(table.port, table.container_port);
+        out.listeners
+            .push(Resource::encode(name.clone(), &listener));
+        let routes = envoy::route::route_configuration(name.clone(), table);
+        out.routes.push(Resource::encode(name, &routes));
         for entry in table.hosts.values().flatten() {
-            clusters.extend(
-                entry
-                    .rule
-                    .backends
-                    .iter()
-                    .filter(|b| b.weight > 0)
-                    .filter_map(|b| b.cluster.as_ref()),
-            );
-            clusters.extend(entry.rule.filters.mirrors.iter().map(|m| &m.cluster));
+            let rule = entry.rule;
+            let live = rule.backends.iter().filter(|b| b.weight > 0);
+            clusters.extend(live.filter_map(|b| b.cluster.as_ref()));
+            clusters.extend(rule.filters.mirrors.iter().map(|m| &m.cluster));
         }
     }
     for key in clusters {
-        out.clusters.push(envoy::cluster::eds_cluster(key));
+        let cluster = envoy::cluster::eds_cluster(key);
+        out.clusters
+            .push(Resource::encode(key.name.clone(), &cluster));
         let endpoints = endpoints::ready_endpoints(inputs, key);
+        let assignment = envoy::cluster::load_assignment(key, &endpoints);
         out.endpoints
-            .push(envoy::cluster::load_assignment(key, &endpoints));
+            .push(Resource::encode(key.name.clone(), &assignment));
     }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));

@@ -7,9 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
-use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::listener::v3::filter;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
@@ -45,7 +48,9 @@ pub fn translate_case(dir: &Path) -> Outputs {
 /// A bootstrap with the Gateway's resources inlined: routes into their
 /// listeners, endpoints into their clusters.
 pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
-    let mut listeners = r.listeners.clone();
+    let mut listeners: Vec<Listener> = decode_all::<_>(&r.listeners);
+    let routes: Vec<RouteConfiguration> = decode_all::<_>(&r.routes);
+    let endpoints: Vec<ClusterLoadAssignment> = decode_all::<_>(&r.endpoints);
     for l in &mut listeners {
         for chain in &mut l.filter_chains {
             for f in &mut chain.filters {
@@ -57,8 +62,7 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
                 if let Some(http_connection_manager::RouteSpecifier::Rds(rds)) =
                     &hcm.route_specifier
                 {
-                    let rc = r
-                        .routes
+                    let rc = routes
                         .iter()
                         .find(|rc| rc.name == rds.route_config_name)
                         .expect("every RDS name has a route configuration")
@@ -70,17 +74,13 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
             }
         }
     }
-    let mut clusters = r.clusters.clone();
+    let mut clusters: Vec<Cluster> = decode_all::<_>(&r.clusters);
     for c in &mut clusters {
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         ));
         c.eds_cluster_config = None;
-        c.load_assignment = r
-            .endpoints
-            .iter()
-            .find(|e| e.cluster_name == c.name)
-            .cloned();
+        c.load_assignment = endpoints.iter().find(|e| e.cluster_name == c.name).cloned();
     }
     Bootstrap {
         node: Some(Node {
@@ -109,4 +109,10 @@ pub fn envoy_binary() -> PathBuf {
         venv.display()
     );
     venv
+}
+
+fn decode_all<M: prost::Message + Default>(list: &[portico::translate::envoy::Resource]) -> Vec<M> {
+    list.iter()
+        .map(|x| x.decode().expect("resources decode"))
+        .collect()
 }

@@ -13,7 +13,7 @@ use crate::translate::backends::ClusterKey;
 use crate::translate::endpoints::Endpoint as ReadyEndpoint;
 
 pub fn eds_cluster(key: &ClusterKey) -> Cluster {
-    let name = key.to_string();
+    let name = key.name.clone();
     Cluster {
         name: name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -49,7 +49,7 @@ pub fn load_assignment(key: &ClusterKey, endpoints: &[ReadyEndpoint]) -> Cluster
         })
         .collect::<Vec<_>>();
     ClusterLoadAssignment {
-        cluster_name: key.to_string(),
+        cluster_name: key.name.clone(),
         endpoints: if lb_endpoints.is_empty() {
             Vec::new()
         } else {

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod listener;
 pub mod route;
 
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
@@ -16,13 +17,39 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::{Any, Duration};
 use prost::{Message, Name};
 
-/// Every Envoy resource of one Gateway, each list sorted by name.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Every Envoy resource of one Gateway, encoded, each list sorted by name.
+/// Encoded resources are what xDS sends, compare cheaply, and take a fraction
+/// of the memory of the message structs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnvoyResources {
-    pub listeners: Vec<Listener>,
-    pub routes: Vec<RouteConfiguration>,
-    pub clusters: Vec<Cluster>,
-    pub endpoints: Vec<ClusterLoadAssignment>,
+    /// `envoy.config.listener.v3.Listener`
+    pub listeners: Vec<Resource>,
+    /// `envoy.config.route.v3.RouteConfiguration`
+    pub routes: Vec<Resource>,
+    /// `envoy.config.cluster.v3.Cluster`
+    pub clusters: Vec<Resource>,
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment`
+    pub endpoints: Vec<Resource>,
+}
+
+/// One Envoy resource: its name and its protobuf encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub name: String,
+    pub body: Bytes,
+}
+
+impl Resource {
+    pub fn encode<M: Message>(name: String, message: &M) -> Self {
+        Self {
+            name,
+            body: Bytes::from(message.encode_to_vec()),
+        }
+    }
+
+    pub fn decode<M: Message + Default>(&self) -> Result<M, prost::DecodeError> {
+        M::decode(self.body.clone())
+    }
 }
 
 /// Packs a message into `google.protobuf.Any` with its type URL.

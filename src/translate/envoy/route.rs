@@ -285,6 +285,12 @@ fn apply_rewrite(action: &mut RouteAction, rewrite: &Rewrite, matched: Option<&s
     }
 }
 
+fn cluster_name(b: &WeightedBackend) -> String {
+    b.cluster
+        .as_ref()
+        .map_or_else(|| INVALID_BACKEND.to_string(), |c| c.name.clone())
+}
+
 fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
     weighted_cluster::ClusterWeight {
         name: b
@@ -328,7 +334,7 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
             .mirrors
             .iter()
             .map(|m| route_action::RequestMirrorPolicy {
-                cluster: m.cluster.to_string(),
+                cluster: m.cluster.name.clone(),
                 runtime_fraction: m.per_million.map(|n| RuntimeFractionalPercent {
                     default_value: Some(FractionalPercent {
                         numerator: n,

@@ -13,6 +13,7 @@ use super::RouteContext;
 use super::matches::{StringMatch, check_regex, is_header_name};
 use crate::translate::backends::{self, BackendRef, ClusterKey};
 use crate::translate::conditions::spec;
+use crate::translate::field_path::FieldPath;
 
 /// Headers to add, set and remove on a request or response.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,10 +81,10 @@ pub struct RuleFilters {
 }
 
 fn header_mods(
-    field: &str,
+    field: &FieldPath<'_>,
     m: &HttpRouteRulesFiltersRequestHeaderModifier,
 ) -> Result<HeaderMods, String> {
-    let check_name = |f: String, name: &str| -> Result<String, String> {
+    let check_name = |f: &FieldPath<'_>, name: &str| -> Result<String, String> {
         if !is_header_name(name) {
             return Err(format!("{f}: {name:?} is not a valid header name"));
         }
@@ -95,32 +96,34 @@ fn header_mods(
         }
         Ok(lower)
     };
-    let check_value = |f: String, value: &str| -> Result<(), String> {
+    let check_value = |f: &FieldPath<'_>, value: &str| -> Result<(), String> {
         if value.contains(['\r', '\n', '\0']) {
             return Err(format!("{f}: header values must not contain CR, LF or NUL"));
         }
         Ok(())
     };
+    let (add, set, remove) = (field.key("add"), field.key("set"), field.key("remove"));
     let mut out = HeaderMods::default();
     for (i, h) in m.add.iter().flatten().enumerate() {
-        let name = check_name(format!("{field}.add[{i}].name"), &h.name)?;
-        check_value(format!("{field}.add[{i}].value"), &h.value)?;
+        let f = add.index(i);
+        let name = check_name(&f.key("name"), &h.name)?;
+        check_value(&f.key("value"), &h.value)?;
         out.add.push((name, h.value.clone()));
     }
     for (i, h) in m.set.iter().flatten().enumerate() {
-        let name = check_name(format!("{field}.set[{i}].name"), &h.name)?;
-        check_value(format!("{field}.set[{i}].value"), &h.value)?;
+        let f = set.index(i);
+        let name = check_name(&f.key("name"), &h.name)?;
+        check_value(&f.key("value"), &h.value)?;
         out.set.push((name, h.value.clone()));
     }
     for (i, h) in m.remove.iter().flatten().enumerate() {
-        out.remove
-            .push(check_name(format!("{field}.remove[{i}]"), h)?);
+        out.remove.push(check_name(&remove.index(i), h)?);
     }
     Ok(out)
 }
 
 fn path_replace(
-    field: &str,
+    field: &FieldPath<'_>,
     kind: bool,
     full: Option<&String>,
     prefix: Option<&String>,
@@ -148,7 +151,7 @@ fn path_replace(
     Ok(make(value.clone()))
 }
 
-fn cors_origin(field: &str, origin: &str) -> Result<StringMatch, String> {
+fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch, String> {
     if origin == "*" {
         return Ok(StringMatch::Regex(".*".into()));
     }
@@ -170,12 +173,13 @@ fn cors_origin(field: &str, origin: &str) -> Result<StringMatch, String> {
 /// Compiles the rule-level filters of `spec.rules[rule]`.
 pub fn compile(
     ctx: &mut RouteContext<'_>,
-    field: &str,
+    field: &FieldPath<'_>,
     filters: &[HttpRouteRulesFilters],
 ) -> Result<RuleFilters, String> {
     let mut out = RuleFilters::default();
+    let filters_field = field.key("filters");
     for (i, f) in filters.iter().enumerate() {
-        let field = format!("{field}.filters[{i}]");
+        let field = filters_field.index(i);
         let missing =
             |name: &str| format!("{field}.{name}: must be set when type is {:?}", f.r#type);
         match f.r#type {
@@ -184,7 +188,7 @@ pub fn compile(
                     .request_header_modifier
                     .as_ref()
                     .ok_or_else(|| missing("requestHeaderModifier"))?;
-                let mods = header_mods(&format!("{field}.requestHeaderModifier"), m)?;
+                let mods = header_mods(&field.key("requestHeaderModifier"), m)?;
                 merge(&mut out.request_headers, mods);
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
@@ -193,7 +197,7 @@ pub fn compile(
                     .as_ref()
                     .ok_or_else(|| missing("responseHeaderModifier"))?;
                 let m = same_shape(m)?;
-                let mods = header_mods(&format!("{field}.responseHeaderModifier"), &m)?;
+                let mods = header_mods(&field.key("responseHeaderModifier"), &m)?;
                 merge(&mut out.response_headers, mods);
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
@@ -218,7 +222,7 @@ pub fn compile(
                 let path = match &r.path {
                     None => None,
                     Some(p) => Some(path_replace(
-                        &format!("{field}.requestRedirect.path"),
+                        &field.key("requestRedirect").key("path"),
                         p.r#type == HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath,
                         p.replace_full_path.as_ref(),
                         p.replace_prefix_match.as_ref(),
@@ -251,7 +255,7 @@ pub fn compile(
                 let path = match &r.path {
                     None => None,
                     Some(p) => Some(path_replace(
-                        &format!("{field}.urlRewrite.path"),
+                        &field.key("urlRewrite").key("path"),
                         p.r#type == HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath,
                         p.replace_full_path.as_ref(),
                         p.replace_prefix_match.as_ref(),
@@ -319,9 +323,10 @@ pub fn compile(
                     allow_credentials: c.allow_credentials.unwrap_or(false),
                     ..Cors::default()
                 };
+                let cors_field = field.key("cors");
+                let origins = cors_field.key("allowOrigins");
                 for (j, o) in c.allow_origins.iter().flatten().enumerate() {
-                    cors.allow_origins
-                        .push(cors_origin(&format!("{field}.cors.allowOrigins[{j}]"), o)?);
+                    cors.allow_origins.push(cors_origin(&origins.index(j), o)?);
                 }
                 for (j, h) in cors
                     .allow_headers
@@ -360,7 +365,7 @@ pub fn compile(
     }
     if out.redirect.is_some() && out.rewrite.is_some() {
         return Err(format!(
-            "{field}.filters: RequestRedirect and URLRewrite cannot be combined"
+            "{filters_field}: RequestRedirect and URLRewrite cannot be combined"
         ));
     }
     Ok(out)
@@ -368,14 +373,15 @@ pub fn compile(
 
 /// Backend-level filters: request and response header modifiers.
 pub fn compile_backend(
-    field: &str,
+    field: &FieldPath<'_>,
     filters: &[gateway_api::experimental::httproutes::HttpRouteRulesBackendRefsFilters],
 ) -> Result<(HeaderMods, HeaderMods), String> {
     use gateway_api::experimental::httproutes::HttpRouteRulesBackendRefsFiltersType as T;
     let mut request = HeaderMods::default();
     let mut response = HeaderMods::default();
+    let filters_field = field.key("filters");
     for (i, f) in filters.iter().enumerate() {
-        let field = format!("{field}.filters[{i}]");
+        let field = filters_field.index(i);
         match (
             &f.r#type,
             &f.request_header_modifier,
@@ -385,14 +391,14 @@ pub fn compile_backend(
                 let m = same_shape(m)?;
                 merge(
                     &mut request,
-                    header_mods(&format!("{field}.requestHeaderModifier"), &m)?,
+                    header_mods(&field.key("requestHeaderModifier"), &m)?,
                 );
             }
             (T::ResponseHeaderModifier, _, Some(m)) => {
                 let m = same_shape(m)?;
                 merge(
                     &mut response,
-                    header_mods(&format!("{field}.responseHeaderModifier"), &m)?,
+                    header_mods(&field.key("responseHeaderModifier"), &m)?,
                 );
             }
             (other, _, _) => {

@@ -3,6 +3,7 @@
 //! `MatchModel`. Regexes must compile as RE2 does; header names must be HTTP
 //! tokens. Errors name the field path inside the route.
 
+use crate::translate::field_path::FieldPath;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
     HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
@@ -54,7 +55,7 @@ pub fn is_header_name(name: &str) -> bool {
 }
 
 /// Checks a regex the way Envoy's RE2 engine will see it.
-pub fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
+pub fn check_regex(field: &FieldPath<'_>, pattern: &str) -> Result<(), String> {
     const MAX_LEN: usize = 1024;
     if pattern.len() > MAX_LEN {
         return Err(format!(
@@ -73,7 +74,7 @@ fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().to_string()
 }
 
-pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, String> {
+pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<MatchModel, String> {
     let path = match &m.path {
         None => PathMatch::Prefix("/".into()),
         Some(p) => {
@@ -84,7 +85,7 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
                 .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
             match kind {
                 HttpRouteRulesMatchesPathType::RegularExpression => {
-                    check_regex(&format!("{field}.path.value"), &value)?;
+                    check_regex(&field.key("path").key("value"), &value)?;
                     PathMatch::Regex(value)
                 }
                 HttpRouteRulesMatchesPathType::Exact
@@ -115,8 +116,9 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
     };
 
     let mut headers: Vec<(String, StringMatch)> = Vec::new();
+    let headers_field = field.key("headers");
     for (i, h) in m.headers.iter().flatten().enumerate() {
-        let f = format!("{field}.headers[{i}]");
+        let f = headers_field.index(i);
         if !is_header_name(&h.name) {
             return Err(format!("{f}.name: {:?} is not a valid header name", h.name));
         }
@@ -132,7 +134,7 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
         {
             HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.clone()),
             HttpRouteRulesMatchesHeadersType::RegularExpression => {
-                check_regex(&format!("{f}.value"), &h.value)?;
+                check_regex(&f.key("value"), &h.value)?;
                 StringMatch::Regex(h.value.clone())
             }
         };
@@ -140,8 +142,9 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
     }
 
     let mut query_params: Vec<(String, StringMatch)> = Vec::new();
+    let query_field = field.key("queryParams");
     for (i, q) in m.query_params.iter().flatten().enumerate() {
-        let f = format!("{field}.queryParams[{i}]");
+        let f = query_field.index(i);
         if q.name.is_empty() || q.name.contains(['&', '=', '#', ' ']) {
             return Err(format!(
                 "{f}.name: {:?} is not a valid query parameter name",
@@ -158,7 +161,7 @@ pub fn compile(field: &str, m: &HttpRouteRulesMatches) -> Result<MatchModel, Str
         {
             HttpRouteRulesMatchesQueryParamsType::Exact => StringMatch::Exact(q.value.clone()),
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
-                check_regex(&format!("{f}.value"), &q.value)?;
+                check_regex(&f.key("value"), &q.value)?;
                 StringMatch::Regex(q.value.clone())
             }
         };
@@ -199,7 +202,8 @@ mod tests {
 
     #[test]
     fn bad_regex_names_the_field() {
-        let e = check_regex("spec.rules[0].matches[0].path.value", "(unclosed").unwrap_err();
+        let root = FieldPath::Root("spec.rules[0].matches[0].path.value");
+        let e = check_regex(&root, "(unclosed").unwrap_err();
         assert!(
             e.starts_with("spec.rules[0].matches[0].path.value: invalid regular expression"),
             "{e}"

@@ -16,6 +16,7 @@ use kube::ResourceExt;
 use self::filters::{HeaderMods, RuleFilters};
 use self::matches::MatchModel;
 use super::backends::{self, BackendError, BackendRef, ClusterKey, Referrer};
+use super::field_path::FieldPath;
 use super::gateways::GATEWAY_GROUP;
 use super::hostnames;
 use crate::inputs::{Inputs, ObjectKey};
@@ -139,13 +140,15 @@ fn compile_rule(
     index: usize,
     rule: &HttpRouteRules,
 ) -> Result<RuleModel, String> {
-    let field = format!("spec.rules[{index}]");
+    let rules_field = FieldPath::Root("spec.rules");
+    let field = rules_field.index(index);
+    let matches_field = field.key("matches");
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![MatchModel::any()],
         Some(list) => list
             .iter()
             .enumerate()
-            .map(|(i, m)| matches::compile(&format!("{field}.matches[{i}]"), m))
+            .map(|(i, m)| matches::compile(&matches_field.index(i), m))
             .collect::<Result<Vec<_>, _>>()?,
     };
     let filters = filters::compile(ctx, &field, rule.filters.as_deref().unwrap_or_default())?;
@@ -171,7 +174,8 @@ fn compile_rule(
 
     let mut backends = Vec::new();
     for (i, b) in rule.backend_refs.iter().flatten().enumerate() {
-        let bfield = format!("{field}.backendRefs[{i}]");
+        let backend_refs = field.key("backendRefs");
+        let bfield = backend_refs.index(i);
         let weight = b.weight.unwrap_or(1);
         let weight = u32::try_from(weight)
             .ok()
