@@ -46,6 +46,16 @@ pub struct Placement<'a> {
     pub hostnames: Vec<String>,
 }
 
+/// Hostname to (owning listener, entries of the routes that name it).
+type HostEntries<'a> = BTreeMap<String, HostRoutes<'a>>;
+
+/// The routes naming one hostname on one port, and the listener owning it.
+#[derive(Debug)]
+struct HostRoutes<'a> {
+    listener: Option<usize>,
+    entries: Vec<RouteEntry<'a>>,
+}
+
 /// Builds the table of one Gateway from its placements.
 ///
 /// Each hostname first gets the entries of routes that name it, in match
@@ -55,9 +65,7 @@ pub struct Placement<'a> {
 /// reaches the wildcard routes, as the specification orders hostnames before
 /// matches.
 pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<PortRoutes<'a>> {
-    // Per port: hostname -> (owning listener, entries of routes naming it).
-    let mut own: BTreeMap<i32, (u32, BTreeMap<String, (Option<usize>, Vec<RouteEntry<'a>>)>)> =
-        BTreeMap::new();
+    let mut own: BTreeMap<i32, (u32, HostEntries<'a>)> = BTreeMap::new();
     for (i, l) in gateway
         .listeners
         .iter()
@@ -70,7 +78,10 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
         // Every listener hostname gets a virtual host, even without routes, so a
         // more specific listener keeps its requests (and answers 404 itself).
         let host = l.hostname.clone().unwrap_or_else(|| "*".into());
-        hosts.entry(host).or_insert((Some(i), Vec::new()));
+        hosts.entry(host).or_insert(HostRoutes {
+            listener: Some(i),
+            entries: Vec::new(),
+        });
     }
     for p in placements {
         let listener = &gateway.listeners[p.listener];
@@ -82,7 +93,13 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             if owner != Some(p.listener) {
                 continue;
             }
-            let (_, entries) = hosts.entry(host.clone()).or_insert((owner, Vec::new()));
+            let entries = &mut hosts
+                .entry(host.clone())
+                .or_insert(HostRoutes {
+                    listener: owner,
+                    entries: Vec::new(),
+                })
+                .entries;
             for rule in &p.route.rules {
                 for match_index in 0..rule.matches.len() {
                     entries.push(RouteEntry {
@@ -96,7 +113,7 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
     }
     let mut out = Vec::new();
     for (port, (container_port, mut hosts)) in own {
-        for (_, entries) in hosts.values_mut() {
+        for HostRoutes { entries, .. } in hosts.values_mut() {
             entries.sort_by(precedence);
             entries.dedup_by(|a, b| {
                 a.route.key == b.route.key
@@ -109,20 +126,17 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             container_port,
             hosts: BTreeMap::new(),
         };
-        for (host, (listener, entries)) in &hosts {
-            let mut fallbacks: Vec<(&String, &Vec<RouteEntry<'a>>)> = hosts
-                .iter()
-                .filter(|(other, (l, _))| {
-                    *other != host
-                        && *l == *listener
-                        && (*other == "*" || hostnames::covers(other, host))
-                })
-                .map(|(other, (_, e))| (other, e))
-                .collect();
-            fallbacks.sort_by(|a, b| hostnames::specificity(b.0).cmp(&hostnames::specificity(a.0)));
-            let mut all = entries.clone();
-            for (_, more) in fallbacks {
-                all.extend(more.iter().cloned());
+        // Only wildcard hostnames can be fallbacks; there are few of them.
+        let mut wildcards: Vec<(&String, &HostRoutes<'a>)> =
+            hosts.iter().filter(|(h, _)| h.starts_with('*')).collect();
+        wildcards.sort_by_key(|(h, _)| std::cmp::Reverse(hostnames::specificity(h)));
+        for (host, own) in &hosts {
+            let mut all = own.entries.clone();
+            for (wildcard, fallback) in &wildcards {
+                let covers = *wildcard == "*" || hostnames::covers(wildcard, host);
+                if *wildcard != host && fallback.listener == own.listener && covers {
+                    all.extend(fallback.entries.iter().cloned());
+                }
             }
             table.hosts.insert(host.clone(), all);
         }

@@ -293,10 +293,7 @@ fn cluster_name(b: &WeightedBackend) -> String {
 
 fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
     weighted_cluster::ClusterWeight {
-        name: b
-            .cluster
-            .as_ref()
-            .map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
+        name: cluster_name(b),
         weight: Some(UInt32Value { value: b.weight }),
         request_headers_to_add: header_options(&b.request_headers),
         request_headers_to_remove: b.request_headers.remove.clone(),
@@ -315,11 +312,7 @@ fn route_action(rule: &RuleModel, matched: Option<&str>) -> Option<RouteAction> 
     }
     let plain = |b: &WeightedBackend| b.request_headers.is_empty() && b.response_headers.is_empty();
     let cluster_specifier = match live.as_slice() {
-        [only] if plain(only) => route_action::ClusterSpecifier::Cluster(
-            only.cluster
-                .as_ref()
-                .map_or_else(|| INVALID_BACKEND.to_string(), ToString::to_string),
-        ),
+        [only] if plain(only) => route_action::ClusterSpecifier::Cluster(cluster_name(only)),
         _ => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters: live.iter().map(|b| cluster_weight(b)).collect(),
             ..WeightedCluster::default()
