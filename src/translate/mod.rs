@@ -123,7 +123,10 @@ fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources
         out.listeners
             .push(Resource::encode(name.clone(), &listener));
         let routes = envoy::route::route_configuration(name.clone(), table);
-        out.routes.push(Resource::encode(name, &routes));
+        out.routes.push(Resource {
+            name,
+            body: routes.into(),
+        });
         for entry in table.hosts.values().flatten() {
             let rule = entry.rule;
             let live = rule.backends.iter().filter(|b| b.weight > 0);

@@ -20,6 +20,8 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use prost::Message;
+
 use super::{any, duration};
 use crate::translate::http::filters::{Cors, HeaderMods, PathReplace, Redirect, Rewrite};
 use crate::translate::http::matches::{PathMatch, StringMatch};
@@ -30,23 +32,47 @@ use crate::translate::route_table::{PortRoutes, RouteEntry};
 /// so Envoy answers its share of traffic with 500.
 pub const INVALID_BACKEND: &str = "portico/invalid-backend";
 
-pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> RouteConfiguration {
-    let virtual_hosts = table
-        .hosts
-        .iter()
-        .map(|(host, entries)| VirtualHost {
-            name: host.clone(),
-            domains: vec![host.clone()],
-            routes: entries.iter().map(|e| envoy_route(e, table.port)).collect(),
-            ..VirtualHost::default()
-        })
-        .collect();
-    RouteConfiguration {
+/// Field numbers of the repeated fields filled by streaming.
+const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
+const VIRTUAL_HOST_ROUTES: u32 = 3;
+
+/// The encoded RouteConfiguration of one port.
+///
+/// Routes are encoded one at a time and appended to their virtual host's
+/// bytes, and each virtual host to the configuration's: a repeated message
+/// field is just its elements' encodings one after another, so the result is
+/// the same message without ever holding thousands of route structs at once.
+pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
+    let mut out = RouteConfiguration {
         name,
-        virtual_hosts,
         validate_clusters: Some(BoolValue { value: false }),
         ..RouteConfiguration::default()
     }
+    .encode_to_vec();
+    let mut vhost = Vec::new();
+    let mut route = Vec::new();
+    for (host, entries) in &table.hosts {
+        vhost.clear();
+        VirtualHost {
+            name: host.clone(),
+            domains: vec![host.clone()],
+            ..VirtualHost::default()
+        }
+        .encode_raw(&mut vhost);
+        for entry in entries {
+            route.clear();
+            envoy_route(entry, table.port).encode_raw(&mut route);
+            append_message_field(&mut vhost, VIRTUAL_HOST_ROUTES, &route);
+        }
+        append_message_field(&mut out, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, &vhost);
+    }
+    out
+}
+
+fn append_message_field(buf: &mut Vec<u8>, tag: u32, message: &[u8]) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(message.len() as u64, buf);
+    buf.extend_from_slice(message);
 }
 
 fn string_matcher(m: &StringMatch) -> StringMatcher {
