@@ -91,7 +91,7 @@ fn attach_one(
     route: &HttpRouteModel,
     kind: &str,
 ) -> Vec<(usize, Vec<String>)> {
-    let reject = |conditions: &mut Conditions, reason: &str, message: String| {
+    let reject = |conditions: &mut Conditions, reason: &'static str, message: String| {
         conditions.set(spec::ACCEPTED, false, reason, message);
         Vec::new()
     };

@@ -9,9 +9,9 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: &'static str,
     pub status: ConditionStatus,
-    pub reason: String,
+    pub reason: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -49,15 +49,15 @@ impl Conditions {
 
     pub fn set(
         &mut self,
-        type_: &str,
+        type_: &'static str,
         status: impl Into<ConditionStatus>,
-        reason: &str,
+        reason: &'static str,
         message: impl Into<String>,
     ) {
         let condition = Condition {
-            type_: type_.to_string(),
+            type_,
             status: status.into(),
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
             observed_generation: self.generation,
         };
