@@ -181,7 +181,7 @@ fn attach_one(
         .map(|i| {
             (
                 i,
-                hostnames::intersect(gateway.listeners[i].hostname.as_deref(), &route.hostnames),
+                hostnames::intersect(gateway.listeners[i].hostname.as_deref(), route.hostnames),
             )
         })
         .filter(|(_, h)| !h.is_empty())

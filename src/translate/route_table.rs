@@ -17,13 +17,13 @@ use super::http::{HttpRouteModel, RuleModel};
 /// One rule match of one route, placed on one hostname.
 #[derive(Clone, Debug)]
 pub struct RouteEntry<'a> {
-    pub route: &'a HttpRouteModel,
-    pub rule: &'a RuleModel,
+    pub route: &'a HttpRouteModel<'a>,
+    pub rule: &'a RuleModel<'a>,
     pub match_index: usize,
 }
 
 impl RouteEntry<'_> {
-    pub fn matcher(&self) -> &MatchModel {
+    pub fn matcher(&self) -> &MatchModel<'_> {
         &self.rule.matches[self.match_index]
     }
 }
@@ -41,7 +41,7 @@ pub struct PortRoutes<'a> {
 /// serves there.
 #[derive(Clone, Debug)]
 pub struct Placement<'a> {
-    pub route: &'a HttpRouteModel,
+    pub route: &'a HttpRouteModel<'a>,
     pub listener: usize,
     pub hostnames: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! One RouteConfiguration per Gateway port: a virtual host per hostname, routes
 //! in precedence order, each rule's filters turned into Envoy route settings.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
@@ -77,7 +78,7 @@ fn append_message_field(buf: &mut Vec<u8>, tag: u32, message: &[u8]) {
 
 fn string_matcher(m: &StringMatch) -> StringMatcher {
     let pattern = match m {
-        StringMatch::Exact(v) => string_matcher::MatchPattern::Exact(v.clone()),
+        StringMatch::Exact(v) => string_matcher::MatchPattern::Exact(v.to_string()),
         StringMatch::Regex(v) => string_matcher::MatchPattern::SafeRegex(regex(v)),
     };
     StringMatcher {
@@ -96,16 +97,16 @@ fn regex(pattern: &str) -> RegexMatcher {
 fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
     let m = entry.matcher();
     let path = match &m.path {
-        PathMatch::Exact(v) => route_match::PathSpecifier::Path(v.clone()),
-        PathMatch::Prefix(v) if v == "/" => route_match::PathSpecifier::Prefix(v.clone()),
-        PathMatch::Prefix(v) => route_match::PathSpecifier::PathSeparatedPrefix(v.clone()),
+        PathMatch::Exact(v) => route_match::PathSpecifier::Path(v.to_string()),
+        PathMatch::Prefix("/") => route_match::PathSpecifier::Prefix("/".into()),
+        PathMatch::Prefix(v) => route_match::PathSpecifier::PathSeparatedPrefix(v.to_string()),
         PathMatch::Regex(v) => route_match::PathSpecifier::SafeRegex(regex(v)),
     };
     let mut headers: Vec<HeaderMatcher> = m
         .headers
         .iter()
         .map(|(name, value)| HeaderMatcher {
-            name: name.clone(),
+            name: name.to_string(),
             header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
                 string_matcher(value),
             )),
@@ -128,7 +129,7 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
             .query_params
             .iter()
             .map(|(name, value)| QueryParameterMatcher {
-                name: name.clone(),
+                name: name.to_string(),
                 query_parameter_match_specifier: Some(
                     query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
                         string_matcher(value),
@@ -140,12 +141,13 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
     }
 }
 
-fn header_options(mods: &HeaderMods) -> Vec<HeaderValueOption> {
-    let option = |(k, v): &(String, String), action: header_value_option::HeaderAppendAction| {
+fn header_options(mods: &HeaderMods<'_>) -> Vec<HeaderValueOption> {
+    let option = |(k, v): &(Cow<'_, str>, &str),
+                  action: header_value_option::HeaderAppendAction| {
         HeaderValueOption {
             header: Some(HeaderValue {
-                key: k.clone(),
-                value: v.clone(),
+                key: k.to_string(),
+                value: v.to_string(),
                 ..HeaderValue::default()
             }),
             append_action: action as i32,
@@ -169,6 +171,10 @@ fn header_options(mods: &HeaderMods) -> Vec<HeaderValueOption> {
         .collect()
 }
 
+fn names(list: &[Cow<'_, str>]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
 fn route_name(entry: &RouteEntry<'_>) -> String {
     let key = &entry.route.key;
     let rule = match &entry.rule.name {
@@ -188,9 +194,9 @@ fn envoy_route(entry: &RouteEntry<'_>, listener_port: i32) -> Route {
         name: route_name(entry),
         r#match: Some(route_match(entry)),
         request_headers_to_add: header_options(&f.request_headers),
-        request_headers_to_remove: f.request_headers.remove.clone(),
+        request_headers_to_remove: names(&f.request_headers.remove),
         response_headers_to_add: header_options(&f.response_headers),
-        response_headers_to_remove: f.response_headers.remove.clone(),
+        response_headers_to_remove: names(&f.response_headers.remove),
         ..Route::default()
     };
     if let Some(cors) = &f.cors {
@@ -200,7 +206,7 @@ fn envoy_route(entry: &RouteEntry<'_>, listener_port: i32) -> Route {
         )]);
     }
     let current_prefix = match &entry.matcher().path {
-        PathMatch::Prefix(p) => Some(p.as_str()),
+        PathMatch::Prefix(p) => Some(*p),
         _ => None,
     };
     r.action = Some(if let Some(redirect) = &f.redirect {
@@ -322,9 +328,9 @@ fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
         name: cluster_name(b),
         weight: Some(UInt32Value { value: b.weight }),
         request_headers_to_add: header_options(&b.request_headers),
-        request_headers_to_remove: b.request_headers.remove.clone(),
+        request_headers_to_remove: names(&b.request_headers.remove),
         response_headers_to_add: header_options(&b.response_headers),
-        response_headers_to_remove: b.response_headers.remove.clone(),
+        response_headers_to_remove: names(&b.response_headers.remove),
         ..weighted_cluster::ClusterWeight::default()
     }
 }

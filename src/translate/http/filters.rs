@@ -3,27 +3,32 @@
 //! and CORS. Invalid values are errors naming the field; references that do not
 //! resolve (mirror targets, ExtensionRef) are recorded for `ResolvedRefs`.
 
+use std::borrow::Cow;
+
 use gateway_api::experimental::httproutes::{
-    HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
+    HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
+    HttpRouteRulesBackendRefsFiltersResponseHeaderModifier, HttpRouteRulesFilters,
+    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersResponseHeaderModifier,
     HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
 
 use super::RouteContext;
-use super::matches::{StringMatch, check_regex, is_header_name};
+use super::matches::{StringMatch, check_regex, is_header_name, lowercase};
 use crate::translate::backends::{self, BackendRef, ClusterKey};
 use crate::translate::conditions::spec;
 use crate::translate::field_path::FieldPath;
 
-/// Headers to add, set and remove on a request or response.
+/// Headers to add, set and remove on a request or response: lowercase names,
+/// values borrowed from the route.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HeaderMods {
-    pub add: Vec<(String, String)>,
-    pub set: Vec<(String, String)>,
-    pub remove: Vec<String>,
+pub struct HeaderMods<'a> {
+    pub add: Vec<(Cow<'a, str>, &'a str)>,
+    pub set: Vec<(Cow<'a, str>, &'a str)>,
+    pub remove: Vec<Cow<'a, str>>,
 }
 
-impl HeaderMods {
+impl HeaderMods<'_> {
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
     }
@@ -59,7 +64,7 @@ pub struct Mirror {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cors {
-    pub allow_origins: Vec<StringMatch>,
+    pub allow_origins: Vec<StringMatch<'static>>,
     pub allow_methods: Vec<String>,
     pub allow_headers: Vec<String>,
     pub expose_headers: Vec<String>,
@@ -69,9 +74,9 @@ pub struct Cors {
 
 /// Everything the rule-level filters ask for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RuleFilters {
-    pub request_headers: HeaderMods,
-    pub response_headers: HeaderMods,
+pub struct RuleFilters<'a> {
+    pub request_headers: HeaderMods<'a>,
+    pub response_headers: HeaderMods<'a>,
     pub redirect: Option<Redirect>,
     pub rewrite: Option<Rewrite>,
     pub mirrors: Vec<Mirror>,
@@ -80,44 +85,79 @@ pub struct RuleFilters {
     pub broken_reference: bool,
 }
 
-fn header_mods(
+/// The generated API types repeat one header-modifier schema under several
+/// names (request and response, rule and backend level); this reads any of them.
+pub trait HeaderModifierSpec {
+    fn adds(&self) -> impl Iterator<Item = (&str, &str)>;
+    fn sets(&self) -> impl Iterator<Item = (&str, &str)>;
+    fn removes(&self) -> &[String];
+}
+
+macro_rules! header_modifier_spec {
+    ($($t:ty),* $(,)?) => {$(
+        impl HeaderModifierSpec for $t {
+            fn adds(&self) -> impl Iterator<Item = (&str, &str)> {
+                self.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()))
+            }
+            fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
+                self.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()))
+            }
+            fn removes(&self) -> &[String] {
+                self.remove.as_deref().unwrap_or_default()
+            }
+        }
+    )*};
+}
+
+header_modifier_spec!(
+    HttpRouteRulesFiltersRequestHeaderModifier,
+    HttpRouteRulesFiltersResponseHeaderModifier,
+    HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
+    HttpRouteRulesBackendRefsFiltersResponseHeaderModifier,
+);
+
+fn header_name<'a>(f: &FieldPath<'_>, name: &'a str) -> Result<Cow<'a, str>, String> {
+    if !is_header_name(name) {
+        return Err(format!("{f}: {name:?} is not a valid header name"));
+    }
+    let lower = lowercase(name);
+    if lower == "host" {
+        return Err(format!(
+            "{f}: the Host header cannot be modified here; use URLRewrite hostname"
+        ));
+    }
+    Ok(lower)
+}
+
+fn header_value<'a>(f: &FieldPath<'_>, value: &'a str) -> Result<&'a str, String> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(format!("{f}: header values must not contain CR, LF or NUL"));
+    }
+    Ok(value)
+}
+
+fn header_mods<'a>(
     field: &FieldPath<'_>,
-    m: &HttpRouteRulesFiltersRequestHeaderModifier,
-) -> Result<HeaderMods, String> {
-    let check_name = |f: &FieldPath<'_>, name: &str| -> Result<String, String> {
-        if !is_header_name(name) {
-            return Err(format!("{f}: {name:?} is not a valid header name"));
-        }
-        let lower = name.to_ascii_lowercase();
-        if lower == "host" {
-            return Err(format!(
-                "{f}: the Host header cannot be modified here; use URLRewrite hostname"
-            ));
-        }
-        Ok(lower)
-    };
-    let check_value = |f: &FieldPath<'_>, value: &str| -> Result<(), String> {
-        if value.contains(['\r', '\n', '\0']) {
-            return Err(format!("{f}: header values must not contain CR, LF or NUL"));
-        }
-        Ok(())
-    };
+    m: &'a impl HeaderModifierSpec,
+) -> Result<HeaderMods<'a>, String> {
     let (add, set, remove) = (field.key("add"), field.key("set"), field.key("remove"));
     let mut out = HeaderMods::default();
-    for (i, h) in m.add.iter().flatten().enumerate() {
+    for (i, (name, value)) in m.adds().enumerate() {
         let f = add.index(i);
-        let name = check_name(&f.key("name"), &h.name)?;
-        check_value(&f.key("value"), &h.value)?;
-        out.add.push((name, h.value.clone()));
+        out.add.push((
+            header_name(&f.key("name"), name)?,
+            header_value(&f.key("value"), value)?,
+        ));
     }
-    for (i, h) in m.set.iter().flatten().enumerate() {
+    for (i, (name, value)) in m.sets().enumerate() {
         let f = set.index(i);
-        let name = check_name(&f.key("name"), &h.name)?;
-        check_value(&f.key("value"), &h.value)?;
-        out.set.push((name, h.value.clone()));
+        out.set.push((
+            header_name(&f.key("name"), name)?,
+            header_value(&f.key("value"), value)?,
+        ));
     }
-    for (i, h) in m.remove.iter().flatten().enumerate() {
-        out.remove.push(check_name(&remove.index(i), h)?);
+    for (i, name) in m.removes().iter().enumerate() {
+        out.remove.push(header_name(&remove.index(i), name)?);
     }
     Ok(out)
 }
@@ -151,12 +191,12 @@ fn path_replace(
     Ok(make(value.clone()))
 }
 
-fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch, String> {
+fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch<'static>, String> {
     if origin == "*" {
         return Ok(StringMatch::Regex(".*".into()));
     }
     if !origin.contains('*') {
-        return Ok(StringMatch::Exact(origin.to_string()));
+        return Ok(StringMatch::Exact(origin.to_string().into()));
     }
     let pattern = format!(
         "^{}$",
@@ -167,15 +207,15 @@ fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch, Strin
             .join("[^/]*")
     );
     check_regex(field, &pattern)?;
-    Ok(StringMatch::Regex(pattern))
+    Ok(StringMatch::Regex(pattern.into()))
 }
 
 /// Compiles the rule-level filters of `spec.rules[rule]`.
-pub fn compile(
+pub fn compile<'a>(
     ctx: &mut RouteContext<'_>,
     field: &FieldPath<'_>,
-    filters: &[HttpRouteRulesFilters],
-) -> Result<RuleFilters, String> {
+    filters: &'a [HttpRouteRulesFilters],
+) -> Result<RuleFilters<'a>, String> {
     let mut out = RuleFilters::default();
     let filters_field = field.key("filters");
     for (i, f) in filters.iter().enumerate() {
@@ -196,8 +236,7 @@ pub fn compile(
                     .response_header_modifier
                     .as_ref()
                     .ok_or_else(|| missing("responseHeaderModifier"))?;
-                let m = same_shape(m)?;
-                let mods = header_mods(&field.key("responseHeaderModifier"), &m)?;
+                let mods = header_mods(&field.key("responseHeaderModifier"), m)?;
                 merge(&mut out.response_headers, mods);
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
@@ -372,10 +411,10 @@ pub fn compile(
 }
 
 /// Backend-level filters: request and response header modifiers.
-pub fn compile_backend(
+pub fn compile_backend<'a>(
     field: &FieldPath<'_>,
-    filters: &[gateway_api::experimental::httproutes::HttpRouteRulesBackendRefsFilters],
-) -> Result<(HeaderMods, HeaderMods), String> {
+    filters: &'a [HttpRouteRulesBackendRefsFilters],
+) -> Result<(HeaderMods<'a>, HeaderMods<'a>), String> {
     use gateway_api::experimental::httproutes::HttpRouteRulesBackendRefsFiltersType as T;
     let mut request = HeaderMods::default();
     let mut response = HeaderMods::default();
@@ -388,17 +427,15 @@ pub fn compile_backend(
             &f.response_header_modifier,
         ) {
             (T::RequestHeaderModifier, Some(m), _) => {
-                let m = same_shape(m)?;
                 merge(
                     &mut request,
-                    header_mods(&field.key("requestHeaderModifier"), &m)?,
+                    header_mods(&field.key("requestHeaderModifier"), m)?,
                 );
             }
             (T::ResponseHeaderModifier, _, Some(m)) => {
-                let m = same_shape(m)?;
                 merge(
                     &mut response,
-                    header_mods(&field.key("responseHeaderModifier"), &m)?,
+                    header_mods(&field.key("responseHeaderModifier"), m)?,
                 );
             }
             (other, _, _) => {
@@ -411,17 +448,7 @@ pub fn compile_backend(
     Ok((request, response))
 }
 
-/// The generated types repeat one header-modifier schema under several names;
-/// this reads any of them as the request-modifier type.
-fn same_shape<T: serde::Serialize>(
-    value: &T,
-) -> Result<HttpRouteRulesFiltersRequestHeaderModifier, String> {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .map_err(|e| format!("header modifier: {e}"))
-}
-
-fn merge(into: &mut HeaderMods, more: HeaderMods) {
+fn merge<'a>(into: &mut HeaderMods<'a>, more: HeaderMods<'a>) {
     into.add.extend(more.add);
     into.set.extend(more.set);
     into.remove.extend(more.remove);

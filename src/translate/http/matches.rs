@@ -3,42 +3,45 @@
 //! `MatchModel`. Regexes must compile as RE2 does; header names must be HTTP
 //! tokens. Errors name the field path inside the route.
 
+use std::borrow::Cow;
+
 use crate::translate::field_path::FieldPath;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
     HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
 };
 
-/// How a path is matched.
+/// How a path is matched. Values borrow from the route.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PathMatch {
-    Exact(String),
+pub enum PathMatch<'a> {
+    Exact(&'a str),
     /// Element-wise prefix, stored without a trailing slash (`/` stays `/`).
-    Prefix(String),
-    Regex(String),
+    Prefix(&'a str),
+    Regex(&'a str),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StringMatch {
-    Exact(String),
-    Regex(String),
+pub enum StringMatch<'a> {
+    Exact(Cow<'a, str>),
+    Regex(Cow<'a, str>),
 }
 
 /// One validated `matches[]` entry. Entries within a rule are ORed; everything
 /// inside one entry is ANDed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MatchModel {
-    pub path: PathMatch,
-    pub headers: Vec<(String, StringMatch)>,
-    pub query_params: Vec<(String, StringMatch)>,
+pub struct MatchModel<'a> {
+    pub path: PathMatch<'a>,
+    /// Lowercase header names.
+    pub headers: Vec<(Cow<'a, str>, StringMatch<'a>)>,
+    pub query_params: Vec<(&'a str, StringMatch<'a>)>,
     pub method: Option<&'static str>,
 }
 
-impl MatchModel {
+impl MatchModel<'_> {
     /// The match of a rule without `matches`: every request.
     pub fn any() -> Self {
         Self {
-            path: PathMatch::Prefix("/".into()),
+            path: PathMatch::Prefix("/"),
             headers: Vec::new(),
             query_params: Vec::new(),
             method: None,
@@ -74,18 +77,30 @@ fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().to_string()
 }
 
-pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<MatchModel, String> {
+/// A header name in lowercase, borrowed when it already is.
+pub fn lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+pub fn compile<'a>(
+    field: &FieldPath<'_>,
+    m: &'a HttpRouteRulesMatches,
+) -> Result<MatchModel<'a>, String> {
     let path = match &m.path {
-        None => PathMatch::Prefix("/".into()),
+        None => PathMatch::Prefix("/"),
         Some(p) => {
-            let value = p.value.clone().unwrap_or_else(|| "/".into());
+            let value: &'a str = p.value.as_deref().unwrap_or("/");
             let kind = p
                 .r#type
                 .clone()
                 .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
             match kind {
                 HttpRouteRulesMatchesPathType::RegularExpression => {
-                    check_regex(&field.key("path").key("value"), &value)?;
+                    check_regex(&field.key("path").key("value"), value)?;
                     PathMatch::Regex(value)
                 }
                 HttpRouteRulesMatchesPathType::Exact
@@ -104,25 +119,21 @@ pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<Match
                         PathMatch::Exact(value)
                     } else {
                         let trimmed = value.trim_end_matches('/');
-                        PathMatch::Prefix(if trimmed.is_empty() {
-                            "/".into()
-                        } else {
-                            trimmed.into()
-                        })
+                        PathMatch::Prefix(if trimmed.is_empty() { "/" } else { trimmed })
                     }
                 }
             }
         }
     };
 
-    let mut headers: Vec<(String, StringMatch)> = Vec::new();
+    let mut headers: Vec<(Cow<'a, str>, StringMatch<'a>)> = Vec::new();
     let headers_field = field.key("headers");
     for (i, h) in m.headers.iter().flatten().enumerate() {
         let f = headers_field.index(i);
         if !is_header_name(&h.name) {
             return Err(format!("{f}.name: {:?} is not a valid header name", h.name));
         }
-        let name = h.name.to_ascii_lowercase();
+        let name = lowercase(&h.name);
         // The spec: only the first match of a repeated header name counts.
         if headers.iter().any(|(n, _)| *n == name) {
             continue;
@@ -132,16 +143,16 @@ pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<Match
             .clone()
             .unwrap_or(HttpRouteRulesMatchesHeadersType::Exact)
         {
-            HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.clone()),
+            HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.as_str().into()),
             HttpRouteRulesMatchesHeadersType::RegularExpression => {
                 check_regex(&f.key("value"), &h.value)?;
-                StringMatch::Regex(h.value.clone())
+                StringMatch::Regex(h.value.as_str().into())
             }
         };
         headers.push((name, value));
     }
 
-    let mut query_params: Vec<(String, StringMatch)> = Vec::new();
+    let mut query_params: Vec<(&'a str, StringMatch<'a>)> = Vec::new();
     let query_field = field.key("queryParams");
     for (i, q) in m.query_params.iter().flatten().enumerate() {
         let f = query_field.index(i);
@@ -151,7 +162,7 @@ pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<Match
                 q.name
             ));
         }
-        if query_params.iter().any(|(n, _)| *n == q.name) {
+        if query_params.iter().any(|(n, _)| *n == q.name.as_str()) {
             continue;
         }
         let value = match q
@@ -159,13 +170,15 @@ pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<Match
             .clone()
             .unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact)
         {
-            HttpRouteRulesMatchesQueryParamsType::Exact => StringMatch::Exact(q.value.clone()),
+            HttpRouteRulesMatchesQueryParamsType::Exact => {
+                StringMatch::Exact(q.value.as_str().into())
+            }
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
                 check_regex(&f.key("value"), &q.value)?;
-                StringMatch::Regex(q.value.clone())
+                StringMatch::Regex(q.value.as_str().into())
             }
         };
-        query_params.push((q.name.clone(), value));
+        query_params.push((q.name.as_str(), value));
     }
 
     let method = m.method.as_ref().map(|method| match method {

@@ -29,12 +29,12 @@ pub struct RouteContext<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct HttpRouteModel {
+pub struct HttpRouteModel<'a> {
     pub key: ObjectKey,
     pub generation: Option<i64>,
-    pub created: Option<Time>,
-    pub hostnames: Vec<String>,
-    pub rules: Vec<RuleModel>,
+    pub created: Option<&'a Time>,
+    pub hostnames: &'a [String],
+    pub rules: Vec<RuleModel<'a>>,
     /// Dropped rules, one message each.
     pub invalid_rules: Vec<String>,
     /// A problem that invalidates the whole route.
@@ -44,12 +44,12 @@ pub struct HttpRouteModel {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct RuleModel {
+pub struct RuleModel<'a> {
     pub index: usize,
-    pub name: Option<String>,
-    pub matches: Vec<MatchModel>,
-    pub filters: RuleFilters,
-    pub backends: Vec<WeightedBackend>,
+    pub name: Option<&'a str>,
+    pub matches: Vec<MatchModel<'a>>,
+    pub filters: RuleFilters<'a>,
+    pub backends: Vec<WeightedBackend<'a>>,
     pub timeouts: Timeouts,
     pub retry: Option<Retry>,
 }
@@ -57,11 +57,11 @@ pub struct RuleModel {
 /// A backend with its share of traffic. `cluster: None` is a reference that
 /// did not resolve: its share answers 500.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WeightedBackend {
+pub struct WeightedBackend<'a> {
     pub cluster: Option<ClusterKey>,
     pub weight: u32,
-    pub request_headers: HeaderMods,
-    pub response_headers: HeaderMods,
+    pub request_headers: HeaderMods<'a>,
+    pub response_headers: HeaderMods<'a>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,7 +77,12 @@ pub struct Retry {
     pub codes: Vec<u32>,
 }
 
-pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
+/// A route without rules has one rule that matches everything and has no
+/// backend (so it answers 500).
+static DEFAULT_RULE: std::sync::LazyLock<HttpRouteRules> =
+    std::sync::LazyLock::new(HttpRouteRules::default);
+
+pub fn compile_route<'a>(inputs: &Inputs, route: &'a HttpRoute) -> HttpRouteModel<'a> {
     let key = ObjectKey::of(route);
     let namespace = route.namespace().unwrap_or_default();
     let mut ctx = RouteContext {
@@ -89,7 +94,7 @@ pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
         },
         unresolved: Vec::new(),
     };
-    let hostnames_in: Vec<String> = route.spec.hostnames.clone().unwrap_or_default();
+    let hostnames_in: &[String] = route.spec.hostnames.as_deref().unwrap_or_default();
     let mut route_error = None;
     for (i, h) in hostnames_in.iter().enumerate() {
         if let Err(e) = hostnames::validate(h) {
@@ -99,10 +104,9 @@ pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
     }
     let mut rules = Vec::new();
     let mut invalid_rules = Vec::new();
-    let default_rule = [HttpRouteRules::default()];
     let raw_rules: &[HttpRouteRules] = match route.spec.rules.as_deref() {
         Some(r) if !r.is_empty() => r,
-        _ => &default_rule,
+        _ => std::slice::from_ref(&*DEFAULT_RULE),
     };
     for (index, rule) in raw_rules.iter().enumerate() {
         match compile_rule(&mut ctx, index, rule) {
@@ -117,7 +121,7 @@ pub fn compile_route(inputs: &Inputs, route: &HttpRoute) -> HttpRouteModel {
     HttpRouteModel {
         key,
         generation: route.metadata.generation,
-        created: route.metadata.creation_timestamp.clone(),
+        created: route.metadata.creation_timestamp.as_ref(),
         hostnames: hostnames_in,
         rules,
         invalid_rules,
@@ -135,11 +139,11 @@ fn duration(field: &str, value: &str) -> Result<Duration, String> {
     ))
 }
 
-fn compile_rule(
+fn compile_rule<'a>(
     ctx: &mut RouteContext<'_>,
     index: usize,
-    rule: &HttpRouteRules,
-) -> Result<RuleModel, String> {
+    rule: &'a HttpRouteRules,
+) -> Result<RuleModel<'a>, String> {
     let rules_field = FieldPath::Root("spec.rules");
     let field = rules_field.index(index);
     let matches_field = field.key("matches");
@@ -262,7 +266,7 @@ fn compile_rule(
 
     Ok(RuleModel {
         index,
-        name: rule.name.clone(),
+        name: rule.name.as_deref(),
         matches,
         filters,
         backends,
