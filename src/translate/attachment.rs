@@ -74,7 +74,7 @@ pub fn attach<'a>(
                 section_name: p.section_name.clone(),
                 port: p.port,
             },
-            controller_name: CONTROLLER_NAME.to_string(),
+            controller_name: CONTROLLER_NAME,
             conditions: conditions.into_vec(),
         });
     }
@@ -196,12 +196,7 @@ fn attach_one(
             ),
         );
     }
-    conditions.set(
-        spec::ACCEPTED,
-        true,
-        "Accepted",
-        format!("attached to Gateway {}", gateway.key),
-    );
+    conditions.set(spec::ACCEPTED, true, "Accepted", "the route is attached");
     if !route.invalid_rules.is_empty() {
         conditions.set(
             spec::PARTIALLY_INVALID,

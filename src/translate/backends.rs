@@ -5,7 +5,9 @@
 //! route to, or the spec reason (InvalidKind, RefNotPermitted, BackendNotFound)
 //! and a message naming the reference.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::inputs::{Inputs, ObjectKey};
 
@@ -61,6 +63,59 @@ pub struct Referrer<'a> {
     pub group: &'a str,
     pub kind: &'a str,
     pub namespace: &'a str,
+}
+
+/// Resolves references, remembering each answer: many routes name the same
+/// Service port, and they then share one `ClusterKey`.
+pub struct BackendResolver<'a> {
+    inputs: &'a Inputs,
+    cache: HashMap<CacheKey<'a>, Result<Arc<ClusterKey>, BackendError>>,
+}
+
+/// Everything an answer depends on: referrer kind and namespace, and the
+/// reference as written.
+type CacheKey<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<i32>,
+);
+
+impl<'a> BackendResolver<'a> {
+    pub fn new(inputs: &'a Inputs) -> Self {
+        Self {
+            inputs,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn inputs(&self) -> &'a Inputs {
+        self.inputs
+    }
+
+    pub fn resolve(
+        &mut self,
+        from: Referrer<'a>,
+        r: BackendRef<'a>,
+    ) -> Result<Arc<ClusterKey>, BackendError> {
+        let key = (
+            from.kind,
+            from.namespace,
+            r.group,
+            r.kind,
+            r.name,
+            r.namespace,
+            r.port,
+        );
+        let inputs = self.inputs;
+        self.cache
+            .entry(key)
+            .or_insert_with(|| resolve(inputs, from, r).map(Arc::new))
+            .clone()
+    }
 }
 
 pub fn resolve(

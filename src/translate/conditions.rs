@@ -2,6 +2,8 @@
 //! and the generation they describe. No timestamps here: translation has no clock;
 //! the status writer stamps `lastTransitionTime` when a condition really changes.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// One Kubernetes-style condition, without its transition time.
@@ -12,7 +14,7 @@ pub struct Condition {
     pub type_: &'static str,
     pub status: ConditionStatus,
     pub reason: &'static str,
-    pub message: String,
+    pub message: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -52,7 +54,7 @@ impl Conditions {
         type_: &'static str,
         status: impl Into<ConditionStatus>,
         reason: &'static str,
-        message: impl Into<String>,
+        message: impl Into<Cow<'static, str>>,
     ) {
         let condition = Condition {
             type_,

@@ -51,10 +51,11 @@ pub struct GatewayOutput {
 
 pub fn translate(inputs: &Inputs) -> Outputs {
     let mut idx = gateways::index(inputs);
+    let mut resolver = backends::BackendResolver::new(inputs);
     let models: Vec<_> = inputs
         .http_routes
         .values()
-        .map(|r| (r, http::compile_route(inputs, r)))
+        .map(|r| (r, http::compile_route(&mut resolver, r)))
         .collect();
 
     let mut outputs = Outputs::default();
@@ -130,8 +131,8 @@ fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources
         for entry in table.hosts.values().flatten() {
             let rule = entry.rule;
             let live = rule.backends.iter().filter(|b| b.weight > 0);
-            clusters.extend(live.filter_map(|b| b.cluster.as_ref()));
-            clusters.extend(rule.filters.mirrors.iter().map(|m| &m.cluster));
+            clusters.extend(live.filter_map(|b| b.cluster.as_deref()));
+            clusters.extend(rule.filters.mirrors.iter().map(|m| &*m.cluster));
         }
     }
     for key in clusters {

@@ -50,7 +50,7 @@ pub struct RouteStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RouteParentStatus {
     pub parent_ref: ParentRef,
-    pub controller_name: String,
+    pub controller_name: &'static str,
     pub conditions: Vec<Condition>,
 }
 

@@ -4,6 +4,7 @@
 //! resolve (mirror targets, ExtensionRef) are recorded for `ResolvedRefs`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
@@ -57,7 +58,7 @@ pub struct Rewrite {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mirror {
-    pub cluster: ClusterKey,
+    pub cluster: Arc<ClusterKey>,
     /// Share of requests mirrored, in parts per million; `None` mirrors all.
     pub per_million: Option<u32>,
 }
@@ -212,7 +213,7 @@ fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch<'stati
 
 /// Compiles the rule-level filters of `spec.rules[rule]`.
 pub fn compile<'a>(
-    ctx: &mut RouteContext<'_>,
+    ctx: &mut RouteContext<'a, '_>,
     field: &FieldPath<'_>,
     filters: &'a [HttpRouteRulesFilters],
 ) -> Result<RuleFilters<'a>, String> {
@@ -344,7 +345,7 @@ pub fn compile<'a>(
                     namespace: b.namespace.as_deref(),
                     port: b.port,
                 };
-                match backends::resolve(ctx.inputs, ctx.referrer, reference) {
+                match ctx.resolver.resolve(ctx.referrer, reference) {
                     Ok(cluster) => out.mirrors.push(Mirror {
                         cluster,
                         per_million,

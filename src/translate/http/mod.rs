@@ -7,23 +7,23 @@
 pub mod filters;
 pub mod matches;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteRules};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 
 use self::filters::{HeaderMods, RuleFilters};
 use self::matches::MatchModel;
-use super::backends::{self, BackendError, BackendRef, ClusterKey, Referrer};
+use super::backends::{BackendError, BackendRef, BackendResolver, ClusterKey, Referrer};
 use super::field_path::FieldPath;
 use super::gateways::GATEWAY_GROUP;
 use super::hostnames;
-use crate::inputs::{Inputs, ObjectKey};
+use crate::inputs::ObjectKey;
 
 /// What compiling one route needs besides the route.
-pub struct RouteContext<'a> {
-    pub inputs: &'a Inputs,
+pub struct RouteContext<'a, 'r> {
+    pub resolver: &'r mut BackendResolver<'a>,
     pub referrer: Referrer<'a>,
     pub unresolved: Vec<BackendError>,
 }
@@ -58,7 +58,7 @@ pub struct RuleModel<'a> {
 /// did not resolve: its share answers 500.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WeightedBackend<'a> {
-    pub cluster: Option<ClusterKey>,
+    pub cluster: Option<Arc<ClusterKey>>,
     pub weight: u32,
     pub request_headers: HeaderMods<'a>,
     pub response_headers: HeaderMods<'a>,
@@ -82,15 +82,18 @@ pub struct Retry {
 static DEFAULT_RULE: std::sync::LazyLock<HttpRouteRules> =
     std::sync::LazyLock::new(HttpRouteRules::default);
 
-pub fn compile_route<'a>(inputs: &Inputs, route: &'a HttpRoute) -> HttpRouteModel<'a> {
+pub fn compile_route<'a>(
+    resolver: &mut BackendResolver<'a>,
+    route: &'a HttpRoute,
+) -> HttpRouteModel<'a> {
     let key = ObjectKey::of(route);
-    let namespace = route.namespace().unwrap_or_default();
+    let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
     let mut ctx = RouteContext {
-        inputs,
+        resolver,
         referrer: Referrer {
             group: GATEWAY_GROUP,
             kind: "HTTPRoute",
-            namespace: &namespace,
+            namespace,
         },
         unresolved: Vec::new(),
     };
@@ -140,7 +143,7 @@ fn duration(field: &str, value: &str) -> Result<Duration, String> {
 }
 
 fn compile_rule<'a>(
-    ctx: &mut RouteContext<'_>,
+    ctx: &mut RouteContext<'a, '_>,
     index: usize,
     rule: &'a HttpRouteRules,
 ) -> Result<RuleModel<'a>, String> {
@@ -194,7 +197,7 @@ fn compile_rule<'a>(
             namespace: b.namespace.as_deref(),
             port: b.port,
         };
-        let cluster = match backends::resolve(ctx.inputs, ctx.referrer, reference) {
+        let cluster = match ctx.resolver.resolve(ctx.referrer, reference) {
             Ok(c) => Some(c),
             Err(e) => {
                 ctx.unresolved.push(e);
