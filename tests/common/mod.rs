@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::bootstrap::v3::{
+    Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap, runtime_layer,
+};
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -16,10 +18,11 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
+use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use prost::Message;
 
 use portico::inputs::files;
-use portico::translate::envoy::{EnvoyResources, any};
+use portico::translate::envoy::{ENVOY_RE2_MAX_PROGRAM_SIZE, EnvoyResources, any};
 use portico::translate::{Outputs, translate};
 
 pub fn testdata() -> PathBuf {
@@ -82,7 +85,27 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
         c.eds_cluster_config = None;
         c.load_assignment = endpoints.iter().find(|e| e.cluster_name == c.name).cloned();
     }
+    let limit = Value {
+        kind: Some(value::Kind::NumberValue(f64::from(
+            ENVOY_RE2_MAX_PROGRAM_SIZE,
+        ))),
+    };
+    let runtime = Struct {
+        fields: [
+            "re2.max_program_size.error_level",
+            "re2.max_program_size.warn_level",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), limit.clone()))
+        .collect(),
+    };
     Bootstrap {
+        layered_runtime: Some(LayeredRuntime {
+            layers: vec![RuntimeLayer {
+                name: "portico".into(),
+                layer_specifier: Some(runtime_layer::LayerSpecifier::StaticLayer(runtime)),
+            }],
+        }),
         node: Some(Node {
             id: "validate".into(),
             cluster: gateway.into(),
