@@ -127,18 +127,21 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             hosts: BTreeMap::new(),
         };
         // Only wildcard hostnames can be fallbacks; there are few of them.
-        let mut wildcards: Vec<(&String, &HostRoutes<'a>)> =
-            hosts.iter().filter(|(h, _)| h.starts_with('*')).collect();
-        wildcards.sort_by_key(|(h, _)| std::cmp::Reverse(hostnames::specificity(h)));
-        for (host, own) in &hosts {
-            let mut all = own.entries.clone();
-            for (wildcard, fallback) in &wildcards {
-                let covers = *wildcard == "*" || hostnames::covers(wildcard, host);
-                if *wildcard != host && fallback.listener == own.listener && covers {
-                    all.extend(fallback.entries.iter().cloned());
+        let mut wildcards: Vec<(String, Option<usize>, Vec<RouteEntry<'a>>)> = hosts
+            .iter()
+            .filter(|(h, _)| h.starts_with('*'))
+            .map(|(h, r)| (h.clone(), r.listener, r.entries.clone()))
+            .collect();
+        wildcards.sort_by_key(|(h, _, _)| std::cmp::Reverse(hostnames::specificity(h)));
+        for (host, own) in hosts {
+            let mut all = own.entries;
+            for (wildcard, listener, fallback) in &wildcards {
+                let covers = wildcard == "*" || hostnames::covers(wildcard, &host);
+                if *wildcard != host && *listener == own.listener && covers {
+                    all.extend(fallback.iter().cloned());
                 }
             }
-            table.hosts.insert(host.clone(), all);
+            table.hosts.insert(host, all);
         }
         out.push(table);
     }

@@ -2,7 +2,6 @@
 //! in precedence order, each rule's filters turned into Envoy route settings.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -62,7 +61,7 @@ pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
         .encode_raw(&mut vhost);
         for entry in entries {
             route.clear();
-            envoy_route(entry, table.port).encode_raw(&mut route);
+            encode_route(entry, table.port, &mut route);
             append_message_field(&mut vhost, VIRTUAL_HOST_ROUTES, &route);
         }
         append_message_field(&mut out, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, &vhost);
@@ -187,29 +186,37 @@ fn route_name(entry: &RouteEntry<'_>) -> String {
     )
 }
 
-fn envoy_route(entry: &RouteEntry<'_>, listener_port: i32) -> Route {
+/// Encodes one route into `buf`. The action is encoded after the rest of the
+/// route instead of being moved into it: route structs are large, and moving
+/// thousands of them costs more than building them.
+fn encode_route(entry: &RouteEntry<'_>, listener_port: i32, buf: &mut Vec<u8>) {
     let rule = entry.rule;
     let f = &rule.filters;
-    let mut r = Route {
+    let r = Route {
         name: route_name(entry),
         r#match: Some(route_match(entry)),
         request_headers_to_add: header_options(&f.request_headers),
         request_headers_to_remove: names(&f.request_headers.remove),
         response_headers_to_add: header_options(&f.response_headers),
         response_headers_to_remove: names(&f.response_headers.remove),
+        typed_per_filter_config: f
+            .cors
+            .iter()
+            .map(|cors| {
+                (
+                    "envoy.filters.http.cors".to_string(),
+                    any(&cors_policy(cors)),
+                )
+            })
+            .collect(),
         ..Route::default()
     };
-    if let Some(cors) = &f.cors {
-        r.typed_per_filter_config = HashMap::from([(
-            "envoy.filters.http.cors".to_string(),
-            any(&cors_policy(cors)),
-        )]);
-    }
     let current_prefix = match &entry.matcher().path {
         PathMatch::Prefix(p) => Some(*p),
         _ => None,
     };
-    r.action = Some(if let Some(redirect) = &f.redirect {
+    r.encode_raw(buf);
+    let action = if let Some(redirect) = &f.redirect {
         route::Action::Redirect(redirect_action(redirect, current_prefix, listener_port))
     } else if f.broken_reference {
         internal_error()
@@ -218,8 +225,8 @@ fn envoy_route(entry: &RouteEntry<'_>, listener_port: i32) -> Route {
             Some(action) => route::Action::Route(action),
             None => internal_error(),
         }
-    });
-    r
+    };
+    action.encode(buf);
 }
 
 fn internal_error() -> route::Action {
