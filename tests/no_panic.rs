@@ -310,3 +310,38 @@ fn translate_never_panics() {
         "only {attached} routes reached a Gateway"
     );
 }
+
+/// The file source never panics either: arbitrary text made of YAML-ish
+/// pieces is either loaded or refused with an error naming the document.
+#[test]
+fn file_source_never_panics() {
+    let piece = prop_oneof![
+        Just("---\n".to_string()),
+        Just("apiVersion: gateway.networking.k8s.io/v1\n".to_string()),
+        Just("apiVersion: v1\n".to_string()),
+        Just("kind: HTTPRoute\n".to_string()),
+        Just("kind: Gateway\n".to_string()),
+        Just("kind: Service\n".to_string()),
+        Just("metadata: {name: a}\n".to_string()),
+        Just("spec:\n  rules: [{}]\n".to_string()),
+        Just("spec: [\n".to_string()),
+        Just("  - x: &a [*a]\n".to_string()),
+        "[ -~\\n]{0,20}",
+    ];
+    let config = ProptestConfig {
+        cases: 500,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&proptest::collection::vec(piece, 0..12), |pieces| {
+            let text = pieces.concat();
+            match portico::inputs::files::parse_documents(std::path::Path::new("in.yaml"), &text) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.to_string().starts_with("in.yaml: document ")),
+            }
+            Ok(())
+        })
+        .expect("no failing case");
+}

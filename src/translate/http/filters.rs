@@ -165,17 +165,17 @@ fn header_mods<'a>(
 
 fn path_replace(
     field: &FieldPath<'_>,
-    kind: bool,
+    full_path: bool,
     full: Option<&String>,
     prefix: Option<&String>,
 ) -> Result<PathReplace, String> {
-    let (value, make): (Option<&String>, fn(String) -> PathReplace) = if kind {
+    let (value, make): (Option<&String>, fn(String) -> PathReplace) = if full_path {
         (full, PathReplace::Full)
     } else {
         (prefix, PathReplace::Prefix)
     };
     let Some(value) = value else {
-        let which = if kind {
+        let which = if full_path {
             "replaceFullPath"
         } else {
             "replacePrefixMatch"
@@ -183,7 +183,7 @@ fn path_replace(
         return Err(format!("{field}.{which}: must be set for this type"));
     };
     // An empty prefix replacement strips the matched prefix.
-    let empty_prefix = !kind && value.is_empty();
+    let empty_prefix = !full_path && value.is_empty();
     if !empty_prefix && (!value.starts_with('/') || value.contains(['\r', '\n', '?', '#'])) {
         return Err(format!(
             "{field}: {value:?} must be an absolute path without query or fragment"
