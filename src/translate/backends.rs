@@ -66,7 +66,8 @@ pub struct Referrer<'a> {
 }
 
 /// Resolves references, remembering each answer: many routes name the same
-/// Service port, and they then share one `ClusterKey`.
+/// Service port, and they then share one `ClusterKey`. Keys borrow from the
+/// routes, so a lookup allocates nothing.
 pub struct BackendResolver<'a> {
     inputs: &'a Inputs,
     cache: HashMap<CacheKey<'a>, Result<Arc<ClusterKey>, BackendError>>,

@@ -174,16 +174,26 @@ fn names(list: &[Cow<'_, str>]) -> Vec<String> {
     list.iter().map(ToString::to_string).collect()
 }
 
+/// `httproute/<namespace>/<name>/rule/<index>[/<rule name>]/match/<index>`:
+/// unique per route entry, readable in Envoy's config dump and logs.
 fn route_name(entry: &RouteEntry<'_>) -> String {
+    use std::fmt::Write;
     let key = &entry.route.key;
-    let rule = match &entry.rule.name {
-        Some(name) => format!("{}/{name}", entry.rule.index),
-        None => entry.rule.index.to_string(),
-    };
-    format!(
-        "httproute/{}/{}/rule/{rule}/match/{}",
-        key.namespace, key.name, entry.match_index
-    )
+    let rule_name = entry.rule.name.unwrap_or_default();
+    let mut name =
+        String::with_capacity(40 + key.namespace.len() + key.name.len() + rule_name.len());
+    name.push_str("httproute/");
+    name.push_str(&key.namespace);
+    name.push('/');
+    name.push_str(&key.name);
+    // Writing into a String cannot fail.
+    let _ = write!(name, "/rule/{}", entry.rule.index);
+    if !rule_name.is_empty() {
+        name.push('/');
+        name.push_str(rule_name);
+    }
+    let _ = write!(name, "/match/{}", entry.match_index);
+    name
 }
 
 /// Encodes one route into `buf`. The action is encoded after the rest of the
