@@ -1,10 +1,12 @@
 //! portico: a Kubernetes Gateway API implementation for Envoy.
 //!
 //! The pipeline: `inputs` (a snapshot of the world) → `translate` (pure) →
-//! `render` (Envoy's own JSON/YAML form and statuses, for the `render` command).
+//! `render` (Envoy's own JSON/YAML form and statuses, for the `render` command)
+//! and `xds` (versioned snapshots and the ADS stream state machine).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod inputs;
 pub mod render;
 pub mod translate;
+pub mod xds;

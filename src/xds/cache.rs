@@ -1,0 +1,182 @@
+//! Versioned snapshots: per Gateway, every Envoy resource with a version derived
+//! from its content. The same inputs give the same versions, in this process or
+//! a restarted one, so an Envoy that reconnects is sent nothing it already has.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::translate::envoy::{EnvoyResources, Resource};
+
+/// The resource types portico serves, in push order: clusters before the
+/// endpoints that fill them, listeners before the routes they name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceType {
+    Cluster,
+    Endpoint,
+    Listener,
+    Route,
+}
+
+impl ResourceType {
+    pub const PUSH_ORDER: [ResourceType; 4] = [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+        ResourceType::Route,
+    ];
+
+    pub fn type_url(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            ResourceType::Endpoint => {
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        }
+    }
+
+    pub fn from_type_url(url: &str) -> Option<Self> {
+        Self::PUSH_ORDER.into_iter().find(|t| t.type_url() == url)
+    }
+}
+
+/// One resource with its content version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub name: String,
+    pub version: String,
+    pub body: Bytes,
+}
+
+/// Version of a resource: a 64-bit FNV-1a hash of its encoding, in hex.
+/// Encodings are deterministic (translation output is ordered), so equal
+/// content always gets the same version.
+pub fn content_version(body: &[u8]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = body
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+    format!("{hash:016x}")
+}
+
+/// Every resource of one Gateway, by type and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    by_type: BTreeMap<ResourceType, BTreeMap<String, Arc<Versioned>>>,
+}
+
+impl Snapshot {
+    pub fn from_resources(r: &EnvoyResources) -> Self {
+        let mut snapshot = Snapshot::default();
+        let lists: [(ResourceType, &[Resource]); 4] = [
+            (ResourceType::Cluster, &r.clusters),
+            (ResourceType::Endpoint, &r.endpoints),
+            (ResourceType::Listener, &r.listeners),
+            (ResourceType::Route, &r.routes),
+        ];
+        for (kind, list) in lists {
+            let map = snapshot.by_type.entry(kind).or_default();
+            for res in list {
+                map.insert(
+                    res.name.clone(),
+                    Arc::new(Versioned {
+                        name: res.name.clone(),
+                        version: content_version(&res.body),
+                        body: res.body.clone(),
+                    }),
+                );
+            }
+        }
+        snapshot
+    }
+
+    /// Resources of one type, by name.
+    pub fn resources(&self, kind: ResourceType) -> impl Iterator<Item = &Arc<Versioned>> {
+        self.by_type.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    pub fn get(&self, kind: ResourceType, name: &str) -> Option<&Arc<Versioned>> {
+        self.by_type.get(&kind).and_then(|m| m.get(name))
+    }
+
+    /// The version of the whole snapshot: what "Envoy has ACKed the current
+    /// configuration" compares against.
+    pub fn version(&self) -> String {
+        let all: Vec<String> = ResourceType::PUSH_ORDER
+            .iter()
+            .map(|t| self.type_version(*t))
+            .collect();
+        content_version(all.join(",").as_bytes())
+    }
+
+    /// The version of a whole type, for state-of-the-world responses: it
+    /// changes whenever any resource of the type is added, changed or removed.
+    pub fn type_version(&self, kind: ResourceType) -> String {
+        let mut all = Vec::new();
+        for r in self.resources(kind) {
+            all.extend_from_slice(r.name.as_bytes());
+            all.push(0);
+            all.extend_from_slice(r.version.as_bytes());
+            all.push(0);
+        }
+        content_version(&all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(cluster_body: &'static [u8]) -> EnvoyResources {
+        EnvoyResources {
+            clusters: vec![Resource {
+                name: "default/web:80".into(),
+                body: Bytes::from_static(cluster_body),
+            }],
+            ..EnvoyResources::default()
+        }
+    }
+
+    #[test]
+    fn versions_follow_content_only() {
+        let a = Snapshot::from_resources(&resources(b"one"));
+        let b = Snapshot::from_resources(&resources(b"one"));
+        let c = Snapshot::from_resources(&resources(b"two"));
+        let version = |s: &Snapshot| {
+            s.get(ResourceType::Cluster, "default/web:80")
+                .map(|r| r.version.clone())
+        };
+        assert_eq!(version(&a), version(&b));
+        assert_ne!(version(&a), version(&c));
+        assert_eq!(
+            a.type_version(ResourceType::Cluster),
+            b.type_version(ResourceType::Cluster)
+        );
+        assert_ne!(
+            a.type_version(ResourceType::Cluster),
+            c.type_version(ResourceType::Cluster)
+        );
+        assert_ne!(
+            a.type_version(ResourceType::Cluster),
+            a.type_version(ResourceType::Listener)
+        );
+    }
+
+    #[test]
+    fn type_urls_round_trip_in_push_order() {
+        for t in ResourceType::PUSH_ORDER {
+            assert_eq!(ResourceType::from_type_url(t.type_url()), Some(t));
+        }
+        assert_eq!(
+            ResourceType::from_type_url("type.googleapis.com/nope"),
+            None
+        );
+        let mut sorted = ResourceType::PUSH_ORDER;
+        sorted.sort();
+        assert_eq!(sorted, ResourceType::PUSH_ORDER);
+    }
+}

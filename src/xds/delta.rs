@@ -1,0 +1,462 @@
+//! One delta ADS stream as a state machine without I/O. Requests and new
+//! snapshots go in; responses to send and ACK/NACK feedback come out.
+//!
+//! Rules it keeps: `node` is read from the first request only; a type's first
+//! request with no names (or `*`) is a wildcard subscription; named
+//! subscriptions and unsubscriptions change what is sent; versions Envoy
+//! declares on reconnect (`initial_resource_versions`) are not sent again; a
+//! response nonce answered with `error_detail` is a NACK, otherwise an ACK;
+//! nothing unchanged is re-sent; within one update the order is clusters,
+//! endpoints, listeners, routes, and removed clusters go last, after the
+//! listeners and routes that stopped naming them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use envoy_types::pb::google::protobuf::Any;
+
+use super::cache::{ResourceType, Snapshot};
+
+/// What a request told about an earlier response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// Envoy applied the response; `snapshot` is the snapshot version it came from.
+    Ack {
+        kind: ResourceType,
+        snapshot: String,
+    },
+    /// Envoy rejected the response and keeps its previous configuration.
+    Nack {
+        kind: ResourceType,
+        snapshot: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    /// A request for this type has been seen.
+    active: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// What Envoy holds: name to version. An empty version records a name
+    /// Envoy was told does not exist.
+    known: BTreeMap<String, String>,
+    /// Responses sent and not yet answered: nonce to snapshot version.
+    pending: BTreeMap<String, String>,
+}
+
+impl TypeState {
+    fn wants(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// The state of one stream.
+#[derive(Debug, Default)]
+pub struct DeltaStream {
+    node: Option<Node>,
+    types: BTreeMap<ResourceType, TypeState>,
+    next_nonce: u64,
+}
+
+/// The result of handling one request.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub feedback: Option<Feedback>,
+    pub responses: Vec<DeltaDiscoveryResponse>,
+}
+
+/// Why a request cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("unknown resource type {0:?}")]
+    UnknownType(String),
+    #[error("the first request of a stream must carry the node")]
+    NoNode,
+}
+
+impl DeltaStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node of the first request.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    pub fn on_request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+        snapshot: &Snapshot,
+    ) -> Result<Handled, StreamError> {
+        if self.node.is_none() {
+            self.node = Some(req.node.clone().ok_or(StreamError::NoNode)?);
+        }
+        let kind = ResourceType::from_type_url(&req.type_url)
+            .ok_or_else(|| StreamError::UnknownType(req.type_url.clone()))?;
+        let state = self.types.entry(kind).or_default();
+        let mut handled = Handled::default();
+
+        if !req.response_nonce.is_empty()
+            && let Some(version) = state.pending.remove(&req.response_nonce)
+        {
+            handled.feedback = Some(match &req.error_detail {
+                Some(status) => Feedback::Nack {
+                    kind,
+                    snapshot: version,
+                    message: status.message.clone(),
+                },
+                None => Feedback::Ack {
+                    kind,
+                    snapshot: version,
+                },
+            });
+        }
+
+        let first = !state.active;
+        state.active = true;
+        if first {
+            // What Envoy already holds, from before a reconnect.
+            for (name, version) in &req.initial_resource_versions {
+                state.known.insert(name.clone(), version.clone());
+            }
+            if req.resource_names_subscribe.is_empty() {
+                state.wildcard = true;
+            }
+        }
+        for name in &req.resource_names_subscribe {
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.names.insert(name.clone());
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == "*" {
+                state.wildcard = false;
+            } else {
+                state.names.remove(name);
+            }
+            if !state.wants(name) {
+                state.known.remove(name);
+            }
+        }
+        if !state.wildcard {
+            let names = &state.names;
+            state.known.retain(|n, _| names.contains(n));
+        }
+
+        if let Some(response) = self.response(kind, snapshot, Removals::All) {
+            handled.responses.push(response);
+        }
+        Ok(handled)
+    }
+
+    /// A new snapshot: the responses to send, in push order.
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        let mut out = Vec::new();
+        for kind in ResourceType::PUSH_ORDER {
+            let removals = if kind == ResourceType::Cluster {
+                Removals::None
+            } else {
+                Removals::All
+            };
+            out.extend(self.response(kind, snapshot, removals));
+        }
+        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only));
+        out
+    }
+
+    /// Whether Envoy has answered (ACK or NACK) every response sent so far.
+    pub fn is_settled(&self) -> bool {
+        self.types.values().all(|t| t.pending.is_empty())
+    }
+
+    fn response(
+        &mut self,
+        kind: ResourceType,
+        snapshot: &Snapshot,
+        removals: Removals,
+    ) -> Option<DeltaDiscoveryResponse> {
+        let state = self.types.get_mut(&kind).filter(|s| s.active)?;
+        let mut resources = Vec::new();
+        let mut removed = Vec::new();
+        if removals != Removals::Only {
+            for r in snapshot.resources(kind) {
+                if state.wants(&r.name) && state.known.get(&r.name) != Some(&r.version) {
+                    state.known.insert(r.name.clone(), r.version.clone());
+                    resources.push(Resource {
+                        name: r.name.clone(),
+                        version: r.version.clone(),
+                        resource: Some(Any {
+                            type_url: kind.type_url().to_string(),
+                            value: r.body.to_vec(),
+                        }),
+                        ..Resource::default()
+                    });
+                }
+            }
+        }
+        if removals != Removals::None {
+            // Held resources that are gone, and named ones that never existed.
+            let gone: Vec<String> = state
+                .known
+                .iter()
+                .filter(|(n, v)| !v.is_empty() && snapshot.get(kind, n).is_none())
+                .map(|(n, _)| n.clone())
+                .chain(
+                    state
+                        .names
+                        .iter()
+                        .filter(|n| {
+                            snapshot.get(kind, n).is_none() && !state.known.contains_key(*n)
+                        })
+                        .cloned(),
+                )
+                .collect();
+            for name in gone {
+                state.known.insert(name.clone(), String::new());
+                removed.push(name);
+            }
+        }
+        if resources.is_empty() && removed.is_empty() {
+            return None;
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        state.pending.insert(nonce.clone(), snapshot.version());
+        Some(DeltaDiscoveryResponse {
+            system_version_info: snapshot.version(),
+            resources,
+            type_url: kind.type_url().to_string(),
+            removed_resources: removed,
+            nonce,
+            ..DeltaDiscoveryResponse::default()
+        })
+    }
+}
+
+/// Which part of a type's changes a response carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Removals {
+    /// Updates and removals.
+    All,
+    /// Updates only (removals follow later).
+    None,
+    /// Removals only.
+    Only,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use envoy_types::pb::google::rpc::Status;
+
+    use super::*;
+    use crate::translate::envoy::{EnvoyResources, Resource as Encoded};
+
+    fn encoded(name: &str, body: &str) -> Encoded {
+        Encoded {
+            name: name.into(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn snapshot(clusters: &[(&str, &str)], listeners: &[(&str, &str)]) -> Snapshot {
+        Snapshot::from_resources(&EnvoyResources {
+            clusters: clusters.iter().map(|(n, b)| encoded(n, b)).collect(),
+            listeners: listeners.iter().map(|(n, b)| encoded(n, b)).collect(),
+            ..EnvoyResources::default()
+        })
+    }
+
+    fn node() -> Option<Node> {
+        Some(Node {
+            id: "envoy-1".into(),
+            cluster: "default/gw".into(),
+            ..Node::default()
+        })
+    }
+
+    fn request(kind: ResourceType) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            node: node(),
+            type_url: kind.type_url().into(),
+            ..DeltaDiscoveryRequest::default()
+        }
+    }
+
+    fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
+        r.resources.iter().map(|x| x.name.as_str()).collect()
+    }
+
+    #[test]
+    fn wildcard_subscription_gets_everything_then_acks() {
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let mut s = DeltaStream::new();
+        let h = s
+            .on_request(&request(ResourceType::Cluster), &snap)
+            .unwrap();
+        assert_eq!(h.responses.len(), 1);
+        let r = &h.responses[0];
+        assert_eq!(names(r), ["a", "b"]);
+        assert_eq!(r.type_url, ResourceType::Cluster.type_url());
+        assert!(!s.is_settled());
+
+        let ack = DeltaDiscoveryRequest {
+            node: None,
+            response_nonce: r.nonce.clone(),
+            ..request(ResourceType::Cluster)
+        };
+        let h = s.on_request(&ack, &snap).unwrap();
+        assert_eq!(
+            h.feedback,
+            Some(Feedback::Ack {
+                kind: ResourceType::Cluster,
+                snapshot: snap.version()
+            })
+        );
+        assert!(h.responses.is_empty(), "nothing unchanged is re-sent");
+        assert!(s.is_settled());
+        assert_eq!(s.node().map(|n| n.cluster.as_str()), Some("default/gw"));
+    }
+
+    #[test]
+    fn nack_carries_envoys_message_and_is_not_retried() {
+        let snap = snapshot(&[("a", "1")], &[]);
+        let mut s = DeltaStream::new();
+        let r = s
+            .on_request(&request(ResourceType::Cluster), &snap)
+            .unwrap()
+            .responses
+            .remove(0);
+        let nack = DeltaDiscoveryRequest {
+            response_nonce: r.nonce.clone(),
+            error_detail: Some(Status {
+                code: 3,
+                message: "bad cluster".into(),
+                ..Status::default()
+            }),
+            ..request(ResourceType::Cluster)
+        };
+        let h = s.on_request(&nack, &snap).unwrap();
+        assert_eq!(
+            h.feedback,
+            Some(Feedback::Nack {
+                kind: ResourceType::Cluster,
+                snapshot: snap.version(),
+                message: "bad cluster".into()
+            })
+        );
+        assert!(h.responses.is_empty());
+    }
+
+    #[test]
+    fn first_request_needs_a_node_and_known_type() {
+        let snap = Snapshot::default();
+        let mut s = DeltaStream::new();
+        let no_node = DeltaDiscoveryRequest {
+            node: None,
+            ..request(ResourceType::Cluster)
+        };
+        assert_eq!(
+            s.on_request(&no_node, &snap).unwrap_err(),
+            StreamError::NoNode
+        );
+        let odd = DeltaDiscoveryRequest {
+            type_url: "type.googleapis.com/x.Y".into(),
+            ..request(ResourceType::Cluster)
+        };
+        assert!(matches!(
+            s.on_request(&odd, &snap),
+            Err(StreamError::UnknownType(_))
+        ));
+    }
+
+    #[test]
+    fn reconnect_with_current_versions_sends_nothing() {
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let held: HashMap<String, String> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let v = snap.get(ResourceType::Cluster, n).unwrap().version.clone();
+                (n.to_string(), v)
+            })
+            .collect();
+        let mut s = DeltaStream::new();
+        let req = DeltaDiscoveryRequest {
+            initial_resource_versions: held,
+            ..request(ResourceType::Cluster)
+        };
+        assert!(s.on_request(&req, &snap).unwrap().responses.is_empty());
+    }
+
+    #[test]
+    fn named_subscriptions_and_unsubscribe() {
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let mut s = DeltaStream::new();
+        let sub = DeltaDiscoveryRequest {
+            resource_names_subscribe: vec!["b".into(), "missing".into()],
+            ..request(ResourceType::Cluster)
+        };
+        let r = s.on_request(&sub, &snap).unwrap().responses.remove(0);
+        assert_eq!(names(&r), ["b"]);
+        assert_eq!(
+            r.removed_resources,
+            ["missing"],
+            "a missing named resource is reported absent"
+        );
+
+        let unsub = DeltaDiscoveryRequest {
+            node: None,
+            resource_names_unsubscribe: vec!["b".into()],
+            ..request(ResourceType::Cluster)
+        };
+        assert!(s.on_request(&unsub, &snap).unwrap().responses.is_empty());
+        let changed = snapshot(&[("a", "2"), ("b", "2")], &[]);
+        assert!(
+            s.on_snapshot(&changed).is_empty(),
+            "nothing subscribed changed"
+        );
+    }
+
+    #[test]
+    fn updates_send_only_changes_in_push_order_with_removed_clusters_last() {
+        let before = snapshot(&[("a", "1"), ("old", "1")], &[("l", "1")]);
+        let mut s = DeltaStream::new();
+        for kind in [ResourceType::Listener, ResourceType::Cluster] {
+            s.on_request(&request(kind), &before).unwrap();
+        }
+        let after = snapshot(&[("a", "1"), ("new", "1")], &[("l", "2")]);
+        let out = s.on_snapshot(&after);
+        let summary: Vec<(Option<ResourceType>, Vec<&str>, Vec<&str>)> = out
+            .iter()
+            .map(|r| {
+                (
+                    ResourceType::from_type_url(&r.type_url),
+                    names(r),
+                    r.removed_resources.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(ResourceType::Cluster), vec!["new"], vec![]),
+                (Some(ResourceType::Listener), vec!["l"], vec![]),
+                (Some(ResourceType::Cluster), vec![], vec!["old"]),
+            ]
+        );
+        assert!(
+            s.on_snapshot(&after).is_empty(),
+            "the same snapshot twice sends nothing"
+        );
+    }
+}
