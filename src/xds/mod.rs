@@ -1,7 +1,8 @@
 //! xDS: what portico serves to Envoy. `cache` turns each Gateway's translated
-//! resources into a versioned `Snapshot`; `delta` is the I/O-free state machine
-//! of one delta ADS stream (subscriptions, nonces, ACK/NACK, push order). The
-//! gRPC server that drives them comes next.
+//! resources into a versioned `Snapshot`; `delta` and `sotw` are the I/O-free
+//! state machines of one ADS stream in each protocol variant (subscriptions,
+//! nonces, ACK/NACK, push order). The gRPC server that drives them comes next.
 
 pub mod cache;
 pub mod delta;
+pub mod sotw;

@@ -1,0 +1,325 @@
+//! One state-of-the-world ADS stream as a state machine without I/O. Each
+//! response carries every subscribed resource of its type.
+//!
+//! Rules it keeps: `node` from the first request only; a type's first request
+//! with no names (or `*`) subscribes to all; later requests list the names
+//! wanted, and an empty list after named ones unsubscribes from all; a request
+//! answering the latest nonce is an ACK, or a NACK when it carries
+//! `error_detail`; requests answering older nonces are stale and ignored;
+//! a type is re-sent only when what it would carry changed. Within one update
+//! the order is clusters, endpoints, listeners, routes; clusters that
+//! disappear are kept in the first cluster response and dropped by a second
+//! one sent after listeners and routes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
+
+use super::cache::{ResourceType, Snapshot, Versioned, content_version};
+use super::delta::{Feedback, StreamError};
+
+#[derive(Debug, Default)]
+struct TypeState {
+    active: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// The resources of the last response, by name.
+    sent: BTreeMap<String, Arc<Versioned>>,
+    /// Version of the last response (empty before the first).
+    sent_version: String,
+    /// Nonce of the last response and the snapshot version it came from.
+    latest: Option<(String, String)>,
+}
+
+impl TypeState {
+    fn view(&self, kind: ResourceType, snapshot: &Snapshot) -> BTreeMap<String, Arc<Versioned>> {
+        snapshot
+            .resources(kind)
+            .filter(|r| self.wildcard || self.names.contains(&r.name))
+            .map(|r| (r.name.clone(), Arc::clone(r)))
+            .collect()
+    }
+}
+
+fn view_version(view: &BTreeMap<String, Arc<Versioned>>) -> String {
+    let mut all = Vec::new();
+    for r in view.values() {
+        all.extend_from_slice(r.name.as_bytes());
+        all.push(0);
+        all.extend_from_slice(r.version.as_bytes());
+        all.push(0);
+    }
+    content_version(&all)
+}
+
+/// The state of one stream.
+#[derive(Debug, Default)]
+pub struct SotwStream {
+    node: Option<Node>,
+    types: BTreeMap<ResourceType, TypeState>,
+    next_nonce: u64,
+}
+
+/// The result of handling one request.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub feedback: Option<Feedback>,
+    pub responses: Vec<DiscoveryResponse>,
+}
+
+impl SotwStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    pub fn on_request(
+        &mut self,
+        req: &DiscoveryRequest,
+        snapshot: &Snapshot,
+    ) -> Result<Handled, StreamError> {
+        if self.node.is_none() {
+            self.node = Some(req.node.clone().ok_or(StreamError::NoNode)?);
+        }
+        let kind = ResourceType::from_type_url(&req.type_url)
+            .ok_or_else(|| StreamError::UnknownType(req.type_url.clone()))?;
+        let state = self.types.entry(kind).or_default();
+        let mut handled = Handled::default();
+        if !req.response_nonce.is_empty() {
+            match &state.latest {
+                Some((nonce, version)) if *nonce == req.response_nonce => {
+                    handled.feedback = Some(match &req.error_detail {
+                        Some(status) => Feedback::Nack {
+                            kind,
+                            snapshot: version.clone(),
+                            message: status.message.clone(),
+                        },
+                        None => Feedback::Ack {
+                            kind,
+                            snapshot: version.clone(),
+                        },
+                    });
+                }
+                // An answer to an older response: a newer one is on its way.
+                _ => return Ok(handled),
+            }
+        }
+        let first = !state.active;
+        state.active = true;
+        let star = req.resource_names.iter().any(|n| n == "*");
+        if (first && req.resource_names.is_empty()) || star {
+            state.wildcard = true;
+        } else if !state.wildcard || !req.resource_names.is_empty() {
+            state.wildcard = false;
+            state.names = req.resource_names.iter().cloned().collect();
+        }
+        let force = first;
+        handled
+            .responses
+            .extend(self.response(kind, snapshot, force, None));
+        Ok(handled)
+    }
+
+    /// A new snapshot: the responses to send, in push order.
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
+        let mut out = Vec::new();
+        // Clusters first, still carrying the ones about to disappear.
+        let leaving: BTreeMap<String, Arc<Versioned>> = match self.types.get(&ResourceType::Cluster)
+        {
+            Some(state) if state.active => state
+                .sent
+                .iter()
+                .filter(|(n, _)| snapshot.get(ResourceType::Cluster, n).is_none())
+                .map(|(n, r)| (n.clone(), Arc::clone(r)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let keep = (!leaving.is_empty()).then_some(&leaving);
+        out.extend(self.response(ResourceType::Cluster, snapshot, false, keep));
+        for kind in [
+            ResourceType::Endpoint,
+            ResourceType::Listener,
+            ResourceType::Route,
+        ] {
+            out.extend(self.response(kind, snapshot, false, None));
+        }
+        out.extend(self.response(ResourceType::Cluster, snapshot, false, None));
+        out
+    }
+
+    fn response(
+        &mut self,
+        kind: ResourceType,
+        snapshot: &Snapshot,
+        force: bool,
+        keep: Option<&BTreeMap<String, Arc<Versioned>>>,
+    ) -> Option<DiscoveryResponse> {
+        let state = self.types.get_mut(&kind).filter(|s| s.active)?;
+        let mut view = state.view(kind, snapshot);
+        if let Some(keep) = keep {
+            for (n, r) in keep {
+                view.entry(n.clone()).or_insert_with(|| Arc::clone(r));
+            }
+        }
+        let version = view_version(&view);
+        if !force && version == state.sent_version {
+            return None;
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: view
+                .values()
+                .map(|r| Any {
+                    type_url: kind.type_url().to_string(),
+                    value: r.body.to_vec(),
+                })
+                .collect(),
+            type_url: kind.type_url().to_string(),
+            nonce: nonce.clone(),
+            ..DiscoveryResponse::default()
+        };
+        state.sent = view;
+        state.sent_version = version;
+        state.latest = Some((nonce, snapshot.version()));
+        Some(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use envoy_types::pb::google::rpc::Status;
+
+    use super::*;
+    use crate::translate::envoy::{EnvoyResources, Resource};
+
+    fn snapshot(clusters: &[(&str, &str)], listeners: &[(&str, &str)]) -> Snapshot {
+        let list = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(n, b)| Resource {
+                    name: (*n).into(),
+                    body: Bytes::from(b.to_string()),
+                })
+                .collect()
+        };
+        Snapshot::from_resources(&EnvoyResources {
+            clusters: list(clusters),
+            listeners: list(listeners),
+            ..EnvoyResources::default()
+        })
+    }
+
+    fn request(kind: ResourceType, names: &[&str], nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            node: Some(Node {
+                id: "e".into(),
+                cluster: "default/gw".into(),
+                ..Node::default()
+            }),
+            type_url: kind.type_url().into(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            response_nonce: nonce.into(),
+            ..DiscoveryRequest::default()
+        }
+    }
+
+    #[test]
+    fn wildcard_then_ack_then_nothing_resent() {
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let mut s = SotwStream::new();
+        let r = s
+            .on_request(&request(ResourceType::Cluster, &[], ""), &snap)
+            .unwrap()
+            .responses
+            .remove(0);
+        assert_eq!(r.resources.len(), 2);
+        let h = s
+            .on_request(&request(ResourceType::Cluster, &[], &r.nonce), &snap)
+            .unwrap();
+        assert!(matches!(h.feedback, Some(Feedback::Ack { .. })));
+        assert!(h.responses.is_empty());
+        assert!(s.on_snapshot(&snap).is_empty());
+    }
+
+    #[test]
+    fn stale_nonces_are_ignored_and_nacks_reported() {
+        let one = snapshot(&[("a", "1")], &[]);
+        let two = snapshot(&[("a", "2")], &[]);
+        let mut s = SotwStream::new();
+        let first = s
+            .on_request(&request(ResourceType::Cluster, &[], ""), &one)
+            .unwrap()
+            .responses
+            .remove(0);
+        let second = s.on_snapshot(&two).remove(0);
+        let stale = s
+            .on_request(&request(ResourceType::Cluster, &[], &first.nonce), &two)
+            .unwrap();
+        assert!(stale.feedback.is_none() && stale.responses.is_empty());
+        let mut nack = request(ResourceType::Cluster, &[], &second.nonce);
+        nack.error_detail = Some(Status {
+            message: "rejected".into(),
+            ..Status::default()
+        });
+        let h = s.on_request(&nack, &two).unwrap();
+        assert!(
+            matches!(h.feedback, Some(Feedback::Nack { ref message, .. }) if message == "rejected")
+        );
+        assert!(
+            h.responses.is_empty(),
+            "a rejected version is not pushed again"
+        );
+    }
+
+    #[test]
+    fn named_then_empty_unsubscribes() {
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let mut s = SotwStream::new();
+        let r = s
+            .on_request(&request(ResourceType::Cluster, &["b"], ""), &snap)
+            .unwrap()
+            .responses
+            .remove(0);
+        assert_eq!(r.resources.len(), 1);
+        let r = s
+            .on_request(&request(ResourceType::Cluster, &[], &r.nonce), &snap)
+            .unwrap();
+        assert_eq!(r.responses.len(), 1);
+        assert!(
+            r.responses[0].resources.is_empty(),
+            "empty list after names: nothing wanted"
+        );
+    }
+
+    #[test]
+    fn removed_clusters_leave_after_listeners() {
+        let before = snapshot(&[("a", "1"), ("old", "1")], &[("l", "1")]);
+        let mut s = SotwStream::new();
+        for kind in [ResourceType::Cluster, ResourceType::Listener] {
+            s.on_request(&request(kind, &[], ""), &before).unwrap();
+        }
+        let after = snapshot(&[("a", "1"), ("new", "1")], &[("l", "2")]);
+        let out = s.on_snapshot(&after);
+        let kinds: Vec<(Option<ResourceType>, usize)> = out
+            .iter()
+            .map(|r| (ResourceType::from_type_url(&r.type_url), r.resources.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some(ResourceType::Cluster), 3),
+                (Some(ResourceType::Listener), 1),
+                (Some(ResourceType::Cluster), 2),
+            ]
+        );
+    }
+}
