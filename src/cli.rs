@@ -1,10 +1,11 @@
-//! Command line: `portico render` and `portico version`.
+//! Command line: `portico render`, `portico bootstrap` and `portico version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::bootstrap::{self, BootstrapParams};
 use crate::inputs::{ObjectKey, files};
 use crate::{render, translate};
 
@@ -27,6 +28,18 @@ enum Command {
         gateway: Option<String>,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
         output: Format,
+    },
+    /// Print the Envoy bootstrap for one Gateway.
+    Bootstrap {
+        /// The Gateway, as NAMESPACE/NAME.
+        #[arg(long)]
+        gateway: String,
+        /// Where Envoy reaches portico's xDS server.
+        #[arg(long, default_value = "portico-xds.portico-system:18000")]
+        xds_address: String,
+        /// State-of-the-world ADS instead of delta.
+        #[arg(long)]
+        sotw: bool,
     },
     /// Print the version.
     Version,
@@ -52,6 +65,11 @@ pub fn run() -> ExitCode {
             gateway,
             output,
         } => render_command(&file, gateway.as_deref(), output),
+        Command::Bootstrap {
+            gateway,
+            xds_address,
+            sotw,
+        } => bootstrap_command(&gateway, &xds_address, sotw),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -66,21 +84,33 @@ pub fn run() -> ExitCode {
     }
 }
 
+fn gateway_key(g: &str) -> Result<ObjectKey, String> {
+    let (ns, name) = g
+        .split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+        .ok_or_else(|| format!("--gateway {g:?}: expected NAMESPACE/NAME"))?;
+    Ok(ObjectKey::new(ns, name))
+}
+
+fn bootstrap_command(gateway: &str, xds_address: &str, sotw: bool) -> Result<(), String> {
+    let key = gateway_key(gateway)?;
+    let (host, port) = xds_address
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("--xds-address {xds_address:?}: expected HOST:PORT"))?;
+    let mut params = BootstrapParams::new(key.to_string(), host, port);
+    params.delta = !sotw;
+    print!("{}", bootstrap::render(&params).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn render_command(
     file: &std::path::Path,
     gateway: Option<&str>,
     output: Format,
 ) -> Result<(), String> {
-    let only = match gateway {
-        None => None,
-        Some(g) => {
-            let (ns, name) = g
-                .split_once('/')
-                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
-                .ok_or_else(|| format!("--gateway {g:?}: expected NAMESPACE/NAME"))?;
-            Some(ObjectKey::new(ns, name))
-        }
-    };
+    let only = gateway.map(gateway_key).transpose()?;
     let inputs = files::load(file).map_err(|e| e.to_string())?;
     let outputs = translate::translate(&inputs);
     if let Some(key) = &only

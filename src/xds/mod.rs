@@ -1,8 +1,11 @@
 //! xDS: what portico serves to Envoy. `cache` turns each Gateway's translated
-//! resources into a versioned `Snapshot`; `delta` and `sotw` are the I/O-free
-//! state machines of one ADS stream in each protocol variant (subscriptions,
-//! nonces, ACK/NACK, push order). The gRPC server that drives them comes next.
+//! resources into a versioned `Snapshot`; `hub` holds the current snapshots and
+//! the ACK/NACK feedback; `delta` and `sotw` are the I/O-free state machines of
+//! one ADS stream in each protocol variant; `server` is the tonic shell that
+//! drives them.
 
 pub mod cache;
 pub mod delta;
+pub mod hub;
+pub mod server;
 pub mod sotw;

@@ -1,0 +1,126 @@
+//! The hub between translation and the ADS streams: the current snapshot of
+//! every Gateway (published as one value on a watch channel, unchanged
+//! Gateways keeping their `Arc`), and the feedback Envoys sent back (last ACKed
+//! snapshot version, last NACK message) for the status side.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use super::cache::Snapshot;
+use super::delta::Feedback;
+use crate::inputs::ObjectKey;
+use crate::translate::Outputs;
+
+/// Every Gateway's snapshot, keyed by `<namespace>/<name>` (Envoy's `node.cluster`).
+pub type Snapshots = BTreeMap<String, Arc<Snapshot>>;
+
+/// What Envoys of one Gateway reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayFeedback {
+    /// Open ADS streams from this Gateway's Envoys.
+    pub streams: usize,
+    /// Snapshot version of the last ACK.
+    pub acked: Option<String>,
+    /// The last NACK: snapshot version and Envoy's `error_detail` message.
+    pub rejected: Option<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    snapshots: watch::Sender<Arc<Snapshots>>,
+    feedback: Mutex<BTreeMap<String, GatewayFeedback>>,
+    feedback_changed: watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            snapshots: watch::Sender::new(Arc::new(Snapshots::new())),
+            feedback: Mutex::new(BTreeMap::new()),
+            feedback_changed: watch::Sender::new(0),
+        }
+    }
+}
+
+/// The `node.cluster` an Envoy of this Gateway presents.
+pub fn gateway_id(key: &ObjectKey) -> String {
+    format!("{}/{}", key.namespace, key.name)
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Publishes the Envoy resources of every Gateway in `outputs`. Gateways
+    /// whose snapshot did not change keep the same `Arc`, and streams see a
+    /// change only when something changed.
+    pub fn publish(&self, outputs: &Outputs) {
+        let current = self.snapshots.borrow().clone();
+        let mut next = Snapshots::new();
+        for (key, gateway) in &outputs.gateways {
+            let id = gateway_id(key);
+            let snapshot = Snapshot::from_resources(&gateway.resources);
+            let entry = match current.get(&id) {
+                Some(old) if **old == snapshot => Arc::clone(old),
+                _ => Arc::new(snapshot),
+            };
+            next.insert(id, entry);
+        }
+        let changed = next.len() != current.len()
+            || next
+                .iter()
+                .zip(current.iter())
+                .any(|((ka, a), (kb, b))| ka != kb || !Arc::ptr_eq(a, b));
+        if changed {
+            self.snapshots.send_replace(Arc::new(next));
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshots>> {
+        self.snapshots.subscribe()
+    }
+
+    pub fn feedback(&self, gateway: &str) -> GatewayFeedback {
+        self.lock().get(gateway).cloned().unwrap_or_default()
+    }
+
+    /// Ticks whenever any feedback changes.
+    pub fn feedback_changes(&self) -> watch::Receiver<u64> {
+        self.feedback_changed.subscribe()
+    }
+
+    pub(crate) fn record(&self, gateway: &str, feedback: &Feedback) {
+        {
+            let mut all = self.lock();
+            let entry = all.entry(gateway.to_string()).or_default();
+            match feedback {
+                Feedback::Ack { snapshot, .. } => entry.acked = Some(snapshot.clone()),
+                Feedback::Nack {
+                    snapshot, message, ..
+                } => entry.rejected = Some((snapshot.clone(), message.clone())),
+            }
+        }
+        self.feedback_changed.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn stream_opened(&self, gateway: &str) {
+        self.lock().entry(gateway.to_string()).or_default().streams += 1;
+        self.feedback_changed.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn stream_closed(&self, gateway: &str) {
+        if let Some(entry) = self.lock().get_mut(gateway) {
+            entry.streams = entry.streams.saturating_sub(1);
+        }
+        self.feedback_changed.send_modify(|n| *n += 1);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, GatewayFeedback>> {
+        // The map stays consistent even if a holder panicked: every update is
+        // a single assignment.
+        self.feedback.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,225 @@
+//! The ADS gRPC service: a thin tonic shell. Each stream gets its own task that
+//! feeds requests and snapshot changes into the stream's state machine
+//! (`delta` or `sotw`) and sends what comes out; ACK/NACK feedback goes to the
+//! hub. Envoys are told apart by `node.cluster` (`<namespace>/<gateway>`).
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::cache::Snapshot;
+use super::delta::{self, DeltaStream, Feedback, StreamError};
+use super::hub::Hub;
+use super::sotw::{self, SotwStream};
+
+/// One ADS stream's protocol logic, whichever variant.
+trait Machine: Default + Send + 'static {
+    type Req: Send + 'static;
+    type Resp: Send + 'static;
+    fn node_of(req: &Self::Req) -> Option<&Node>;
+    fn request(
+        &mut self,
+        req: &Self::Req,
+        snapshot: &Snapshot,
+    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError>;
+    fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp>;
+}
+
+impl Machine for DeltaStream {
+    type Req = DeltaDiscoveryRequest;
+    type Resp = DeltaDiscoveryResponse;
+    fn node_of(req: &Self::Req) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn request(
+        &mut self,
+        req: &Self::Req,
+        snapshot: &Snapshot,
+    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError> {
+        let delta::Handled {
+            feedback,
+            responses,
+        } = self.on_request(req, snapshot)?;
+        Ok((feedback, responses))
+    }
+    fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp> {
+        self.on_snapshot(snapshot)
+    }
+}
+
+impl Machine for SotwStream {
+    type Req = DiscoveryRequest;
+    type Resp = DiscoveryResponse;
+    fn node_of(req: &Self::Req) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn request(
+        &mut self,
+        req: &Self::Req,
+        snapshot: &Snapshot,
+    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError> {
+        let sotw::Handled {
+            feedback,
+            responses,
+        } = self.on_request(req, snapshot)?;
+        Ok((feedback, responses))
+    }
+    fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp> {
+        self.on_snapshot(snapshot)
+    }
+}
+
+static EMPTY: LazyLock<Arc<Snapshot>> = LazyLock::new(|| Arc::new(Snapshot::default()));
+
+/// The ADS service over a hub.
+#[derive(Clone)]
+pub struct AdsServer {
+    hub: Arc<Hub>,
+}
+
+impl AdsServer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+
+    fn start<M: Machine>(
+        &self,
+        inbound: Streaming<M::Req>,
+    ) -> ReceiverStream<Result<M::Resp, Status>>
+    where
+        M::Req: prost::Message + Default,
+    {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(drive::<M>(Arc::clone(&self.hub), inbound, tx));
+        ReceiverStream::new(rx)
+    }
+}
+
+/// Runs one stream until Envoy or the server ends it.
+async fn drive<M: Machine>(
+    hub: Arc<Hub>,
+    mut inbound: Streaming<M::Req>,
+    tx: mpsc::Sender<Result<M::Resp, Status>>,
+) where
+    M::Req: prost::Message + Default,
+{
+    let mut machine = M::default();
+    let mut snapshots = hub.subscribe();
+    // The first request names the Gateway.
+    let first = match inbound.message().await {
+        Ok(Some(req)) => req,
+        _ => return,
+    };
+    let Some(gateway) = M::node_of(&first).map(|n| n.cluster.clone()) else {
+        let _ = tx
+            .send(Err(Status::invalid_argument(
+                StreamError::NoNode.to_string(),
+            )))
+            .await;
+        return;
+    };
+    hub.stream_opened(&gateway);
+    let current = |snapshots: &tokio::sync::watch::Receiver<Arc<super::hub::Snapshots>>| {
+        snapshots
+            .borrow()
+            .get(&gateway)
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(&EMPTY))
+    };
+    let mut snapshot = current(&snapshots);
+    snapshots.mark_unchanged();
+    let mut next = Some(first);
+    loop {
+        if let Some(req) = next.take() {
+            match machine.request(&req, &snapshot) {
+                Ok((feedback, responses)) => {
+                    if let Some(f) = feedback {
+                        hub.record(&gateway, &f);
+                    }
+                    if send_all(&tx, responses).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            req = inbound.message() => match req {
+                Ok(Some(req)) => next = Some(req),
+                _ => break,
+            },
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let latest = current(&snapshots);
+                if !Arc::ptr_eq(&latest, &snapshot) {
+                    snapshot = latest;
+                    if send_all(&tx, machine.snapshot(&snapshot)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    hub.stream_closed(&gateway);
+}
+
+async fn send_all<T>(tx: &mpsc::Sender<Result<T, Status>>, items: Vec<T>) -> Result<(), ()> {
+    for item in items {
+        tx.send(Ok(item)).await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(
+            self.start::<SotwStream>(request.into_inner()),
+        ))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(
+            self.start::<DeltaStream>(request.into_inner()),
+        ))
+    }
+}
+
+/// Serves ADS on `listener` until `shutdown` completes.
+pub async fn serve(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(AggregatedDiscoveryServiceServer::new(AdsServer::new(hub)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
