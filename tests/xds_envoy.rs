@@ -192,9 +192,10 @@ fn run(delta: bool) {
         || get(params.ready_port, "x", "/ready").map(|r| r.0) == Some(200),
     );
     let snapshot_version = || {
-        let snapshots = hub.subscribe();
-        let current = snapshots.borrow().get("default/gw").map(|s| s.version());
-        current
+        hub.subscribe()
+            .borrow()
+            .get("default/gw")
+            .map(|s| s.version())
     };
     wait_for(
         "the ACK of the current snapshot",
