@@ -1,4 +1,4 @@
-//! Command line: `portico render`, `portico bootstrap` and `portico version`.
+//! Command line: `portico render`, `bootstrap`, `standalone` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bootstrap::{self, BootstrapParams};
 use crate::inputs::{ObjectKey, files};
+use crate::standalone::{self, Settings};
 use crate::{render, translate};
 
 #[derive(Parser)]
@@ -41,6 +42,27 @@ enum Command {
         #[arg(long)]
         sotw: bool,
     },
+    /// Serve a directory of YAML to real Envoys on this machine, without Kubernetes.
+    Standalone {
+        /// The directory (or file) of Gateway API objects, Services and EndpointSlices.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The address Envoy listeners bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        listen_address: String,
+        /// The loopback port of the xDS server (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        xds_port: u16,
+        /// The Envoy binary (default: ./.venv/bin/envoy if present, else `envoy`).
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+        /// State-of-the-world ADS instead of delta.
+        #[arg(long)]
+        sotw: bool,
+        /// Print statuses at start and whenever they change.
+        #[arg(long)]
+        status: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -54,7 +76,7 @@ enum Format {
 pub fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -70,6 +92,21 @@ pub fn run() -> ExitCode {
             xds_address,
             sotw,
         } => bootstrap_command(&gateway, &xds_address, sotw),
+        Command::Standalone {
+            file,
+            listen_address,
+            xds_port,
+            envoy,
+            sotw,
+            status,
+        } => standalone_command(Settings {
+            dir: file,
+            listen_address,
+            xds_port,
+            envoy: envoy.unwrap_or_else(default_envoy),
+            delta: !sotw,
+            print_status: status,
+        }),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -82,6 +119,20 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn default_envoy() -> PathBuf {
+    let venv = PathBuf::from(".venv/bin/envoy");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("envoy")
+    }
+}
+
+fn standalone_command(settings: Settings) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(standalone::run(settings))
 }
 
 fn gateway_key(g: &str) -> Result<ObjectKey, String> {

@@ -9,5 +9,6 @@ pub mod bootstrap;
 pub mod cli;
 pub mod inputs;
 pub mod render;
+pub mod standalone;
 pub mod translate;
 pub mod xds;

@@ -45,7 +45,8 @@ pub fn load(path: &Path) -> Result<Inputs, LoadError> {
     Ok(builder.build())
 }
 
-fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+/// The files `load` reads, in the order it reads them.
+pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,

@@ -33,6 +33,26 @@ pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
     }))
 }
 
+/// Statuses only: every class, Gateway and route portico owns.
+pub fn statuses(outputs: &Outputs) -> Value {
+    let gateways: Vec<Value> = outputs
+        .gateways
+        .iter()
+        .map(|(key, gw)| json!({"namespace": key.namespace, "name": key.name, "status": gw.status}))
+        .collect();
+    let classes: Vec<Value> = outputs
+        .gateway_classes
+        .iter()
+        .map(|(name, status)| json!({"name": name, "status": status}))
+        .collect();
+    let routes: Vec<Value> = outputs
+        .http_routes
+        .iter()
+        .map(|(key, status)| json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name, "status": status}))
+        .collect();
+    json!({"gatewayClasses": classes, "gateways": gateways, "routes": routes})
+}
+
 /// The whole render document; `only` limits it to one Gateway (and the
 /// routes attached to it).
 pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, String> {

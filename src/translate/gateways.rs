@@ -100,14 +100,18 @@ pub struct GatewayIndex {
     pub gateways: BTreeMap<ObjectKey, GatewayModel>,
 }
 
-/// Container port for a listener port: ports below 1024 move up by 10000 so
-/// Envoy can bind them without privileges.
-pub fn container_port(port: i32) -> u32 {
+/// The port Envoy binds for a listener port: with `shift_privileged`, ports
+/// below 1024 move up by 10000 so Envoy can bind them without privileges.
+pub fn container_port(port: i32, shift_privileged: bool) -> u32 {
     let port = port.clamp(0, 65535) as u32;
-    if port < 1024 { port + 10000 } else { port }
+    if shift_privileged && port < 1024 {
+        port + 10000
+    } else {
+        port
+    }
 }
 
-pub fn index(inputs: &Inputs) -> GatewayIndex {
+pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
     let mut idx = GatewayIndex::default();
     for class in inputs.gateway_classes.values() {
         if class.spec.controller_name != CONTROLLER_NAME {
@@ -145,20 +149,20 @@ pub fn index(inputs: &Inputs) -> GatewayIndex {
             .get(&gateway.spec.gateway_class_name)
             .is_some_and(ClassModel::accepted);
         if ours {
-            let model = gateway_model(gateway);
+            let model = gateway_model(gateway, shift_privileged);
             idx.gateways.insert(model.key.clone(), model);
         }
     }
     idx
 }
 
-fn gateway_model(gateway: &Gateway) -> GatewayModel {
+fn gateway_model(gateway: &Gateway, shift_privileged: bool) -> GatewayModel {
     let generation = gateway.metadata.generation;
     let mut listeners: Vec<ListenerModel> = gateway
         .spec
         .listeners
         .iter()
-        .map(|l| listener_model(l, generation))
+        .map(|l| listener_model(l, generation, shift_privileged))
         .collect();
     mark_duplicate_names(&mut listeners);
     mark_conflicts(&mut listeners);
@@ -188,7 +192,11 @@ fn address_error(gateway: &Gateway) -> Option<String> {
     None
 }
 
-fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerModel {
+fn listener_model(
+    l: &GatewayListeners,
+    generation: Option<i64>,
+    shift_privileged: bool,
+) -> ListenerModel {
     let mut conditions = Conditions::new(generation);
     let protocol = match l.protocol.as_str() {
         "HTTP" => Some(Protocol::Http),
@@ -234,7 +242,7 @@ fn listener_model(l: &GatewayListeners, generation: Option<i64>) -> ListenerMode
     ListenerModel {
         name: l.name.clone(),
         port: l.port,
-        container_port: container_port(l.port),
+        container_port: container_port(l.port, shift_privileged),
         protocol,
         hostname: l.hostname.clone(),
         namespaces,

@@ -49,8 +49,31 @@ pub struct GatewayOutput {
     pub resources: EnvoyResources,
 }
 
+/// Where Envoy listens; the defaults are those of an Envoy pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The address listeners bind.
+    pub listen_address: String,
+    /// Listener ports below 1024 bind port + 10000 (Envoy runs unprivileged).
+    pub shift_privileged_ports: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen_address: "0.0.0.0".into(),
+            shift_privileged_ports: true,
+        }
+    }
+}
+
+/// Translation with the defaults of an Envoy pod.
 pub fn translate(inputs: &Inputs) -> Outputs {
-    let mut idx = gateways::index(inputs);
+    translate_with(inputs, &Options::default())
+}
+
+pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
+    let mut idx = gateways::index(inputs, options.shift_privileged_ports);
     let mut resolver = backends::BackendResolver::new(inputs);
     let models: Vec<_> = inputs
         .http_routes
@@ -87,7 +110,7 @@ pub fn translate(inputs: &Inputs) -> Outputs {
             &gateway,
             placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
         );
-        let resources = envoy_resources(inputs, &tables);
+        let resources = envoy_resources(inputs, &tables, &options.listen_address);
         outputs.gateways.insert(
             key,
             GatewayOutput {
@@ -115,12 +138,12 @@ fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {
     }
 }
 
-fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>]) -> EnvoyResources {
+fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>], address: &str) -> EnvoyResources {
     let mut out = EnvoyResources::default();
     let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
     for table in tables {
         let name = envoy::listener::name_for_port(table.port);
-        let listener = envoy::listener::http_listener(table.port, table.container_port);
+        let listener = envoy::listener::http_listener(table.port, address, table.container_port);
         out.listeners
             .push(Resource::encode(name.clone(), &listener));
         let routes = envoy::route::route_configuration(name.clone(), table);

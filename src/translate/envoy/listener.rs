@@ -27,7 +27,7 @@ fn http_filter<M: prost::Message + prost::Name>(name: &str, config: &M) -> HttpF
     }
 }
 
-pub fn http_listener(port: i32, container_port: u32) -> Listener {
+pub fn http_listener(port: i32, address: &str, container_port: u32) -> Listener {
     let name = name_for_port(port);
     let hcm = HttpConnectionManager {
         stat_prefix: name.clone(),
@@ -73,7 +73,7 @@ pub fn http_listener(port: i32, container_port: u32) -> Listener {
         name,
         address: Some(Address {
             address: Some(address::Address::SocketAddress(SocketAddress {
-                address: "0.0.0.0".into(),
+                address: address.to_string(),
                 port_specifier: Some(socket_address::PortSpecifier::PortValue(container_port)),
                 ..SocketAddress::default()
             })),

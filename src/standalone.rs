@@ -1,0 +1,201 @@
+//! `portico standalone`: no Kubernetes. Watches a directory of YAML, translates
+//! it on every change, serves the result over ADS on loopback, and runs one
+//! real Envoy process per Gateway, bootstrapped by portico. Statuses are
+//! printed when they change; Envoy's ACKs and NACKs are logged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::process::{Child, Command};
+
+use crate::bootstrap::{self, BootstrapParams};
+use crate::inputs::files;
+use crate::render;
+use crate::translate::{self, Options, Outputs};
+use crate::xds::hub::{Hub, gateway_id};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub listen_address: String,
+    pub xds_port: u16,
+    pub envoy: PathBuf,
+    pub delta: bool,
+    /// Print statuses once and whenever they change.
+    pub print_status: bool,
+}
+
+/// What the directory looked like: each file with its modification time and size.
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
+    files::yaml_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map(|m| m.len()).unwrap_or_default();
+            (p, modified, len)
+        })
+        .collect()
+}
+
+/// One Envoy per Gateway.
+struct Fleet {
+    envoy: PathBuf,
+    xds_port: u16,
+    delta: bool,
+    work: PathBuf,
+    running: BTreeMap<String, Child>,
+}
+
+impl Fleet {
+    /// Starts Envoys for new Gateways and stops those of removed ones.
+    fn reconcile(&mut self, outputs: &Outputs) {
+        let wanted: Vec<String> = outputs.gateways.keys().map(gateway_id).collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|g| !wanted.contains(g))
+            .cloned()
+            .collect();
+        for g in gone {
+            if let Some(mut child) = self.running.remove(&g) {
+                let _ = child.start_kill();
+                tracing::info!(gateway = %g, "Gateway removed; Envoy stopped");
+            }
+        }
+        for g in wanted {
+            if self.running.contains_key(&g) {
+                continue;
+            }
+            match self.start(&g) {
+                Ok(child) => {
+                    self.running.insert(g, child);
+                }
+                Err(e) => tracing::error!(gateway = %g, "cannot start Envoy: {e}"),
+            }
+        }
+    }
+
+    fn start(&self, gateway: &str) -> Result<Child, String> {
+        let mut params = BootstrapParams::new(gateway, "127.0.0.1", self.xds_port);
+        params.delta = self.delta;
+        params.node_id = format!("standalone-{}", gateway.replace('/', "-"));
+        params.admin_port = free_port()?;
+        params.ready_port = free_port()?;
+        let dir = self.work.join(gateway.replace('/', "_"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let config = dir.join("bootstrap.yaml");
+        let text = bootstrap::render(&params).map_err(|e| e.to_string())?;
+        std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+        let log = dir.join("envoy.log");
+        let child = Command::new(&self.envoy)
+            .arg("--disable-hot-restart")
+            .args(["--log-level", "warning", "--log-path"])
+            .arg(&log)
+            .arg("-c")
+            .arg(&config)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.envoy.display()))?;
+        tracing::info!(
+            gateway,
+            admin = params.admin_port,
+            log = %log.display(),
+            "Envoy started"
+        );
+        Ok(child)
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+pub async fn run(settings: Settings) -> Result<(), String> {
+    let hub = Hub::new();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.xds_port))
+        .await
+        .map_err(|e| format!("xDS port {}: {e}", settings.xds_port))?;
+    let xds_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::xds::server::serve(
+        Arc::clone(&hub),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tracing::info!(port = xds_port, "serving xDS on 127.0.0.1");
+
+    let work = std::env::temp_dir().join(format!("portico-standalone-{}", std::process::id()));
+    let mut fleet = Fleet {
+        envoy: settings.envoy.clone(),
+        xds_port,
+        delta: settings.delta,
+        work: work.clone(),
+        running: BTreeMap::new(),
+    };
+    let options = Options {
+        listen_address: settings.listen_address.clone(),
+        shift_privileged_ports: false,
+    };
+    let mut feedback = hub.feedback_changes();
+    let mut seen: Option<Fingerprint> = None;
+    let mut last_status = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = feedback.changed() => {
+                for gateway in fleet.running.keys() {
+                    let f = hub.feedback(gateway);
+                    if let Some((version, message)) = &f.rejected {
+                        tracing::warn!(gateway, version, "Envoy rejected the configuration: {message}");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = fingerprint(&settings.dir);
+                if seen.as_ref() == Some(&now) {
+                    continue;
+                }
+                seen = Some(now);
+                let inputs = match files::load(&settings.dir) {
+                    Ok(inputs) => inputs,
+                    Err(e) => {
+                        tracing::error!("{e}; keeping the last good configuration");
+                        continue;
+                    }
+                };
+                let outputs = translate::translate_with(&inputs, &options);
+                hub.publish(&outputs);
+                fleet.reconcile(&outputs);
+                let status = render::statuses(&outputs);
+                if settings.print_status && last_status.as_ref() != Some(&status) {
+                    match yaml_serde::to_string(&status) {
+                        Ok(text) => println!("---\n{text}"),
+                        Err(e) => tracing::error!("statuses do not print: {e}"),
+                    }
+                    last_status = Some(status);
+                }
+            }
+        }
+    }
+    tracing::info!("stopping");
+    for (_, mut child) in std::mem::take(&mut fleet.running) {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
