@@ -151,9 +151,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let mut seen: Option<Fingerprint> = None;
     let mut last_status = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = feedback.changed() => {
                 for gateway in fleet.running.keys() {
                     let f = hub.feedback(gateway);

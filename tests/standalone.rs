@@ -1,0 +1,175 @@
+//! `portico standalone` as a user runs it: a directory of YAML, a loopback
+//! backend, real Envoys started by portico. Edits reach Envoy without a
+//! restart, deleting the Gateway stops its Envoy, Ctrl-C stops everything.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn backend(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn gateway(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
+         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
+         spec:\n  gatewayClassName: portico\n  listeners:\n  - {{name: http, port: {port}, protocol: HTTP}}\n"
+    )
+}
+
+fn routes(backend_port: u16, extra: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: web, namespace: default}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [httpd.example.com]\n  rules:\n\
+         {extra}  - backendRefs: [{{name: web, port: 80}}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\n\
+         spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: web-1, namespace: default, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {backend_port}}}]\n\
+         endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+    )
+}
+
+/// Kills portico (and so its Envoys) if the test fails half-way.
+struct Portico(std::process::Child);
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn standalone_serves_edits_and_stops_cleanly() {
+    let dir = std::env::temp_dir().join(format!("portico-standalone-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let listener_port = free_port();
+    let backend_port = backend("<h1>It works!</h1>");
+    std::fs::write(dir.join("gateway.yaml"), gateway(listener_port)).expect("write");
+    std::fs::write(dir.join("routes.yaml"), routes(backend_port, "")).expect("write");
+
+    let mut portico = Portico(
+        Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["standalone", "-f"])
+            .arg(&dir)
+            .arg("--envoy")
+            .arg(common::envoy_binary())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("portico starts"),
+    );
+
+    wait_for("the seed route through Envoy", || {
+        get(listener_port, "httpd.example.com", "/") == Some((200, "<h1>It works!</h1>".into()))
+    });
+
+    // An edit: a redirect rule in front of the backend.
+    let redirect = "  - matches: [{path: {type: PathPrefix, value: /old}}]\n    \
+                    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}]\n";
+    std::fs::write(dir.join("routes.yaml"), routes(backend_port, redirect)).expect("edit");
+    wait_for("the redirect rule", || {
+        get(listener_port, "httpd.example.com", "/old/page").map(|r| r.0) == Some(301)
+    });
+    assert_eq!(
+        get(listener_port, "httpd.example.com", "/").map(|r| r.0),
+        Some(200)
+    );
+
+    // A broken edit keeps the last good configuration.
+    std::fs::write(dir.join("routes.yaml"), "kind: [unclosed\n").expect("break");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        get(listener_port, "httpd.example.com", "/").map(|r| r.0),
+        Some(200)
+    );
+
+    // Deleting the Gateway stops its Envoy.
+    std::fs::write(dir.join("routes.yaml"), routes(backend_port, "")).expect("repair");
+    std::fs::remove_file(dir.join("gateway.yaml")).expect("delete");
+    wait_for("Envoy to stop", || {
+        TcpStream::connect(("127.0.0.1", listener_port)).is_err()
+    });
+
+    let _ = Command::new("kill")
+        .args(["-INT", &portico.0.id().to_string()])
+        .status();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = portico.0.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            panic!("portico did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "portico exits 0 on Ctrl-C");
+    let _ = std::fs::remove_dir_all(&dir);
+}
