@@ -227,6 +227,186 @@ fn run(delta: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Starts Envoy for `default/gw` against an xDS port; returns it with its ready port.
+fn start_envoy(xds_port: u16, delta: bool, dir: &std::path::Path) -> (Envoy, BootstrapParams) {
+    let mut params = BootstrapParams::new("default/gw", "127.0.0.1", xds_port);
+    params.delta = delta;
+    params.admin_port = free_port();
+    params.ready_port = free_port();
+    let config = dir.join(format!("bootstrap-{}.yaml", params.admin_port));
+    std::fs::write(
+        &config,
+        bootstrap::render(&params).expect("bootstrap renders"),
+    )
+    .expect("write");
+    let envoy = Envoy(
+        Command::new(common::envoy_binary())
+            .args(["--disable-hot-restart", "--log-level", "warning", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("envoy starts"),
+    );
+    (envoy, params)
+}
+
+/// portico goes away and comes back while Envoy serves: no request fails, and
+/// the new server has nothing to push to an Envoy that is up to date.
+fn restart(delta: bool) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let backend_port = backend("backend-ok");
+    let listener_port = free_port();
+    let outputs = translate(&inputs(listener_port, backend_port, ""));
+    let dir = std::env::temp_dir().join(format!(
+        "portico-xds-{}-{listener_port}",
+        std::process::id()
+    ));
+
+    // The first portico lives in its own runtime: dropping that runtime ends
+    // every connection and task, as killing the process would.
+    let first_rt = tokio::runtime::Runtime::new().expect("runtime");
+    let first_hub = Hub::new();
+    first_hub.publish(&outputs);
+    let xds = first_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let xds_port = xds.local_addr().expect("addr").port();
+    first_rt.spawn(portico::xds::server::serve(
+        Arc::clone(&first_hub),
+        xds,
+        std::future::pending(),
+    ));
+    let (_envoy, _) = start_envoy(xds_port, delta, &dir);
+    wait_for("Envoy to serve the route", Duration::from_secs(30), || {
+        get(listener_port, "httpd.example.com", "/").map(|r| r.0) == Some(200)
+    });
+
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let client = {
+        let running = Arc::clone(&running);
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(listener_port, "httpd.example.com", "/") {
+                    Some((200, _)) => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    first_rt.shutdown_timeout(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(500));
+    let second_hub = Hub::new();
+    second_hub.publish(&outputs);
+    let xds = rt
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", xds_port)))
+        .expect("rebind the xDS port");
+    let second = rt.spawn(portico::xds::server::serve(
+        Arc::clone(&second_hub),
+        xds,
+        std::future::pending(),
+    ));
+    wait_for("Envoy to reconnect", Duration::from_secs(30), || {
+        second_hub.feedback("default/gw").streams == 1
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = client.join().expect("client");
+    assert!(ok > 20, "the client loop ran ({ok} requests)");
+    assert_eq!(failed, 0, "no request failed while portico restarted");
+    assert_eq!(
+        second_hub.responses_sent(),
+        0,
+        "nothing was re-pushed after reconnecting"
+    );
+    second.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delta_restart_loses_no_request_and_pushes_nothing() {
+    restart(true);
+}
+
+#[test]
+fn sotw_restart_loses_no_request_and_pushes_nothing() {
+    restart(false);
+}
+
+/// A configuration Envoy rejects: Envoy keeps serving the last good one and
+/// its error message reaches the hub.
+#[test]
+fn rejected_configuration_is_reported_and_the_last_good_one_kept() {
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use portico::translate::envoy::Resource;
+    use portico::xds::cache::Snapshot;
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let hub = Hub::new();
+    let backend_port = backend("backend-ok");
+    let listener_port = free_port();
+    let outputs = translate(&inputs(listener_port, backend_port, ""));
+    hub.publish(&outputs);
+    let xds = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let xds_port = xds.local_addr().expect("addr").port();
+    let server = rt.spawn(portico::xds::server::serve(
+        Arc::clone(&hub),
+        xds,
+        std::future::pending(),
+    ));
+    let dir = std::env::temp_dir().join(format!(
+        "portico-xds-{}-{listener_port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_envoy, _) = start_envoy(xds_port, true, &dir);
+    wait_for("Envoy to serve the route", Duration::from_secs(30), || {
+        get(listener_port, "httpd.example.com", "/").map(|r| r.0) == Some(200)
+    });
+
+    // Test-only input: a listener without an address, which Envoy refuses.
+    let mut resources = outputs
+        .gateways
+        .values()
+        .next()
+        .expect("one gateway")
+        .resources
+        .clone();
+    resources.listeners.push(Resource::encode(
+        "broken".into(),
+        &Listener {
+            name: "broken".into(),
+            ..Listener::default()
+        },
+    ));
+    let mut snapshots = portico::xds::hub::Snapshots::new();
+    snapshots.insert(
+        "default/gw".into(),
+        Arc::new(Snapshot::from_resources(&resources)),
+    );
+    hub.publish_snapshots(snapshots);
+
+    wait_for("the NACK", Duration::from_secs(10), || {
+        hub.feedback("default/gw").rejected.is_some()
+    });
+    let (_, message) = hub.feedback("default/gw").rejected.expect("rejected");
+    assert!(
+        message.contains("broken"),
+        "Envoy's message names the listener: {message}"
+    );
+    assert_eq!(
+        get(listener_port, "httpd.example.com", "/").map(|r| r.0),
+        Some(200)
+    );
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn delta_ads_serves_a_real_envoy() {
     run(true);

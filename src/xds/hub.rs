@@ -4,6 +4,7 @@
 //! snapshot version, last NACK message) for the status side.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -30,6 +31,8 @@ pub struct GatewayFeedback {
 #[derive(Debug)]
 pub struct Hub {
     snapshots: watch::Sender<Arc<Snapshots>>,
+    /// Responses sent on all streams since start.
+    responses: AtomicU64,
     feedback: Mutex<BTreeMap<String, GatewayFeedback>>,
     feedback_changed: watch::Sender<u64>,
 }
@@ -38,6 +41,7 @@ impl Default for Hub {
     fn default() -> Self {
         Self {
             snapshots: watch::Sender::new(Arc::new(Snapshots::new())),
+            responses: AtomicU64::new(0),
             feedback: Mutex::new(BTreeMap::new()),
             feedback_changed: watch::Sender::new(0),
         }
@@ -77,6 +81,21 @@ impl Hub {
         if changed {
             self.snapshots.send_replace(Arc::new(next));
         }
+    }
+
+    /// Responses sent to Envoys since start (every response carries changes).
+    pub fn responses_sent(&self) -> u64 {
+        self.responses.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_responses(&self, n: usize) {
+        self.responses.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes snapshots directly, for tests that need a configuration
+    /// translation would never produce (such as one Envoy rejects).
+    pub fn publish_snapshots(&self, snapshots: Snapshots) {
+        self.snapshots.send_replace(Arc::new(snapshots));
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshots>> {

@@ -147,6 +147,7 @@ async fn drive<M: Machine>(
                     if let Some(f) = feedback {
                         hub.record(&gateway, &f);
                     }
+                    hub.count_responses(responses.len());
                     if send_all(&tx, responses).await.is_err() {
                         break;
                     }
@@ -169,7 +170,9 @@ async fn drive<M: Machine>(
                 let latest = current(&snapshots);
                 if !Arc::ptr_eq(&latest, &snapshot) {
                     snapshot = latest;
-                    if send_all(&tx, machine.snapshot(&snapshot)).await.is_err() {
+                    let responses = machine.snapshot(&snapshot);
+                    hub.count_responses(responses.len());
+                    if send_all(&tx, responses).await.is_err() {
                         break;
                     }
                 }

@@ -119,10 +119,19 @@ impl SotwStream {
             state.wildcard = false;
             state.names = req.resource_names.iter().cloned().collect();
         }
-        let force = first;
+        if first && !req.version_info.is_empty() {
+            // A reconnecting Envoy that already holds exactly this view needs
+            // nothing new.
+            let view = state.view(kind, snapshot);
+            if view_version(&view) == req.version_info {
+                state.sent = view;
+                state.sent_version = req.version_info.clone();
+                return Ok(handled);
+            }
+        }
         handled
             .responses
-            .extend(self.response(kind, snapshot, force, None));
+            .extend(self.response(kind, snapshot, first, None));
         Ok(handled)
     }
 
@@ -278,6 +287,24 @@ mod tests {
             h.responses.is_empty(),
             "a rejected version is not pushed again"
         );
+    }
+
+    #[test]
+    fn reconnect_with_the_current_version_sends_nothing() {
+        let snap = snapshot(&[("a", "1")], &[]);
+        let mut first = SotwStream::new();
+        let r = first
+            .on_request(&request(ResourceType::Cluster, &[], ""), &snap)
+            .unwrap()
+            .responses
+            .remove(0);
+        let mut again = SotwStream::new();
+        let mut req = request(ResourceType::Cluster, &[], "");
+        req.version_info = r.version_info.clone();
+        assert!(again.on_request(&req, &snap).unwrap().responses.is_empty());
+        assert!(again.on_snapshot(&snap).is_empty());
+        let changed = snapshot(&[("a", "2")], &[]);
+        assert_eq!(again.on_snapshot(&changed).len(), 1);
     }
 
     #[test]
