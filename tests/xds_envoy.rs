@@ -60,10 +60,38 @@ fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
         "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    // Read the head, then exactly content-length bytes: no waiting for the
+    // server to close the connection.
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&data[head_end..]).to_string();
     Some((status, body))
 }
 
@@ -415,4 +443,128 @@ fn delta_ads_serves_a_real_envoy() {
 #[test]
 fn state_of_the_world_ads_serves_a_real_envoy() {
     run(false);
+}
+
+/// Inputs with one route (own hostname, own Service, so its own cluster) per
+/// entry of `hosts`, all on one Gateway.
+fn many_routes(listener_port: u16, backend_port: u16, hosts: &[usize]) -> portico::inputs::Inputs {
+    let mut yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
+         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
+         spec:\n  gatewayClassName: portico\n  listeners:\n  - {{name: http, port: {listener_port}, protocol: HTTP}}\n"
+    );
+    for h in hosts {
+        yaml.push_str(&format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{h}, namespace: default}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [h{h}.example.com]\n  rules:\n  - backendRefs: [{{name: s{h}, port: 80}}]\n\
+             ---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{h}, namespace: default}}\n\
+             spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: s{h}-1, namespace: default, labels: {{kubernetes.io/service-name: s{h}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: {backend_port}}}]\n\
+             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+        ));
+    }
+    let mut builder = portico::inputs::InputsBuilder::default();
+    let objects =
+        files::parse_documents(std::path::Path::new("generated.yaml"), &yaml).expect("valid");
+    for o in objects {
+        builder.insert(o);
+    }
+    builder.build()
+}
+
+/// Routes (each with a new cluster) are added and removed while a client
+/// loop runs: every answer is the old or the new behaviour (200 or 404),
+/// never a 503 from a cluster pushed after the route that names it.
+fn live_changes(delta: bool) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let hub = Hub::new();
+    let backend_port = backend("backend-ok");
+    let listener_port = free_port();
+    hub.publish(&translate(&many_routes(listener_port, backend_port, &[0])));
+    let xds = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let xds_port = xds.local_addr().expect("addr").port();
+    let server = rt.spawn(portico::xds::server::serve(
+        Arc::clone(&hub),
+        xds,
+        std::future::pending(),
+    ));
+    let dir = std::env::temp_dir().join(format!(
+        "portico-live-{}-{listener_port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_envoy, _) = start_envoy(xds_port, delta, &dir);
+    wait_for("the first route", Duration::from_secs(30), || {
+        get(listener_port, "h0.example.com", "/").map(|r| r.0) == Some(200)
+    });
+
+    const HOSTS: usize = 12;
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let client = {
+        let running = Arc::clone(&running);
+        std::thread::spawn(move || {
+            let mut answers: std::collections::BTreeMap<u16, u32> = Default::default();
+            let mut i = 0;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                let host = format!("h{}.example.com", i % HOSTS);
+                let status = get(listener_port, &host, "/").map_or(0, |r| r.0);
+                *answers.entry(status).or_default() += 1;
+                i += 1;
+            }
+            answers
+        })
+    };
+    // Add routes one by one, then remove every other one.
+    let mut present: Vec<usize> = vec![0];
+    for h in 1..HOSTS {
+        present.push(h);
+        hub.publish(&translate(&many_routes(
+            listener_port,
+            backend_port,
+            &present,
+        )));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    for h in (0..HOSTS).step_by(2) {
+        present.retain(|p| *p != h);
+        hub.publish(&translate(&many_routes(
+            listener_port,
+            backend_port,
+            &present,
+        )));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = client.join().expect("client");
+    let total: u32 = answers.values().sum();
+    assert!(total > 100, "the client loop ran: {answers:?}");
+    assert!(
+        answers.keys().all(|s| *s == 200 || *s == 404),
+        "only 200 and 404 while routes change: {answers:?}"
+    );
+    for h in 0..HOSTS {
+        let expected = if present.contains(&h) { 200 } else { 404 };
+        assert_eq!(
+            get(listener_port, &format!("h{h}.example.com"), "/").map(|r| r.0),
+            Some(expected)
+        );
+    }
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delta_live_changes_never_answer_503() {
+    live_changes(true);
+}
+
+#[test]
+fn sotw_live_changes_never_answer_503() {
+    live_changes(false);
 }

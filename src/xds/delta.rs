@@ -7,8 +7,10 @@
 //! declares on reconnect (`initial_resource_versions`) are not sent again; a
 //! response nonce answered with `error_detail` is a NACK, otherwise an ACK;
 //! nothing unchanged is re-sent; within one update the order is clusters,
-//! endpoints, listeners, routes, and removed clusters go last, after the
-//! listeners and routes that stopped naming them.
+//! endpoints, listeners, routes, and removed endpoints and clusters go last,
+//! after the listeners and routes that stopped naming them. Listener and route
+//! updates are held until every cluster Envoy holds has been sent its
+//! endpoints, so no route ever names a cluster that is still warming.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +63,10 @@ pub struct DeltaStream {
     node: Option<Node>,
     types: BTreeMap<ResourceType, TypeState>,
     next_nonce: u64,
+    /// Listener, route and removal updates wait until every cluster Envoy
+    /// holds has its endpoints: a route naming a cluster that is still
+    /// warming would answer errors.
+    held: bool,
 }
 
 /// The result of handling one request.
@@ -151,25 +157,73 @@ impl DeltaStream {
             state.known.retain(|n, _| names.contains(n));
         }
 
-        if let Some(response) = self.response(kind, snapshot, Removals::All) {
+        let cluster_rejected = matches!(
+            handled.feedback,
+            Some(Feedback::Nack {
+                kind: ResourceType::Cluster,
+                ..
+            })
+        );
+        let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
+        if !gated && let Some(response) = self.response(kind, snapshot, Removals::All) {
             handled.responses.push(response);
         }
+        if cluster_rejected {
+            // Envoy will not warm what it rejected; waiting would hold forever.
+            self.held = false;
+            handled.responses.extend(self.dependents(snapshot));
+        }
+        handled.responses.extend(self.release(snapshot));
         Ok(handled)
     }
 
     /// A new snapshot: the responses to send, in push order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
-        for kind in ResourceType::PUSH_ORDER {
-            let removals = if kind == ResourceType::Cluster {
-                Removals::None
-            } else {
-                Removals::All
-            };
-            out.extend(self.response(kind, snapshot, removals));
+        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::None));
+        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::None));
+        self.held = true;
+        out.extend(self.release(snapshot));
+        out
+    }
+
+    /// Sends the held updates once every cluster Envoy holds is warm.
+    fn release(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        if !self.held || !self.clusters_warm(snapshot) {
+            return Vec::new();
         }
+        self.held = false;
+        self.dependents(snapshot)
+    }
+
+    /// Listeners and routes, then the endpoints and clusters nothing names any more.
+    fn dependents(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        let mut out = Vec::new();
+        out.extend(self.response(ResourceType::Listener, snapshot, Removals::All));
+        out.extend(self.response(ResourceType::Route, snapshot, Removals::All));
+        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::Only));
         out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only));
         out
+    }
+
+    /// Every cluster sent to Envoy has been sent its endpoints (when the
+    /// snapshot has any): Envoy processes a stream in order, so what follows
+    /// finds the clusters warm.
+    fn clusters_warm(&self, snapshot: &Snapshot) -> bool {
+        let Some(clusters) = self.types.get(&ResourceType::Cluster).filter(|c| c.active) else {
+            return true;
+        };
+        let endpoints = self.types.get(&ResourceType::Endpoint);
+        clusters
+            .known
+            .iter()
+            .filter(|(_, version)| !version.is_empty())
+            .all(
+                |(name, _)| match snapshot.get(ResourceType::Endpoint, name) {
+                    None => true,
+                    Some(cla) => endpoints.is_some_and(|e| e.known.get(name) == Some(&cla.version)),
+                },
+            )
     }
 
     /// Whether Envoy has answered (ACK or NACK) every response sent so far.
@@ -424,6 +478,53 @@ mod tests {
         assert!(
             s.on_snapshot(&changed).is_empty(),
             "nothing subscribed changed"
+        );
+    }
+
+    #[test]
+    fn listeners_wait_until_new_clusters_have_their_endpoints() {
+        let with = |clusters: &[(&str, &str)], listener: &str| {
+            Snapshot::from_resources(&EnvoyResources {
+                clusters: clusters.iter().map(|(n, b)| encoded(n, b)).collect(),
+                endpoints: clusters.iter().map(|(n, b)| encoded(n, b)).collect(),
+                listeners: vec![encoded("l", listener)],
+                ..EnvoyResources::default()
+            })
+        };
+        let before = with(&[("a", "1")], "1");
+        let mut s = DeltaStream::new();
+        s.on_request(&request(ResourceType::Cluster), &before)
+            .unwrap();
+        let eds = DeltaDiscoveryRequest {
+            resource_names_subscribe: vec!["a".into()],
+            ..request(ResourceType::Endpoint)
+        };
+        s.on_request(&eds, &before).unwrap();
+        s.on_request(&request(ResourceType::Listener), &before)
+            .unwrap();
+
+        // A new cluster and a listener that uses it: the listener waits.
+        let after = with(&[("a", "1"), ("new", "1")], "2");
+        let out = s.on_snapshot(&after);
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|r| ResourceType::from_type_url(&r.type_url))
+            .collect();
+        assert_eq!(kinds, [Some(ResourceType::Cluster)]);
+        // Envoy asks for the new cluster's endpoints: they go out, then the listener.
+        let subscribe = DeltaDiscoveryRequest {
+            node: None,
+            resource_names_subscribe: vec!["new".into()],
+            ..request(ResourceType::Endpoint)
+        };
+        let out = s.on_request(&subscribe, &after).unwrap().responses;
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|r| ResourceType::from_type_url(&r.type_url))
+            .collect();
+        assert_eq!(
+            kinds,
+            [Some(ResourceType::Endpoint), Some(ResourceType::Listener)]
         );
     }
 

@@ -9,7 +9,8 @@
 //! a type is re-sent only when what it would carry changed. Within one update
 //! the order is clusters, endpoints, listeners, routes; clusters that
 //! disappear are kept in the first cluster response and dropped by a second
-//! one sent after listeners and routes.
+//! one sent after listeners and routes. Listener and route updates are held
+//! until every cluster sent has been sent its endpoints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -61,6 +62,9 @@ pub struct SotwStream {
     node: Option<Node>,
     types: BTreeMap<ResourceType, TypeState>,
     next_nonce: u64,
+    /// Listener and route updates (and the final cluster response) wait until
+    /// every cluster sent has been sent its endpoints.
+    held: bool,
 }
 
 /// The result of handling one request.
@@ -129,9 +133,24 @@ impl SotwStream {
                 return Ok(handled);
             }
         }
-        handled
-            .responses
-            .extend(self.response(kind, snapshot, first, None));
+        let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
+        if !gated {
+            handled
+                .responses
+                .extend(self.response(kind, snapshot, first, None));
+        }
+        if matches!(
+            handled.feedback,
+            Some(Feedback::Nack {
+                kind: ResourceType::Cluster,
+                ..
+            })
+        ) {
+            // Envoy will not warm what it rejected; waiting would hold forever.
+            self.held = false;
+            handled.responses.extend(self.dependents(snapshot));
+        }
+        handled.responses.extend(self.release(snapshot));
         Ok(handled)
     }
 
@@ -151,15 +170,46 @@ impl SotwStream {
         };
         let keep = (!leaving.is_empty()).then_some(&leaving);
         out.extend(self.response(ResourceType::Cluster, snapshot, false, keep));
-        for kind in [
-            ResourceType::Endpoint,
-            ResourceType::Listener,
-            ResourceType::Route,
-        ] {
-            out.extend(self.response(kind, snapshot, false, None));
+        out.extend(self.response(ResourceType::Endpoint, snapshot, false, None));
+        self.held = true;
+        out.extend(self.release(snapshot));
+        out
+    }
+
+    /// Sends the held updates once every cluster sent is warm.
+    fn release(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
+        if !self.held || !self.clusters_warm(snapshot) {
+            return Vec::new();
         }
+        self.held = false;
+        self.dependents(snapshot)
+    }
+
+    /// Listeners, routes, then the cluster response without departed clusters.
+    fn dependents(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
+        let mut out = Vec::new();
+        out.extend(self.response(ResourceType::Listener, snapshot, false, None));
+        out.extend(self.response(ResourceType::Route, snapshot, false, None));
         out.extend(self.response(ResourceType::Cluster, snapshot, false, None));
         out
+    }
+
+    /// Every cluster in the last cluster response has had its endpoints sent
+    /// (when the snapshot has them).
+    fn clusters_warm(&self, snapshot: &Snapshot) -> bool {
+        let Some(clusters) = self.types.get(&ResourceType::Cluster).filter(|c| c.active) else {
+            return true;
+        };
+        let endpoints = self.types.get(&ResourceType::Endpoint);
+        clusters
+            .sent
+            .keys()
+            .all(|name| match snapshot.get(ResourceType::Endpoint, name) {
+                None => true,
+                Some(cla) => endpoints
+                    .and_then(|e| e.sent.get(name))
+                    .is_some_and(|sent| sent.version == cla.version),
+            })
     }
 
     fn response(
