@@ -4,96 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use common::traffic::{backend, free_port, get, wait_for};
+
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn backend(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
-            });
-        }
-    });
-    port
-}
-
-fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    // Read the head, then exactly content-length bytes: no waiting for the
-    // server to close the connection.
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while data.len() < head_end + length {
-        let n = s.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        data.extend_from_slice(&buf[..n]);
-    }
-    let body = String::from_utf8_lossy(&data[head_end..]).to_string();
-    Some((status, body))
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn gateway(port: u16) -> String {
     format!(
@@ -155,15 +70,17 @@ fn standalone_serves_edits_and_stops_cleanly() {
             .expect("portico starts"),
     );
 
-    wait_for("the seed route through Envoy", || {
-        get(listener_port, "httpd.example.com", "/") == Some((200, "<h1>It works!</h1>".into()))
-    });
+    wait_for(
+        "the seed route through Envoy",
+        Duration::from_secs(30),
+        || get(listener_port, "httpd.example.com", "/") == Some((200, "<h1>It works!</h1>".into())),
+    );
 
     // An edit: a redirect rule in front of the backend.
     let redirect = "  - matches: [{path: {type: PathPrefix, value: /old}}]\n    \
                     filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}]\n";
     std::fs::write(dir.join("routes.yaml"), routes(backend_port, redirect)).expect("edit");
-    wait_for("the redirect rule", || {
+    wait_for("the redirect rule", Duration::from_secs(30), || {
         get(listener_port, "httpd.example.com", "/old/page").map(|r| r.0) == Some(301)
     });
     assert_eq!(
@@ -182,7 +99,7 @@ fn standalone_serves_edits_and_stops_cleanly() {
     // Deleting the Gateway stops its Envoy.
     std::fs::write(dir.join("routes.yaml"), routes(backend_port, "")).expect("repair");
     std::fs::remove_file(dir.join("gateway.yaml")).expect("delete");
-    wait_for("Envoy to stop", || {
+    wait_for("Envoy to stop", Duration::from_secs(30), || {
         TcpStream::connect(("127.0.0.1", listener_port)).is_err()
     });
 

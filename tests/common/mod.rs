@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::path::{Path, PathBuf};
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{
