@@ -62,6 +62,9 @@ enum Command {
         /// Print statuses at start and whenever they change.
         #[arg(long)]
         status: bool,
+        /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9090).
+        #[arg(long)]
+        admin_address: Option<String>,
     },
     /// Print the version.
     Version,
@@ -99,6 +102,7 @@ pub fn run() -> ExitCode {
             envoy,
             sotw,
             status,
+            admin_address,
         } => standalone_command(Settings {
             dir: file,
             listen_address,
@@ -106,6 +110,7 @@ pub fn run() -> ExitCode {
             envoy: envoy.unwrap_or_else(default_envoy),
             delta: !sotw,
             print_status: status,
+            admin_address,
         }),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));

@@ -25,6 +25,8 @@ pub struct Settings {
     pub delta: bool,
     /// Print statuses once and whenever they change.
     pub print_status: bool,
+    /// Where `/healthz` and `/metrics` are served, if anywhere.
+    pub admin_address: Option<String>,
 }
 
 /// What the directory looked like: each file with its modification time and size.
@@ -134,6 +136,19 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         },
     ));
     tracing::info!(port = xds_port, "serving xDS on 127.0.0.1");
+    let admin = match &settings.admin_address {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("admin address {address}: {e}"))?;
+            tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "serving /metrics and /healthz");
+            Some(tokio::spawn(crate::admin::serve(
+                listener,
+                Arc::clone(&hub),
+            )))
+        }
+        None => None,
+    };
 
     let work = std::env::temp_dir().join(format!("portico-standalone-{}", std::process::id()));
     let mut fleet = Fleet {
@@ -196,6 +211,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     for (_, mut child) in std::mem::take(&mut fleet.running) {
         let _ = child.start_kill();
         let _ = child.wait().await;
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     let _ = stop.send(());
     let _ = server.await;

@@ -54,6 +54,7 @@ fn standalone_serves_edits_and_stops_cleanly() {
     let dir = std::env::temp_dir().join(format!("portico-standalone-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let listener_port = free_port();
+    let admin_port = free_port();
     let backend_port = backend("<h1>It works!</h1>");
     std::fs::write(dir.join("gateway.yaml"), gateway(listener_port)).expect("write");
     std::fs::write(dir.join("routes.yaml"), routes(backend_port, "")).expect("write");
@@ -62,6 +63,7 @@ fn standalone_serves_edits_and_stops_cleanly() {
         Command::new(env!("CARGO_BIN_EXE_portico"))
             .args(["standalone", "-f"])
             .arg(&dir)
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             .arg("--envoy")
             .arg(common::envoy_binary())
             .stdout(Stdio::null())
@@ -74,6 +76,19 @@ fn standalone_serves_edits_and_stops_cleanly() {
         "the seed route through Envoy",
         Duration::from_secs(30),
         || get(listener_port, "httpd.example.com", "/") == Some((200, "<h1>It works!</h1>".into())),
+    );
+
+    // Metrics tell what happened on the xDS side.
+    wait_for(
+        "metrics showing the stream and its ACKs",
+        Duration::from_secs(10),
+        || {
+            get(admin_port, "admin", "/metrics").is_some_and(|(status, text)| {
+                status == 200
+                    && text.contains("portico_xds_streams{gateway=\"default/gw\"} 1")
+                    && text.contains("portico_xds_acks_total{resource_type=\"route\"}")
+            })
+        },
     );
 
     // An edit: a redirect rule in front of the backend.

@@ -306,36 +306,6 @@ fn state_of_the_world_ads_serves_a_real_envoy() {
     run(false);
 }
 
-/// Inputs with one route (own hostname, own Service, so its own cluster) per
-/// entry of `hosts`, all on one Gateway.
-fn many_routes(listener_port: u16, backend_port: u16, hosts: &[usize]) -> portico::inputs::Inputs {
-    let mut yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
-         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
-         spec:\n  gatewayClassName: portico\n  listeners:\n  - {{name: http, port: {listener_port}, protocol: HTTP}}\n"
-    );
-    for h in hosts {
-        yaml.push_str(&format!(
-            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{h}, namespace: default}}\n\
-             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [h{h}.example.com]\n  rules:\n  - backendRefs: [{{name: s{h}, port: 80}}]\n\
-             ---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{h}, namespace: default}}\n\
-             spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
-             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-             metadata: {{name: s{h}-1, namespace: default, labels: {{kubernetes.io/service-name: s{h}}}}}\n\
-             addressType: IPv4\nports: [{{name: http, port: {backend_port}}}]\n\
-             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
-        ));
-    }
-    let mut builder = portico::inputs::InputsBuilder::default();
-    let objects =
-        files::parse_documents(std::path::Path::new("generated.yaml"), &yaml).expect("valid");
-    for o in objects {
-        builder.insert(o);
-    }
-    builder.build()
-}
-
 /// Routes (each with a new cluster) are added and removed while a client
 /// loop runs: every answer is the old or the new behaviour (200 or 404),
 /// never a 503 from a cluster pushed after the route that names it.
@@ -344,7 +314,11 @@ fn live_changes(delta: bool) {
     let hub = Hub::new();
     let backend_port = backend("backend-ok");
     let listener_port = free_port();
-    hub.publish(&translate(&many_routes(listener_port, backend_port, &[0])));
+    hub.publish(&translate(&common::one_route_per_host(
+        listener_port,
+        backend_port,
+        &[0],
+    )));
     let xds = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -384,7 +358,7 @@ fn live_changes(delta: bool) {
     let mut present: Vec<usize> = vec![0];
     for h in 1..HOSTS {
         present.push(h);
-        hub.publish(&translate(&many_routes(
+        hub.publish(&translate(&common::one_route_per_host(
             listener_port,
             backend_port,
             &present,
@@ -393,7 +367,7 @@ fn live_changes(delta: bool) {
     }
     for h in (0..HOSTS).step_by(2) {
         present.retain(|p| *p != h);
-        hub.publish(&translate(&many_routes(
+        hub.publish(&translate(&common::one_route_per_host(
             listener_port,
             backend_port,
             &present,

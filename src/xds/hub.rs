@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::cache::Snapshot;
+use super::cache::{ResourceType, Snapshot};
 use super::delta::Feedback;
+use super::metrics::{GatewayLabel, TypeLabel, XdsMetrics};
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
 
@@ -33,6 +35,9 @@ pub struct Hub {
     snapshots: watch::Sender<Arc<Snapshots>>,
     /// Responses sent on all streams since start.
     responses: AtomicU64,
+    pub metrics: XdsMetrics,
+    /// When the current snapshots were published, for push latency.
+    published_at: Mutex<Instant>,
     feedback: Mutex<BTreeMap<String, GatewayFeedback>>,
     feedback_changed: watch::Sender<u64>,
 }
@@ -42,6 +47,8 @@ impl Default for Hub {
         Self {
             snapshots: watch::Sender::new(Arc::new(Snapshots::new())),
             responses: AtomicU64::new(0),
+            metrics: XdsMetrics::default(),
+            published_at: Mutex::new(Instant::now()),
             feedback: Mutex::new(BTreeMap::new()),
             feedback_changed: watch::Sender::new(0),
         }
@@ -79,6 +86,10 @@ impl Hub {
                 .zip(current.iter())
                 .any(|((ka, a), (kb, b))| ka != kb || !Arc::ptr_eq(a, b));
         if changed {
+            *self
+                .published_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now();
             self.snapshots.send_replace(Arc::new(next));
         }
     }
@@ -88,8 +99,22 @@ impl Hub {
         self.responses.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count_responses(&self, n: usize) {
-        self.responses.fetch_add(n as u64, Ordering::Relaxed);
+    /// Time since the current snapshots were published.
+    pub(crate) fn since_publish(&self) -> Duration {
+        self.published_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    pub(crate) fn count_responses(&self, type_urls: impl Iterator<Item = ResourceType>) {
+        for kind in type_urls {
+            self.responses.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .pushes
+                .get_or_create(&TypeLabel::of(kind))
+                .inc();
+        }
     }
 
     /// Publishes snapshots directly, for tests that need a configuration
@@ -112,6 +137,16 @@ impl Hub {
     }
 
     pub(crate) fn record(&self, gateway: &str, feedback: &Feedback) {
+        match feedback {
+            Feedback::Ack { kind, .. } => {
+                self.metrics.acks.get_or_create(&TypeLabel::of(*kind)).inc()
+            }
+            Feedback::Nack { kind, .. } => self
+                .metrics
+                .nacks
+                .get_or_create(&TypeLabel::of(*kind))
+                .inc(),
+        };
         {
             let mut all = self.lock();
             let entry = all.entry(gateway.to_string()).or_default();
@@ -126,11 +161,23 @@ impl Hub {
     }
 
     pub(crate) fn stream_opened(&self, gateway: &str) {
+        self.metrics
+            .streams
+            .get_or_create(&GatewayLabel {
+                gateway: gateway.into(),
+            })
+            .inc();
         self.lock().entry(gateway.to_string()).or_default().streams += 1;
         self.feedback_changed.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn stream_closed(&self, gateway: &str) {
+        self.metrics
+            .streams
+            .get_or_create(&GatewayLabel {
+                gateway: gateway.into(),
+            })
+            .dec();
         if let Some(entry) = self.lock().get_mut(gateway) {
             entry.streams = entry.streams.saturating_sub(1);
         }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::cache::Snapshot;
+use super::cache::{ResourceType, Snapshot};
 use super::delta::{self, DeltaStream, Feedback, StreamError};
 use super::hub::Hub;
 use super::sotw::{self, SotwStream};
@@ -27,6 +27,7 @@ use super::sotw::{self, SotwStream};
 trait Machine: Default + Send + 'static {
     type Req: Send + 'static;
     type Resp: Send + 'static;
+    fn type_of(resp: &Self::Resp) -> Option<ResourceType>;
     fn node_of(req: &Self::Req) -> Option<&Node>;
     fn request(
         &mut self,
@@ -39,6 +40,9 @@ trait Machine: Default + Send + 'static {
 impl Machine for DeltaStream {
     type Req = DeltaDiscoveryRequest;
     type Resp = DeltaDiscoveryResponse;
+    fn type_of(resp: &Self::Resp) -> Option<ResourceType> {
+        ResourceType::from_type_url(&resp.type_url)
+    }
     fn node_of(req: &Self::Req) -> Option<&Node> {
         req.node.as_ref()
     }
@@ -61,6 +65,9 @@ impl Machine for DeltaStream {
 impl Machine for SotwStream {
     type Req = DiscoveryRequest;
     type Resp = DiscoveryResponse;
+    fn type_of(resp: &Self::Resp) -> Option<ResourceType> {
+        ResourceType::from_type_url(&resp.type_url)
+    }
     fn node_of(req: &Self::Req) -> Option<&Node> {
         req.node.as_ref()
     }
@@ -147,7 +154,7 @@ async fn drive<M: Machine>(
                     if let Some(f) = feedback {
                         hub.record(&gateway, &f);
                     }
-                    hub.count_responses(responses.len());
+                    hub.count_responses(responses.iter().filter_map(M::type_of));
                     if send_all(&tx, responses).await.is_err() {
                         break;
                     }
@@ -171,7 +178,8 @@ async fn drive<M: Machine>(
                 if !Arc::ptr_eq(&latest, &snapshot) {
                     snapshot = latest;
                     let responses = machine.snapshot(&snapshot);
-                    hub.count_responses(responses.len());
+                    hub.count_responses(responses.iter().filter_map(M::type_of));
+                    hub.metrics.push_latency.observe(hub.since_publish().as_secs_f64());
                     if send_all(&tx, responses).await.is_err() {
                         break;
                     }

@@ -141,3 +141,38 @@ fn decode_all<M: prost::Message + Default>(list: &[portico::translate::envoy::Re
         .map(|x| x.decode().expect("resources decode"))
         .collect()
 }
+
+/// Inputs with one route (own hostname, own Service, so its own cluster) per
+/// entry of `hosts`, all on one Gateway.
+pub fn one_route_per_host(
+    listener_port: u16,
+    backend_port: u16,
+    hosts: &[usize],
+) -> portico::inputs::Inputs {
+    let mut yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
+         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
+         spec:\n  gatewayClassName: portico\n  listeners:\n  - {{name: http, port: {listener_port}, protocol: HTTP}}\n"
+    );
+    for h in hosts {
+        yaml.push_str(&format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{h}, namespace: default}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [h{h}.example.com]\n  rules:\n  - backendRefs: [{{name: s{h}, port: 80}}]\n\
+             ---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{h}, namespace: default}}\n\
+             spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: s{h}-1, namespace: default, labels: {{kubernetes.io/service-name: s{h}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: {backend_port}}}]\n\
+             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+        ));
+    }
+    let mut builder = portico::inputs::InputsBuilder::default();
+    let objects =
+        portico::inputs::files::parse_documents(std::path::Path::new("generated.yaml"), &yaml)
+            .expect("valid");
+    for o in objects {
+        builder.insert(o);
+    }
+    builder.build()
+}
