@@ -164,6 +164,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     };
     let mut feedback = hub.feedback_changes();
     let mut seen: Option<Fingerprint> = None;
+    let mut last: Option<(crate::inputs::Inputs, Outputs)> = None;
     let mut last_status = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -193,7 +194,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                         continue;
                     }
                 };
-                let outputs = translate::translate_with(&inputs, &options);
+                let outputs = match &last {
+                    Some((before, previous)) if before.same_but_endpoints(&inputs) => {
+                        translate::refresh_endpoints(&inputs, previous)
+                    }
+                    _ => translate::translate_with(&inputs, &options),
+                };
                 hub.publish(&outputs);
                 fleet.reconcile(&outputs);
                 let status = render::statuses(&outputs);
@@ -204,6 +210,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     }
                     last_status = Some(status);
                 }
+                last = Some((inputs, outputs));
             }
         }
     }

@@ -86,6 +86,18 @@ impl Inputs {
         labels
     }
 
+    /// Whether `other` differs from this snapshot in EndpointSlices at most,
+    /// so that translation can take its endpoints-only fast path.
+    pub fn same_but_endpoints(&self, other: &Inputs) -> bool {
+        self.gateway_classes == other.gateway_classes
+            && self.gateways == other.gateways
+            && self.http_routes == other.http_routes
+            && self.reference_grants == other.reference_grants
+            && self.services == other.services
+            && self.namespaces == other.namespaces
+            && self.secrets == other.secrets
+    }
+
     /// EndpointSlices of a Service.
     pub fn slices_of(&self, service: &ObjectKey) -> impl Iterator<Item = &Arc<EndpointSlice>> {
         self.endpoint_slices

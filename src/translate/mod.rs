@@ -47,6 +47,8 @@ pub struct Outputs {
 pub struct GatewayOutput {
     pub status: GatewayStatus,
     pub resources: EnvoyResources,
+    /// The clusters of `resources`, for refreshing their endpoints alone.
+    pub clusters: Vec<ClusterKey>,
 }
 
 /// Where Envoy listens; the defaults are those of an Envoy pod.
@@ -110,12 +112,13 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             &gateway,
             placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
         );
-        let resources = envoy_resources(inputs, &tables, &options.listen_address);
+        let (resources, clusters) = envoy_resources(inputs, &tables, &options.listen_address);
         outputs.gateways.insert(
             key,
             GatewayOutput {
                 status: gateway_status(gateway),
                 resources,
+                clusters,
             },
         );
     }
@@ -138,7 +141,11 @@ fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {
     }
 }
 
-fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>], address: &str) -> EnvoyResources {
+fn envoy_resources(
+    inputs: &Inputs,
+    tables: &[PortRoutes<'_>],
+    address: &str,
+) -> (EnvoyResources, Vec<ClusterKey>) {
     let mut out = EnvoyResources::default();
     let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
     for table in tables {
@@ -158,17 +165,38 @@ fn envoy_resources(inputs: &Inputs, tables: &[PortRoutes<'_>], address: &str) ->
             clusters.extend(rule.filters.mirrors.iter().map(|m| &*m.cluster));
         }
     }
-    for key in clusters {
+    for key in &clusters {
         let cluster = envoy::cluster::eds_cluster(key);
         out.clusters
             .push(Resource::encode(key.name.clone(), &cluster));
-        let endpoints = endpoints::ready_endpoints(inputs, key);
-        let assignment = envoy::cluster::load_assignment(key, &endpoints);
-        out.endpoints
-            .push(Resource::encode(key.name.clone(), &assignment));
     }
+    let keys: Vec<ClusterKey> = clusters.into_iter().cloned().collect();
+    out.endpoints = load_assignments(inputs, &keys);
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    (out, keys)
+}
+
+fn load_assignments(inputs: &Inputs, clusters: &[ClusterKey]) -> Vec<Resource> {
+    clusters
+        .iter()
+        .map(|key| {
+            let endpoints = endpoints::ready_endpoints(inputs, key);
+            let assignment = envoy::cluster::load_assignment(key, &endpoints);
+            Resource::encode(key.name.clone(), &assignment)
+        })
+        .collect()
+}
+
+/// The fast path when only EndpointSlices changed: `previous` with every
+/// Gateway's endpoints recomputed from `inputs`, everything else kept. Equal
+/// to a full translation of `inputs` when nothing but EndpointSlices differs
+/// from the inputs `previous` came from.
+pub fn refresh_endpoints(inputs: &Inputs, previous: &Outputs) -> Outputs {
+    let mut out = previous.clone();
+    for gateway in out.gateways.values_mut() {
+        gateway.resources.endpoints = load_assignments(inputs, &gateway.clusters);
+    }
     out
 }
 
