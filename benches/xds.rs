@@ -149,12 +149,19 @@ fn fan_out(rt: &tokio::runtime::Runtime) {
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
     let mut clients = Vec::new();
     for i in 0..STREAMS {
-        let addr = addr.clone();
         let seen = seen_tx.clone();
+        // Connect one Envoy at a time (as a fleet rolling out would), retrying
+        // while the accept queue is full.
+        let mut client = rt.block_on(async {
+            for _ in 0..50 {
+                if let Ok(c) = AggregatedDiscoveryServiceClient::connect(addr.clone()).await {
+                    return c;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("cannot connect to the xDS server");
+        });
         clients.push(rt.spawn(async move {
-            let mut client = AggregatedDiscoveryServiceClient::connect(addr)
-                .await
-                .expect("connect");
             let (tx, rx) = mpsc::channel(16);
             let node = Node {
                 id: format!("sim-{i}"),
@@ -176,11 +183,13 @@ fn fan_out(rt: &tokio::runtime::Runtime) {
                 .await
                 .expect("send");
             }
-            let mut responses = client
+            let Ok(responses) = client
                 .delta_aggregated_resources(ReceiverStream::new(rx))
                 .await
-                .expect("stream")
-                .into_inner();
+            else {
+                return;
+            };
+            let mut responses = responses.into_inner();
             while let Some(Ok(r)) = responses.next().await {
                 if r.type_url == ResourceType::Route.type_url() {
                     let _ = seen.send((i, Instant::now()));
