@@ -9,10 +9,12 @@ use bytes::Bytes;
 
 use crate::translate::envoy::{EnvoyResources, Resource};
 
-/// The resource types portico serves, in push order: clusters before the
-/// endpoints that fill them, listeners before the routes they name.
+/// The resource types portico serves, in push order: secrets before the
+/// clusters and listeners that use them, clusters before the endpoints that
+/// fill them, listeners before the routes they name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
+    Secret,
     Cluster,
     Endpoint,
     Listener,
@@ -20,7 +22,8 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
-    pub const PUSH_ORDER: [ResourceType; 4] = [
+    pub const PUSH_ORDER: [ResourceType; 5] = [
+        ResourceType::Secret,
         ResourceType::Cluster,
         ResourceType::Endpoint,
         ResourceType::Listener,
@@ -29,6 +32,9 @@ impl ResourceType {
 
     pub fn type_url(self) -> &'static str {
         match self {
+            ResourceType::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
             ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             ResourceType::Endpoint => {
                 "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -72,7 +78,8 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn from_resources(r: &EnvoyResources) -> Self {
         let mut snapshot = Snapshot::default();
-        let lists: [(ResourceType, &[Resource]); 4] = [
+        let lists: [(ResourceType, &[Resource]); 5] = [
+            (ResourceType::Secret, &r.secrets),
             (ResourceType::Cluster, &r.clusters),
             (ResourceType::Endpoint, &r.endpoints),
             (ResourceType::Listener, &r.listeners),

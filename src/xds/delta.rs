@@ -180,6 +180,7 @@ impl DeltaStream {
     /// A new snapshot: the responses to send, in push order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
+        out.extend(self.response(ResourceType::Secret, snapshot, Removals::None));
         out.extend(self.response(ResourceType::Cluster, snapshot, Removals::None));
         out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::None));
         self.held = true;
@@ -203,6 +204,7 @@ impl DeltaStream {
         out.extend(self.response(ResourceType::Route, snapshot, Removals::All));
         out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::Only));
         out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only));
+        out.extend(self.response(ResourceType::Secret, snapshot, Removals::Only));
         out
     }
 
@@ -478,6 +480,36 @@ mod tests {
         assert!(
             s.on_snapshot(&changed).is_empty(),
             "nothing subscribed changed"
+        );
+    }
+
+    #[test]
+    fn secrets_go_before_the_listeners_that_use_them() {
+        let with = |secret: &str, listener: &str| {
+            Snapshot::from_resources(&EnvoyResources {
+                secrets: vec![encoded("default/cert", secret)],
+                listeners: vec![encoded("https-443", listener)],
+                ..EnvoyResources::default()
+            })
+        };
+        let before = with("1", "1");
+        let mut s = DeltaStream::new();
+        s.on_request(&request(ResourceType::Listener), &before)
+            .unwrap();
+        let sds = DeltaDiscoveryRequest {
+            resource_names_subscribe: vec!["default/cert".into()],
+            ..request(ResourceType::Secret)
+        };
+        let first = s.on_request(&sds, &before).unwrap().responses;
+        assert_eq!(names(&first[0]), ["default/cert"]);
+        let out = s.on_snapshot(&with("2", "2"));
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|r| ResourceType::from_type_url(&r.type_url))
+            .collect();
+        assert_eq!(
+            kinds,
+            [Some(ResourceType::Secret), Some(ResourceType::Listener)]
         );
     }
 

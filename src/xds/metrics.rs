@@ -24,6 +24,7 @@ pub struct TypeLabel {
 impl TypeLabel {
     pub fn of(kind: ResourceType) -> Self {
         let name = match kind {
+            ResourceType::Secret => "secret",
             ResourceType::Cluster => "cluster",
             ResourceType::Endpoint => "endpoint",
             ResourceType::Listener => "listener",

@@ -169,6 +169,7 @@ impl SotwStream {
             _ => BTreeMap::new(),
         };
         let keep = (!leaving.is_empty()).then_some(&leaving);
+        out.extend(self.response(ResourceType::Secret, snapshot, false, None));
         out.extend(self.response(ResourceType::Cluster, snapshot, false, keep));
         out.extend(self.response(ResourceType::Endpoint, snapshot, false, None));
         self.held = true;

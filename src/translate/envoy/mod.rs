@@ -33,6 +33,9 @@ pub struct EnvoyResources {
     pub clusters: Vec<Resource>,
     /// `envoy.config.endpoint.v3.ClusterLoadAssignment`
     pub endpoints: Vec<Resource>,
+    /// `envoy.extensions.transport_sockets.tls.v3.Secret` (served over SDS,
+    /// never inlined); none until TLS listeners and backends exist.
+    pub secrets: Vec<Resource>,
 }
 
 /// One Envoy resource: its name and its protobuf encoding.
