@@ -8,7 +8,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -21,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use common::traffic::{backend, free_port, get, start_envoy, wait_for};
+use common::traffic::{backend, free_port, get, serve_xds, start_envoy, wait_for};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -49,15 +48,8 @@ fn route_change_to_first_200(rt: &tokio::runtime::Runtime) {
         backend_port,
         &hosts,
     )));
-    let xds = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let xds_port = xds.local_addr().expect("addr").port();
-    let server = rt.spawn(portico::xds::server::serve(
-        Arc::clone(&hub),
-        xds,
-        std::future::pending(),
-    ));
+    let (xds, server) = serve_xds(rt, &hub);
+    let xds_port = xds.port();
     let dir = std::env::temp_dir().join(format!("portico-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let (_envoy, _) = start_envoy(xds_port, true, &dir);
@@ -133,15 +125,8 @@ fn fan_out(rt: &tokio::runtime::Runtime) {
         all.build()
     };
     hub.publish(&translate(&inputs_for(0)));
-    let xds = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = format!("http://{}", xds.local_addr().expect("addr"));
-    let server = rt.spawn(portico::xds::server::serve(
-        Arc::clone(&hub),
-        xds,
-        std::future::pending(),
-    ));
+    let (xds, server) = serve_xds(rt, &hub);
+    let addr = format!("http://{xds}");
     let before = resident_kib();
 
     // Each simulated Envoy subscribes to listeners and routes, ACKs, and

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::traffic::{backend, free_port, get, start_envoy, wait_for};
+use common::traffic::{backend, free_port, get, serve_xds, start_envoy, wait_for};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,15 +239,8 @@ fn rejected_configuration_is_reported_and_the_last_good_one_kept() {
     let listener_port = free_port();
     let outputs = translate(&inputs(listener_port, backend_port, ""));
     hub.publish(&outputs);
-    let xds = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let xds_port = xds.local_addr().expect("addr").port();
-    let server = rt.spawn(portico::xds::server::serve(
-        Arc::clone(&hub),
-        xds,
-        std::future::pending(),
-    ));
+    let (xds, server) = serve_xds(&rt, &hub);
+    let xds_port = xds.port();
     let dir = std::env::temp_dir().join(format!(
         "portico-xds-{}-{listener_port}",
         std::process::id()
@@ -319,15 +312,8 @@ fn live_changes(delta: bool) {
         backend_port,
         &[0],
     )));
-    let xds = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let xds_port = xds.local_addr().expect("addr").port();
-    let server = rt.spawn(portico::xds::server::serve(
-        Arc::clone(&hub),
-        xds,
-        std::future::pending(),
-    ));
+    let (xds, server) = serve_xds(&rt, &hub);
+    let xds_port = xds.port();
     let dir = std::env::temp_dir().join(format!(
         "portico-live-{}-{listener_port}",
         std::process::id()

@@ -40,17 +40,20 @@ pub fn statuses(outputs: &Outputs) -> Value {
         .iter()
         .map(|(key, gw)| json!({"namespace": key.namespace, "name": key.name, "status": gw.status}))
         .collect();
-    let classes: Vec<Value> = outputs
-        .gateway_classes
-        .iter()
-        .map(|(name, status)| json!({"name": name, "status": status}))
-        .collect();
     let routes: Vec<Value> = outputs
         .http_routes
         .iter()
         .map(|(key, status)| json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name, "status": status}))
         .collect();
-    json!({"gatewayClasses": classes, "gateways": gateways, "routes": routes})
+    json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes})
+}
+
+fn classes(outputs: &Outputs) -> Vec<Value> {
+    outputs
+        .gateway_classes
+        .iter()
+        .map(|(name, status)| json!({"name": name, "status": status}))
+        .collect()
 }
 
 /// The whole render document; `only` limits it to one Gateway (and the
@@ -68,11 +71,6 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
             "envoy": envoy_resources(&gw.resources)?,
         }));
     }
-    let classes: Vec<Value> = outputs
-        .gateway_classes
-        .iter()
-        .map(|(name, status)| json!({"name": name, "status": status}))
-        .collect();
     let routes: Vec<Value> = outputs
         .http_routes
         .iter()
@@ -93,7 +91,7 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
         })
         .collect();
     Ok(json!({
-        "gatewayClasses": classes,
+        "gatewayClasses": classes(outputs),
         "gateways": gateways,
         "routes": routes,
     }))

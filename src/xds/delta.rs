@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::rpc::Status;
 
 use super::cache::{ResourceType, Snapshot};
 
@@ -55,6 +56,33 @@ impl TypeState {
     fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
     }
+}
+
+impl Feedback {
+    /// Envoy's answer to a response of `kind` built from snapshot `snapshot`:
+    /// a NACK when it carries an error, an ACK otherwise.
+    pub(crate) fn answer(kind: ResourceType, snapshot: String, error: Option<&Status>) -> Self {
+        match error {
+            Some(status) => Feedback::Nack {
+                kind,
+                snapshot,
+                message: status.message.clone(),
+            },
+            None => Feedback::Ack { kind, snapshot },
+        }
+    }
+}
+
+/// Remembers the node of a stream's first request and reads the type of each.
+pub(crate) fn identify(
+    node: &mut Option<Node>,
+    request_node: Option<&Node>,
+    type_url: &str,
+) -> Result<ResourceType, StreamError> {
+    if node.is_none() {
+        *node = Some(request_node.cloned().ok_or(StreamError::NoNode)?);
+    }
+    ResourceType::from_type_url(type_url).ok_or_else(|| StreamError::UnknownType(type_url.into()))
 }
 
 /// The state of one stream.
@@ -100,28 +128,14 @@ impl DeltaStream {
         req: &DeltaDiscoveryRequest,
         snapshot: &Snapshot,
     ) -> Result<Handled, StreamError> {
-        if self.node.is_none() {
-            self.node = Some(req.node.clone().ok_or(StreamError::NoNode)?);
-        }
-        let kind = ResourceType::from_type_url(&req.type_url)
-            .ok_or_else(|| StreamError::UnknownType(req.type_url.clone()))?;
+        let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
         let state = self.types.entry(kind).or_default();
         let mut handled = Handled::default();
 
         if !req.response_nonce.is_empty()
             && let Some(version) = state.pending.remove(&req.response_nonce)
         {
-            handled.feedback = Some(match &req.error_detail {
-                Some(status) => Feedback::Nack {
-                    kind,
-                    snapshot: version,
-                    message: status.message.clone(),
-                },
-                None => Feedback::Ack {
-                    kind,
-                    snapshot: version,
-                },
-            });
+            handled.feedback = Some(Feedback::answer(kind, version, req.error_detail.as_ref()));
         }
 
         let first = !state.active;
@@ -313,7 +327,6 @@ mod tests {
     use std::collections::HashMap;
 
     use bytes::Bytes;
-    use envoy_types::pb::google::rpc::Status;
 
     use super::*;
     use crate::translate::envoy::{EnvoyResources, Resource as Encoded};

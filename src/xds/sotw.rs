@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use envoy_types::pb::google::protobuf::Any;
 
 use super::cache::{ResourceType, Snapshot, Versioned, content_version};
-use super::delta::{Feedback, StreamError};
+use super::delta::{Feedback, StreamError, identify};
 
 #[derive(Debug, Default)]
 struct TypeState {
@@ -88,27 +88,17 @@ impl SotwStream {
         req: &DiscoveryRequest,
         snapshot: &Snapshot,
     ) -> Result<Handled, StreamError> {
-        if self.node.is_none() {
-            self.node = Some(req.node.clone().ok_or(StreamError::NoNode)?);
-        }
-        let kind = ResourceType::from_type_url(&req.type_url)
-            .ok_or_else(|| StreamError::UnknownType(req.type_url.clone()))?;
+        let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
         let state = self.types.entry(kind).or_default();
         let mut handled = Handled::default();
         if !req.response_nonce.is_empty() {
             match &state.latest {
                 Some((nonce, version)) if *nonce == req.response_nonce => {
-                    handled.feedback = Some(match &req.error_detail {
-                        Some(status) => Feedback::Nack {
-                            kind,
-                            snapshot: version.clone(),
-                            message: status.message.clone(),
-                        },
-                        None => Feedback::Ack {
-                            kind,
-                            snapshot: version.clone(),
-                        },
-                    });
+                    handled.feedback = Some(Feedback::answer(
+                        kind,
+                        version.clone(),
+                        req.error_detail.as_ref(),
+                    ));
                 }
                 // An answer to an older response: a newer one is on its way.
                 _ => return Ok(handled),

@@ -376,3 +376,24 @@ pub fn request(
         body,
     })
 }
+
+/// portico's ADS server on a free loopback port, running on `rt` until the
+/// returned task is aborted or the runtime dropped.
+pub fn serve_xds(
+    rt: &tokio::runtime::Runtime,
+    hub: &std::sync::Arc<portico::xds::hub::Hub>,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the xDS port");
+    let address = listener.local_addr().expect("xDS address");
+    let server = rt.spawn(portico::xds::server::serve(
+        std::sync::Arc::clone(hub),
+        listener,
+        std::future::pending(),
+    ));
+    (address, server)
+}
