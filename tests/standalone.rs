@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::traffic::{backend, free_port, get, wait_for};
+use common::traffic::{backend, backend_on, free_port, get, wait_for};
 
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -133,4 +133,29 @@ fn standalone_serves_edits_and_stops_cleanly() {
     };
     assert!(status.success(), "portico exits 0 on Ctrl-C");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The seed journey without Kubernetes, exactly as the README shows it:
+/// `portico standalone -f examples/` with the local backend on port 18091,
+/// and `curl -H "Host: httpd.example.com" http://127.0.0.1/`.
+#[test]
+fn the_examples_directory_serves_the_seed() {
+    backend_on(18091, "<h1>It works!</h1>\n");
+    let portico = Portico(
+        Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["standalone", "-f", "examples/"])
+            .arg("--envoy")
+            .arg(common::envoy_binary())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("portico starts"),
+    );
+    wait_for(
+        "the seed through Envoy on port 80",
+        Duration::from_secs(30),
+        || get(80, "httpd.example.com", "/") == Some((200, "<h1>It works!</h1>\n".into())),
+    );
+    drop(portico);
 }

@@ -19,7 +19,12 @@ pub fn free_port() -> u16 {
 
 /// A backend that answers every request with `body`.
 pub fn backend(body: &'static str) -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind backend");
+    backend_on(0, body)
+}
+
+/// The same on a given port (0 picks a free one).
+pub fn backend_on(port: u16, body: &'static str) -> u16 {
+    let listener = StdListener::bind(("127.0.0.1", port)).expect("bind backend");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
