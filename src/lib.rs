@@ -9,6 +9,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod inputs;
+pub mod provision;
 pub mod render;
 pub mod standalone;
 pub mod translate;
