@@ -1,4 +1,4 @@
-//! Command line: `portico render`, `bootstrap`, `standalone` and `version`.
+//! Command line: `portico render`, `bootstrap`, `standalone`, `crds` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +66,8 @@ enum Command {
         #[arg(long)]
         admin_address: Option<String>,
     },
+    /// Print portico's CustomResourceDefinitions (what crds/ holds).
+    Crds,
     /// Print the version.
     Version,
 }
@@ -112,6 +114,7 @@ pub fn run() -> ExitCode {
             print_status: status,
             admin_address,
         }),
+        Command::Crds => crate::provision::parameters::crds_yaml().map(|text| print!("{text}")),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));
             Ok(())
