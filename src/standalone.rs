@@ -167,11 +167,16 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let mut last: Option<(crate::inputs::Inputs, Outputs)> = None;
     let mut last_status = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    // Registered once, before the loop: a signal that arrives while the loop
+    // is busy is kept until the loop looks again.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = feedback.changed() => {
                 for gateway in fleet.running.keys() {

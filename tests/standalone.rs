@@ -42,7 +42,11 @@ impl Drop for Portico {
             let _ = Command::new("kill")
                 .args(["-INT", &self.0.id().to_string()])
                 .status();
-            std::thread::sleep(Duration::from_secs(2));
+            let start = Instant::now();
+            while matches!(self.0.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = self.0.kill();
         }
         let _ = self.0.wait();
