@@ -97,11 +97,20 @@ pub struct DeltaStream {
     held: bool,
 }
 
-/// The result of handling one request.
-#[derive(Debug, Default)]
-pub struct Handled {
+/// The result of handling one request, in either protocol variant.
+#[derive(Debug)]
+pub struct Handled<R> {
     pub feedback: Option<Feedback>,
-    pub responses: Vec<DeltaDiscoveryResponse>,
+    pub responses: Vec<R>,
+}
+
+impl<R> Default for Handled<R> {
+    fn default() -> Self {
+        Self {
+            feedback: None,
+            responses: Vec::new(),
+        }
+    }
 }
 
 /// Why a request cannot be served.
@@ -127,7 +136,7 @@ impl DeltaStream {
         &mut self,
         req: &DeltaDiscoveryRequest,
         snapshot: &Snapshot,
-    ) -> Result<Handled, StreamError> {
+    ) -> Result<Handled<DeltaDiscoveryResponse>, StreamError> {
         let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
         let state = self.types.entry(kind).or_default();
         let mut handled = Handled::default();

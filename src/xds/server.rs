@@ -19,9 +19,9 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{ResourceType, Snapshot};
-use super::delta::{self, DeltaStream, Feedback, StreamError};
+use super::delta::{DeltaStream, Handled, StreamError};
 use super::hub::Hub;
-use super::sotw::{self, SotwStream};
+use super::sotw::SotwStream;
 
 /// One ADS stream's protocol logic, whichever variant.
 trait Machine: Default + Send + 'static {
@@ -33,59 +33,39 @@ trait Machine: Default + Send + 'static {
         &mut self,
         req: &Self::Req,
         snapshot: &Snapshot,
-    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError>;
+    ) -> Result<Handled<Self::Resp>, StreamError>;
     fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp>;
 }
 
-impl Machine for DeltaStream {
-    type Req = DeltaDiscoveryRequest;
-    type Resp = DeltaDiscoveryResponse;
-    fn type_of(resp: &Self::Resp) -> Option<ResourceType> {
-        ResourceType::from_type_url(&resp.type_url)
-    }
-    fn node_of(req: &Self::Req) -> Option<&Node> {
-        req.node.as_ref()
-    }
-    fn request(
-        &mut self,
-        req: &Self::Req,
-        snapshot: &Snapshot,
-    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError> {
-        let delta::Handled {
-            feedback,
-            responses,
-        } = self.on_request(req, snapshot)?;
-        Ok((feedback, responses))
-    }
-    fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp> {
-        self.on_snapshot(snapshot)
-    }
+/// Both variants have the same shape: requests carry `node` and `type_url`,
+/// responses `type_url`.
+macro_rules! machine {
+    ($stream:ty, $req:ty, $resp:ty) => {
+        impl Machine for $stream {
+            type Req = $req;
+            type Resp = $resp;
+            fn type_of(resp: &Self::Resp) -> Option<ResourceType> {
+                ResourceType::from_type_url(&resp.type_url)
+            }
+            fn node_of(req: &Self::Req) -> Option<&Node> {
+                req.node.as_ref()
+            }
+            fn request(
+                &mut self,
+                req: &Self::Req,
+                snapshot: &Snapshot,
+            ) -> Result<Handled<Self::Resp>, StreamError> {
+                self.on_request(req, snapshot)
+            }
+            fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp> {
+                self.on_snapshot(snapshot)
+            }
+        }
+    };
 }
 
-impl Machine for SotwStream {
-    type Req = DiscoveryRequest;
-    type Resp = DiscoveryResponse;
-    fn type_of(resp: &Self::Resp) -> Option<ResourceType> {
-        ResourceType::from_type_url(&resp.type_url)
-    }
-    fn node_of(req: &Self::Req) -> Option<&Node> {
-        req.node.as_ref()
-    }
-    fn request(
-        &mut self,
-        req: &Self::Req,
-        snapshot: &Snapshot,
-    ) -> Result<(Option<Feedback>, Vec<Self::Resp>), StreamError> {
-        let sotw::Handled {
-            feedback,
-            responses,
-        } = self.on_request(req, snapshot)?;
-        Ok((feedback, responses))
-    }
-    fn snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Resp> {
-        self.on_snapshot(snapshot)
-    }
-}
+machine!(DeltaStream, DeltaDiscoveryRequest, DeltaDiscoveryResponse);
+machine!(SotwStream, DiscoveryRequest, DiscoveryResponse);
 
 static EMPTY: LazyLock<Arc<Snapshot>> = LazyLock::new(|| Arc::new(Snapshot::default()));
 
@@ -150,7 +130,10 @@ async fn drive<M: Machine>(
     loop {
         if let Some(req) = next.take() {
             match machine.request(&req, &snapshot) {
-                Ok((feedback, responses)) => {
+                Ok(Handled {
+                    feedback,
+                    responses,
+                }) => {
                     if let Some(f) = feedback {
                         hub.record(&gateway, &f);
                     }

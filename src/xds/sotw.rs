@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use envoy_types::pb::google::protobuf::Any;
 
 use super::cache::{ResourceType, Snapshot, Versioned, content_version};
-use super::delta::{Feedback, StreamError, identify};
+use super::delta::{Feedback, Handled, StreamError, identify};
 
 #[derive(Debug, Default)]
 struct TypeState {
@@ -67,13 +67,6 @@ pub struct SotwStream {
     held: bool,
 }
 
-/// The result of handling one request.
-#[derive(Debug, Default)]
-pub struct Handled {
-    pub feedback: Option<Feedback>,
-    pub responses: Vec<DiscoveryResponse>,
-}
-
 impl SotwStream {
     pub fn new() -> Self {
         Self::default()
@@ -87,7 +80,7 @@ impl SotwStream {
         &mut self,
         req: &DiscoveryRequest,
         snapshot: &Snapshot,
-    ) -> Result<Handled, StreamError> {
+    ) -> Result<Handled<DiscoveryResponse>, StreamError> {
         let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
         let state = self.types.entry(kind).or_default();
         let mut handled = Handled::default();
