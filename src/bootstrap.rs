@@ -2,12 +2,44 @@
 //! `templates/bootstrap.yaml.j2`: node identity (`node.cluster` names the
 //! Gateway), ADS over gRPC (delta by default), admin on loopback only, a
 //! readiness listener, and the RE2 program size limit translation relies on.
+//! With mutual TLS, two file-based SDS resources (`templates/sds.yaml.j2`)
+//! point Envoy at the certificate files of a mounted Secret.
 
 use minijinja::{Environment, context};
+use serde::Serialize;
 
 use crate::translate::envoy::ENVOY_RE2_MAX_PROGRAM_SIZE;
 
 const TEMPLATE: &str = include_str!("../templates/bootstrap.yaml.j2");
+const SDS_TEMPLATE: &str = include_str!("../templates/sds.yaml.j2");
+
+/// Where an Envoy finds what it needs for mutual TLS to portico.
+#[derive(Clone, Debug, Serialize)]
+pub struct XdsTls {
+    /// The DNS name the xDS server's certificate must carry.
+    pub server_name: String,
+    /// Directory of `xds-client.yaml` and `xds-ca.yaml` (the SDS files).
+    pub sds_dir: String,
+    /// Directory of `tls.crt`, `tls.key` and `ca.crt` (the Secret's files).
+    pub tls_dir: String,
+}
+
+/// The SDS files of `tls`, as (file name, content).
+pub fn sds_files(tls: &XdsTls) -> Result<Vec<(&'static str, String)>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.add_template("sds", SDS_TEMPLATE)?;
+    let template = env.get_template("sds")?;
+    Ok(vec![
+        (
+            "xds-client.yaml",
+            template.render(context! { which => "client", tls_dir => &tls.tls_dir })?,
+        ),
+        (
+            "xds-ca.yaml",
+            template.render(context! { which => "ca", tls_dir => &tls.tls_dir })?,
+        ),
+    ])
+}
 
 /// Envoy's admin port (loopback only).
 pub const ADMIN_PORT: u16 = 19000;
@@ -26,6 +58,8 @@ pub struct BootstrapParams {
     pub ready_port: u16,
     /// Delta ADS (default) or state of the world.
     pub delta: bool,
+    /// Mutual TLS to portico (on Kubernetes); plain TCP when `None`.
+    pub tls: Option<XdsTls>,
 }
 
 impl BootstrapParams {
@@ -38,6 +72,7 @@ impl BootstrapParams {
             admin_port: ADMIN_PORT,
             ready_port: READY_PORT,
             delta: true,
+            tls: None,
         }
     }
 }
@@ -53,6 +88,7 @@ pub fn render(p: &BootstrapParams) -> Result<String, minijinja::Error> {
         admin_port => p.admin_port,
         ready_port => p.ready_port,
         delta => p.delta,
+        tls => minijinja::Value::from(minijinja::value::Serde(&p.tls)),
         re2_max_program_size => ENVOY_RE2_MAX_PROGRAM_SIZE,
     })
 }

@@ -114,7 +114,7 @@ pub fn run() -> ExitCode {
             print_status: status,
             admin_address,
         }),
-        Command::Crds => crate::provision::parameters::crds_yaml().map(|text| print!("{text}")),
+        Command::Crds => crate::inputs::parameters::crds_yaml().map(|text| print!("{text}")),
         Command::Version => {
             println!("portico {}", env!("CARGO_PKG_VERSION"));
             Ok(())

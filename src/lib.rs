@@ -9,6 +9,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod inputs;
+pub mod pki;
 pub mod provision;
 pub mod render;
 pub mod standalone;

@@ -6,7 +6,7 @@ fn crds_folder_matches_the_code() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("crds/portico.dev_gatewayparameters.yaml");
     let on_disk = std::fs::read_to_string(&path).expect("crds/ holds the GatewayParameters CRD");
-    let generated = portico::provision::parameters::crds_yaml().expect("CRDs serialize");
+    let generated = portico::inputs::parameters::crds_yaml().expect("CRDs serialize");
     assert!(
         on_disk == generated,
         "crds/ is stale: run `cargo run -- crds > crds/portico.dev_gatewayparameters.yaml`"

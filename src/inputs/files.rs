@@ -124,6 +124,9 @@ fn parse_object(value: yaml_serde::Value) -> Result<Option<InputObject>, String>
         }
         ("", "Namespace") => InputObject::Namespace(typed(value, &kind)?),
         ("", "Secret") => InputObject::Secret(namespaced(typed(value, &kind)?)),
+        (super::parameters::GROUP, super::parameters::KIND) => {
+            InputObject::GatewayParameters(namespaced(typed(value, &kind)?))
+        }
         _ => {
             tracing::debug!(%api_version, %kind, "skipping a kind translation does not read");
             return Ok(None);

@@ -1,12 +1,14 @@
 //! The `Inputs` snapshot: every object translation reads, immutable once built.
 //!
-//! Sources (the YAML file source here, Kubernetes watches later) fill an
+//! Sources (the YAML file source in `files`, Kubernetes watches in `watches`) fill an
 //! [`InputsBuilder`]; [`InputsBuilder::build`] freezes it into [`Inputs`], which the
 //! pure translator reads. Objects are kept behind `Arc` in ordered maps keyed by
 //! namespace and name, so iteration order (and so translation output) is
 //! deterministic and snapshots can share unchanged objects cheaply.
 
 pub mod files;
+pub mod parameters;
+pub mod watches;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +21,8 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
+
+use self::parameters::GatewayParameters;
 
 /// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -66,6 +70,8 @@ pub struct Inputs {
     pub endpoint_slices: BTreeMap<ObjectKey, Store<EndpointSlice>>,
     pub namespaces: Store<Namespace>,
     pub secrets: Store<Secret>,
+    /// portico's own `GatewayParameters`.
+    pub gateway_parameters: Store<GatewayParameters>,
 }
 
 /// The label tying an EndpointSlice to its Service.
@@ -96,6 +102,7 @@ impl Inputs {
             && self.services == other.services
             && self.namespaces == other.namespaces
             && self.secrets == other.secrets
+            && self.gateway_parameters == other.gateway_parameters
     }
 
     /// EndpointSlices of a Service.
@@ -124,6 +131,7 @@ pub enum InputObject {
     EndpointSlice(EndpointSlice),
     Namespace(Namespace),
     Secret(Secret),
+    GatewayParameters(GatewayParameters),
 }
 
 impl InputsBuilder {
@@ -162,6 +170,9 @@ impl InputsBuilder {
             }
             InputObject::Secret(o) => {
                 i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::GatewayParameters(o) => {
+                i.gateway_parameters.insert(ObjectKey::of(&o), Arc::new(o));
             }
         }
     }

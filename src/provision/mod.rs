@@ -5,4 +5,3 @@
 
 pub mod desired;
 pub mod names;
-pub mod parameters;

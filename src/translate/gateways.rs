@@ -6,6 +6,7 @@
 //! class and listener conditions that end up in statuses.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_api::experimental::gateways::{
     Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom,
@@ -14,8 +15,10 @@ use kube::ResourceExt;
 
 use super::conditions::{Conditions, spec};
 use super::hostnames;
+use super::infra;
 use super::labels::Selector;
 use super::status::RouteGroupKind;
+use crate::inputs::parameters::{GatewayParameters, GatewayParametersSpec};
 use crate::inputs::{Inputs, ObjectKey};
 
 /// The controller name portico answers to.
@@ -27,6 +30,8 @@ pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 pub struct ClassModel {
     pub name: String,
     pub conditions: Conditions,
+    /// The `GatewayParameters` the class references, when valid.
+    pub parameters: Option<Arc<GatewayParameters>>,
 }
 
 impl ClassModel {
@@ -43,6 +48,10 @@ pub struct GatewayModel {
     pub listeners: Vec<ListenerModel>,
     /// Problems with `spec.addresses`, if any.
     pub address_error: Option<String>,
+    /// Class and Gateway parameters, merged.
+    pub parameters: GatewayParametersSpec,
+    /// Why `spec.infrastructure.parametersRef` is invalid, if it is.
+    pub parameters_error: Option<String>,
 }
 
 /// Which namespaces may attach routes to a listener.
@@ -118,40 +127,51 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
             continue;
         }
         let mut conditions = Conditions::new(class.metadata.generation);
-        match &class.spec.parameters_ref {
-            Some(p) => conditions.set(
-                spec::ACCEPTED,
-                false,
-                spec::INVALID_PARAMETERS,
-                format!(
-                    "spec.parametersRef: {}/{} {:?} is not supported yet; remove the reference",
-                    p.group, p.kind, p.name
-                ),
-            ),
-            None => conditions.set(
-                spec::ACCEPTED,
-                true,
-                "Accepted",
-                "portico accepts this class",
-            ),
-        }
+        let parameters = match infra::class_parameters(inputs, class) {
+            Ok(p) => {
+                conditions.set(
+                    spec::ACCEPTED,
+                    true,
+                    "Accepted",
+                    "portico accepts this class",
+                );
+                p
+            }
+            Err(e) => {
+                conditions.set(spec::ACCEPTED, false, spec::INVALID_PARAMETERS, e);
+                None
+            }
+        };
         idx.classes.insert(
             class.name_any(),
             ClassModel {
                 name: class.name_any(),
                 conditions,
+                parameters,
             },
         );
     }
     for gateway in inputs.gateways.values() {
-        let ours = idx
+        let Some(class) = idx
             .classes
             .get(&gateway.spec.gateway_class_name)
-            .is_some_and(ClassModel::accepted);
-        if ours {
-            let model = gateway_model(gateway, shift_privileged);
-            idx.gateways.insert(model.key.clone(), model);
-        }
+            .filter(|c| c.accepted())
+        else {
+            continue;
+        };
+        let own = infra::gateway_parameters(inputs, gateway);
+        let parameters = infra::merge(
+            class.parameters.as_deref().map(|p| &p.spec),
+            own.as_ref()
+                .ok()
+                .and_then(|p| p.as_deref())
+                .map(|p| &p.spec),
+        );
+        let shift = shift_privileged && parameters.listener_port_as_container_port != Some(true);
+        let mut model = gateway_model(gateway, shift);
+        model.parameters = parameters;
+        model.parameters_error = own.err();
+        idx.gateways.insert(model.key.clone(), model);
     }
     idx
 }
@@ -171,6 +191,8 @@ fn gateway_model(gateway: &Gateway, shift_privileged: bool) -> GatewayModel {
         generation,
         listeners,
         address_error: address_error(gateway),
+        parameters: GatewayParametersSpec::default(),
+        parameters_error: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod field_path;
 pub mod gateways;
 pub mod hostnames;
 pub mod http;
+pub mod infra;
 pub mod labels;
 pub mod route_table;
 pub mod status;
@@ -49,6 +50,8 @@ pub struct GatewayOutput {
     pub resources: EnvoyResources,
     /// The clusters of `resources`, for refreshing their endpoints alone.
     pub clusters: Vec<ClusterKey>,
+    /// What to provision, for an accepted Gateway.
+    pub infra: Option<infra::Infra>,
 }
 
 /// Where Envoy listens; the defaults are those of an Envoy pod.
@@ -113,14 +116,27 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
         );
         let (resources, clusters) = envoy_resources(inputs, &tables, &options.listen_address);
-        outputs.gateways.insert(
-            key,
+        let status = gateway_status(&gateway);
+        let accepted = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == spec::ACCEPTED && c.status == conditions::ConditionStatus::True);
+        let output = if accepted {
             GatewayOutput {
-                status: gateway_status(gateway),
+                status,
                 resources,
                 clusters,
-            },
-        );
+                infra: Some(infra::infra(&gateway)),
+            }
+        } else {
+            GatewayOutput {
+                status,
+                resources: EnvoyResources::default(),
+                clusters: Vec::new(),
+                infra: None,
+            }
+        };
+        outputs.gateways.insert(key, output);
     }
     outputs
 }
@@ -200,7 +216,7 @@ pub fn refresh_endpoints(inputs: &Inputs, previous: &Outputs) -> Outputs {
     out
 }
 
-fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
+fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
     let mut conditions = Conditions::new(gateway.generation);
     let total = gateway.listeners.len();
     let ready = gateway.listeners.iter().filter(|l| l.is_ready()).count();
@@ -210,7 +226,9 @@ fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
         .filter(|l| !l.is_ready())
         .map(|l| l.name.as_str())
         .collect();
-    if let Some(e) = &gateway.address_error {
+    if let Some(e) = &gateway.parameters_error {
+        conditions.set(spec::ACCEPTED, false, spec::INVALID_PARAMETERS, e.clone());
+    } else if let Some(e) = &gateway.address_error {
         conditions.set(spec::ACCEPTED, false, "UnsupportedAddress", e.clone());
     } else if ready == 0 {
         conditions.set(
@@ -250,7 +268,7 @@ fn gateway_status(gateway: GatewayModel) -> GatewayStatus {
     }
     let listeners = gateway
         .listeners
-        .into_iter()
+        .iter()
         .map(|l| {
             let mut c = l.conditions.clone();
             if l.is_ready() {

@@ -2,7 +2,8 @@
 //! resources into a versioned `Snapshot`; `hub` holds the current snapshots and
 //! the ACK/NACK feedback; `delta` and `sotw` are the I/O-free state machines of
 //! one ADS stream in each protocol variant; `server` is the tonic shell that
-//! drives them; `metrics` counts what happens.
+//! drives them; `tls` authenticates Envoys by client certificate; `metrics`
+//! counts what happens.
 
 pub mod cache;
 pub mod delta;
@@ -10,3 +11,4 @@ pub mod hub;
 pub mod metrics;
 pub mod server;
 pub mod sotw;
+pub mod tls;

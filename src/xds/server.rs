@@ -69,26 +69,55 @@ machine!(SotwStream, DiscoveryRequest, DiscoveryResponse);
 
 static EMPTY: LazyLock<Arc<Snapshot>> = LazyLock::new(|| Arc::new(Snapshot::default()));
 
+/// Who is on the other end of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Peer {
+    /// A plain TCP connection (standalone mode): `node.cluster` is believed.
+    Trusted,
+    /// Mutual TLS: the Gateway the client certificate names, if any. Only
+    /// that Gateway's configuration is served.
+    Certified(Option<String>),
+}
+
 /// The ADS service over a hub.
 #[derive(Clone)]
 pub struct AdsServer {
     hub: Arc<Hub>,
+    /// Whether streams must come with a client certificate naming their Gateway.
+    authenticate: bool,
 }
 
 impl AdsServer {
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+        Self {
+            hub,
+            authenticate: false,
+        }
     }
 
     fn start<M: Machine>(
         &self,
-        inbound: Streaming<M::Req>,
+        request: Request<Streaming<M::Req>>,
     ) -> ReceiverStream<Result<M::Resp, Status>>
     where
         M::Req: prost::Message + Default,
     {
+        let peer = if self.authenticate {
+            Peer::Certified(
+                request
+                    .peer_certs()
+                    .and_then(|certs| certs.first().and_then(|c| crate::pki::gateway_of(c))),
+            )
+        } else {
+            Peer::Trusted
+        };
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(drive::<M>(Arc::clone(&self.hub), inbound, tx));
+        tokio::spawn(drive::<M>(
+            Arc::clone(&self.hub),
+            peer,
+            request.into_inner(),
+            tx,
+        ));
         ReceiverStream::new(rx)
     }
 }
@@ -96,6 +125,7 @@ impl AdsServer {
 /// Runs one stream until Envoy or the server ends it.
 async fn drive<M: Machine>(
     hub: Arc<Hub>,
+    peer: Peer,
     mut inbound: Streaming<M::Req>,
     tx: mpsc::Sender<Result<M::Resp, Status>>,
 ) where
@@ -116,6 +146,18 @@ async fn drive<M: Machine>(
             .await;
         return;
     };
+    if let Peer::Certified(certified) = &peer
+        && certified.as_deref() != Some(gateway.as_str())
+    {
+        let named = certified.as_deref().unwrap_or("no Gateway");
+        tracing::warn!(%gateway, certificate = named, "xDS stream refused: node.cluster is not the Gateway of the client certificate");
+        let _ = tx
+            .send(Err(Status::permission_denied(format!(
+                "node.cluster {gateway:?} is not the Gateway of the client certificate ({named})"
+            ))))
+            .await;
+        return;
+    }
     hub.stream_opened(&gateway);
     let current = |snapshots: &tokio::sync::watch::Receiver<Arc<super::hub::Snapshots>>| {
         snapshots
@@ -189,30 +231,49 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(
-            self.start::<SotwStream>(request.into_inner()),
-        ))
+        Ok(Response::new(self.start::<SotwStream>(request)))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(
-            self.start::<DeltaStream>(request.into_inner()),
-        ))
+        Ok(Response::new(self.start::<DeltaStream>(request)))
     }
 }
 
-/// Serves ADS on `listener` until `shutdown` completes.
+/// Serves ADS over mutual TLS on `listener` until `shutdown` completes. Each
+/// Envoy gets only the configuration of the Gateway its certificate names.
+pub async fn serve_tls(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = AdsServer {
+        hub,
+        authenticate: true,
+    };
+    builder()
+        .add_service(AggregatedDiscoveryServiceServer::new(service))
+        .serve_with_incoming_shutdown(super::tls::incoming(listener, acceptor), shutdown)
+        .await
+}
+
+fn builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Serves ADS on `listener` until `shutdown` completes, believing each
+/// Envoy's `node.cluster` (loopback and standalone use).
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+    builder()
         .add_service(AggregatedDiscoveryServiceServer::new(AdsServer::new(hub)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

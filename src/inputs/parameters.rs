@@ -11,6 +11,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub const GROUP: &str = "portico.dev";
+pub const KIND: &str = "GatewayParameters";
+
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "portico.dev",
