@@ -1,4 +1,4 @@
-//! Command line: `portico render`, `bootstrap`, `standalone`, `crds` and `version`.
+//! Command line: `portico run`, `render`, `bootstrap`, `standalone`, `crds` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bootstrap::{self, BootstrapParams};
 use crate::inputs::{ObjectKey, files};
+use crate::runtime::RunSettings;
 use crate::standalone::{self, Settings};
 use crate::{render, translate};
 
@@ -19,6 +20,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator on Kubernetes (in-cluster, or with KUBECONFIG).
+    Run {
+        /// portico's namespace: the CA Secret and the leader Lease live here.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "portico-system")]
+        namespace: String,
+        /// This replica's name in the leader Lease.
+        #[arg(long, env = "POD_NAME")]
+        pod_name: Option<String>,
+        /// Where the ADS server (mutual TLS) listens.
+        #[arg(long, default_value = "0.0.0.0:18000")]
+        xds_listen: std::net::SocketAddr,
+        /// Where /healthz, /readyz and /metrics are served.
+        #[arg(long, default_value = "0.0.0.0:9090")]
+        admin_listen: std::net::SocketAddr,
+        /// The DNS name Envoys use to reach the xDS Service.
+        #[arg(long, default_value = "portico-xds.portico-system.svc")]
+        xds_host: String,
+        /// The port of the xDS Service.
+        #[arg(long, default_value_t = 18000)]
+        xds_port: u16,
+        /// The Envoy image when GatewayParameters name none.
+        #[arg(long, default_value = "envoyproxy/envoy:v1.40.0")]
+        envoy_image: String,
+        /// The Secret holding portico's xDS certificate authority.
+        #[arg(long, default_value = "portico-xds-ca")]
+        ca_secret: String,
+        /// The Lease used for leader election.
+        #[arg(long, default_value = "portico-leader")]
+        lease: String,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
+        log_format: LogFormat,
+    },
     /// Translate YAML files and print the Envoy configuration and statuses.
     Render {
         /// A YAML file or a directory of them.
@@ -72,6 +106,12 @@ enum Command {
     Version,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Yaml,
@@ -79,14 +119,54 @@ enum Format {
 }
 
 pub fn run() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let json = matches!(
+        cli.command,
+        Command::Run {
+            log_format: LogFormat::Json,
+            ..
+        }
+    );
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
+        Command::Run {
+            namespace,
+            pod_name,
+            xds_listen,
+            admin_listen,
+            xds_host,
+            xds_port,
+            envoy_image,
+            ca_secret,
+            lease,
+            log_format: _,
+        } => {
+            let pod_name = pod_name
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("portico-{}", std::process::id()));
+            operator_command(RunSettings {
+                namespace,
+                pod_name,
+                xds_listen,
+                admin_listen,
+                fleet: crate::provision::desired::Settings {
+                    image: envoy_image,
+                    xds_host,
+                    xds_port,
+                },
+                ca_secret,
+                lease,
+            })
+        }
         Command::Render {
             file,
             gateway,
@@ -136,6 +216,11 @@ fn default_envoy() -> PathBuf {
     } else {
         PathBuf::from("envoy")
     }
+}
+
+fn operator_command(settings: RunSettings) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(crate::runtime::run(settings))
 }
 
 fn standalone_command(settings: Settings) -> Result<(), String> {

@@ -8,10 +8,14 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod cli;
+pub mod events;
 pub mod inputs;
+pub mod leader;
 pub mod pki;
 pub mod provision;
 pub mod render;
+pub mod runtime;
 pub mod standalone;
+pub mod status;
 pub mod translate;
 pub mod xds;

@@ -145,6 +145,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             Some(tokio::spawn(crate::admin::serve(
                 listener,
                 Arc::clone(&hub),
+                Arc::new(std::sync::atomic::AtomicBool::new(true)),
             )))
         }
         None => None,

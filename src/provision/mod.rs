@@ -1,7 +1,8 @@
 //! Provisioning: the Kubernetes objects each Gateway's Envoy fleet needs
 //! (ServiceAccount, bootstrap ConfigMap, Deployment, LoadBalancer Service),
-//! computed purely from the Gateway and its validated listeners. Applying them
-//! with server-side apply comes with the operator runtime.
+//! computed purely from the Gateway and its `Infra` (`desired`), and applied with
+//! server-side apply (`apply`).
 
+pub mod apply;
 pub mod desired;
 pub mod names;

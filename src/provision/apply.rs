@@ -1,0 +1,309 @@
+//! Applies each Gateway's desired objects with server-side apply (field
+//! manager `portico`, forced), and removes the fleet of a Gateway portico no
+//! longer serves.
+//!
+//! In: `Inputs`, translation's `Infra` per Gateway, the live Deployments and
+//! Services of the fleets (for drift). Out: API calls, and an Event on the
+//! Gateway when applying fails. A Gateway is re-applied when its desired
+//! objects change, when its live Deployment or Service changed since portico
+//! last applied them (manual drift), or on the periodic resync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use gateway_api::experimental::gateways::Gateway;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::desired::{DesiredObjects, GatewayTls, Settings, desired_objects, fleet_name};
+use crate::events::GatewayEvents;
+use crate::inputs::{Inputs, ObjectKey};
+use crate::pki::{Authority, Issued};
+use crate::translate::Outputs;
+use crate::xds::cache::content_version;
+
+pub const FIELD_MANAGER: &str = "portico";
+
+/// What portico last applied for one Gateway.
+#[derive(Clone, Debug, Default)]
+struct Applied {
+    fingerprint: String,
+    deployment_version: Option<String>,
+    service_version: Option<String>,
+}
+
+/// The live objects of the fleets, as the watches see them.
+pub trait LiveFleet {
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>>;
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>>;
+    /// Every fleet Deployment portico created: (namespace, Gateway name).
+    fn fleets(&self) -> Vec<ObjectKey>;
+}
+
+pub struct Provisioner {
+    client: Client,
+    settings: Settings,
+    authority: Arc<Authority>,
+    applied: BTreeMap<ObjectKey, Applied>,
+    certificates: BTreeMap<ObjectKey, Issued>,
+}
+
+impl Provisioner {
+    pub fn new(client: Client, settings: Settings, authority: Arc<Authority>) -> Self {
+        Self {
+            client,
+            settings,
+            authority,
+            applied: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets what was applied, so the next round re-applies everything
+    /// (corrects drift in objects portico does not watch).
+    pub fn resync(&mut self) {
+        self.applied.clear();
+    }
+
+    /// One round: apply what changed or drifted, remove fleets of Gateways
+    /// portico no longer serves. Returns the number of Gateways applied.
+    pub async fn reconcile(
+        &mut self,
+        inputs: &Inputs,
+        outputs: &Outputs,
+        live: &(dyn LiveFleet + Sync),
+        events: &GatewayEvents,
+    ) -> usize {
+        let mut applied = 0;
+        for (key, output) in &outputs.gateways {
+            let (Some(infra), Some(gateway)) = (&output.infra, inputs.gateways.get(key)) else {
+                continue;
+            };
+            let tls = match self.certificate(key).await {
+                Ok(client) => GatewayTls {
+                    ca_pem: self.authority.cert_pem().to_string(),
+                    client,
+                },
+                Err(e) => {
+                    events
+                        .warn(gateway, "ProvisioningFailed", "Provision", e)
+                        .await;
+                    continue;
+                }
+            };
+            let desired = match desired_objects(gateway, infra, &self.settings, &tls) {
+                Ok(d) => d,
+                Err(e) => {
+                    events
+                        .warn(gateway, "ProvisioningFailed", "Provision", e)
+                        .await;
+                    continue;
+                }
+            };
+            let fingerprint = fingerprint(&desired);
+            let name = fleet_name(&key.name);
+            let live_deployment = live
+                .deployment(&key.namespace, &name)
+                .and_then(|d| d.resource_version());
+            let live_service = live
+                .service(&key.namespace, &name)
+                .and_then(|s| s.resource_version());
+            if let Some(last) = self.applied.get(key)
+                && last.fingerprint == fingerprint
+                && last.deployment_version.is_some()
+                && last.deployment_version == live_deployment
+                && last.service_version == live_service
+            {
+                continue;
+            }
+            match self.apply(gateway, &desired).await {
+                Ok((deployment_version, service_version)) => {
+                    applied += 1;
+                    events.clear(key, "ProvisioningFailed");
+                    self.applied.insert(
+                        key.clone(),
+                        Applied {
+                            fingerprint,
+                            deployment_version,
+                            service_version,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.applied.remove(key);
+                    tracing::warn!(gateway = %key, error = %e, "provisioning failed");
+                    events
+                        .warn(
+                            gateway,
+                            "ProvisioningFailed",
+                            "Provision",
+                            format!("applying the Envoy fleet failed: {e}"),
+                        )
+                        .await;
+                }
+            }
+        }
+        for fleet in live.fleets() {
+            let served = outputs
+                .gateways
+                .get(&fleet)
+                .is_some_and(|o| o.infra.is_some());
+            if !served && inputs.gateways.contains_key(&fleet) {
+                self.remove(&fleet).await;
+            }
+        }
+        self.applied.retain(|k, _| outputs.gateways.contains_key(k));
+        self.certificates
+            .retain(|k, _| outputs.gateways.contains_key(k));
+        applied
+    }
+
+    /// The Gateway's client certificate: the one in use while it is fresh,
+    /// else the one in its Secret if fresh, else a new one.
+    async fn certificate(&mut self, key: &ObjectKey) -> Result<Issued, String> {
+        let now = SystemTime::now();
+        if let Some(c) = self.certificates.get(key)
+            && !self.authority.needs_renewal(&c.cert_pem, now)
+        {
+            return Ok(c.clone());
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+        let existing = secrets
+            .get_opt(&fleet_name(&key.name))
+            .await
+            .map_err(|e| format!("reading the xDS certificate Secret: {e}"))?
+            .and_then(|s| {
+                let data = s.data?;
+                let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+                Some(Issued {
+                    cert_pem: text("tls.crt")?,
+                    key_pem: text("tls.key")?,
+                })
+            })
+            .filter(|c| !self.authority.needs_renewal(&c.cert_pem, now));
+        let issued = match existing {
+            Some(c) => c,
+            None => self
+                .authority
+                .issue_gateway(&crate::xds::hub::gateway_id(key), now)
+                .map_err(|e| e.to_string())?,
+        };
+        self.certificates.insert(key.clone(), issued.clone());
+        Ok(issued)
+    }
+
+    async fn apply(
+        &self,
+        gateway: &Gateway,
+        d: &DesiredObjects,
+    ) -> Result<(Option<String>, Option<String>), kube::Error> {
+        let ns = gateway.namespace().unwrap_or_default();
+        apply_one::<ServiceAccount>(&self.client, &ns, &d.service_account).await?;
+        apply_one::<ConfigMap>(&self.client, &ns, &d.config_map).await?;
+        apply_one::<Secret>(&self.client, &ns, &d.secret).await?;
+        let deployment = apply_one::<Deployment>(&self.client, &ns, &d.deployment).await?;
+        let service = apply_one::<Service>(&self.client, &ns, &d.service).await?;
+        Ok((deployment.resource_version(), service.resource_version()))
+    }
+
+    async fn remove(&mut self, key: &ObjectKey) {
+        let name = fleet_name(&key.name);
+        tracing::info!(gateway = %key, "removing the Envoy fleet of a Gateway portico no longer serves");
+        let dp = DeleteParams::background();
+        let c = &self.client;
+        let ns = &key.namespace;
+        let results = [
+            delete::<Service>(c, ns, &name, &dp).await,
+            delete::<Deployment>(c, ns, &name, &dp).await,
+            delete::<Secret>(c, ns, &name, &dp).await,
+            delete::<ConfigMap>(c, ns, &name, &dp).await,
+            delete::<ServiceAccount>(c, ns, &name, &dp).await,
+        ];
+        for e in results.into_iter().filter_map(Result::err) {
+            tracing::warn!(gateway = %key, error = %e, "removing a fleet object failed");
+        }
+        self.applied.remove(key);
+        self.certificates.remove(key);
+    }
+}
+
+fn fingerprint(d: &DesiredObjects) -> String {
+    let text = serde_json::to_string(&(
+        &d.service_account,
+        &d.config_map,
+        &d.secret,
+        &d.deployment,
+        &d.service,
+    ))
+    .unwrap_or_default();
+    content_version(text.as_bytes())
+}
+
+async fn apply_one<K>(client: &Client, namespace: &str, object: &K) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let mut body = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
+    // Server-side apply needs the type in the body.
+    body["apiVersion"] = K::api_version(&()).into();
+    body["kind"] = K::kind(&()).into();
+    api.patch(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+}
+
+async fn delete<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    dp: &DeleteParams,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl LiveFleet for crate::inputs::watches::Stores {
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    fn fleets(&self) -> Vec<ObjectKey> {
+        self.deployments
+            .state()
+            .iter()
+            .filter_map(|d| {
+                let gateway = d.labels().get(super::names::GATEWAY_NAME_LABEL)?;
+                Some(ObjectKey::new(d.namespace()?, gateway.clone()))
+            })
+            .collect()
+    }
+}

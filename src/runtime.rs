@@ -1,0 +1,394 @@
+//! `portico run`: the operator on Kubernetes, wired from the pipeline's parts.
+//!
+//! Tasks: the kube source (reflectors and batching) → the translator (every
+//! replica: translate, publish to the xDS hub) → the leader's sinks
+//! (provisioner and status writer, woken by new outputs, fleet changes,
+//! Envoy feedback, leadership and a periodic resync); the ADS server over
+//! mutual TLS with a CA kept in a Secret of portico's namespace and a server
+//! certificate renewed in place; Lease leader election; the admin server
+//! (`/healthz`, `/readyz` once the first snapshot is served and xDS listens,
+//! `/metrics`). SIGTERM or SIGINT stops everything, giving up the Lease.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use crate::events::GatewayEvents;
+use crate::inputs::watches::{self, Stores};
+use crate::inputs::{Inputs, ObjectKey};
+use crate::leader::Election;
+use crate::pki::Authority;
+use crate::provision::apply::{LiveFleet, Provisioner};
+use crate::provision::desired::{Settings, fleet_name};
+use crate::status::gateway::Observed;
+use crate::status::writer::{self, StatusWriter};
+use crate::translate::{self, Outputs};
+use crate::xds::hub::{GatewayFeedback, Hub, gateway_id};
+use crate::xds::{server, tls};
+
+/// How often everything is re-applied and re-checked even without events.
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// How often the xDS server certificate is checked for renewal.
+const CERT_CHECK: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// portico's namespace (the CA Secret and the Lease live here).
+    pub namespace: String,
+    /// This replica's identity in the Lease.
+    pub pod_name: String,
+    pub xds_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Envoy settings: image, and where Envoys reach the xDS Service.
+    pub fleet: Settings,
+    pub ca_secret: String,
+    pub lease: String,
+}
+
+type Translated = Option<(Arc<Inputs>, Arc<Outputs>)>;
+
+pub async fn run(settings: RunSettings) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let authority = Arc::new(load_or_create_ca(&client, &settings).await?);
+    let server_names = server_names(&settings);
+    let issued = authority
+        .issue_server(&server_names, SystemTime::now())
+        .map_err(|e| e.to_string())?;
+    let server_cert = tls::ServerCertificate::new(&issued).map_err(|e| e.to_string())?;
+    let acceptor =
+        tls::acceptor(authority.cert_pem(), Arc::clone(&server_cert)).map_err(|e| e.to_string())?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let hub = Hub::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let xds_listener = tokio::net::TcpListener::bind(settings.xds_listen)
+        .await
+        .map_err(|e| format!("xDS address {}: {e}", settings.xds_listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
+        .await
+        .map_err(|e| format!("admin address {}: {e}", settings.admin_listen))?;
+    tracing::info!(xds = %settings.xds_listen, admin = %settings.admin_listen, "listening");
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let hub = Arc::clone(&hub);
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = server::serve_tls(hub, xds_listener, acceptor, shutdown).await {
+                tracing::error!(error = %e, "xDS server failed");
+            }
+        });
+    }
+    tasks.spawn(crate::admin::serve(
+        admin_listener,
+        Arc::clone(&hub),
+        Arc::clone(&ready),
+    ));
+    tasks.spawn(renew_server_certificate(
+        Arc::clone(&authority),
+        server_names,
+        server_cert,
+    ));
+
+    let source = watches::start(client.clone());
+    let stores = source.stores.clone();
+    for task in source.tasks {
+        tasks.spawn(task);
+    }
+    let (translated_tx, translated_rx) = watch::channel::<Translated>(None);
+    tasks.spawn(translator(
+        source.inputs,
+        Arc::clone(&hub),
+        translated_tx,
+        Arc::clone(&ready),
+    ));
+
+    let (leader_tx, leader_rx) = watch::channel(false);
+    let election = Election::new(
+        client.clone(),
+        &settings.namespace,
+        &settings.lease,
+        &settings.pod_name,
+    );
+    let election = tokio::spawn(election.run(leader_tx, stop_rx.clone()));
+    let sinks = Sinks {
+        provisioner: Provisioner::new(
+            client.clone(),
+            settings.fleet.clone(),
+            Arc::clone(&authority),
+        ),
+        status: StatusWriter::new(client.clone()),
+        events: GatewayEvents::new(client, Some(settings.pod_name.clone())),
+        stores,
+        hub: Arc::clone(&hub),
+    };
+    tasks.spawn(sinks.run(
+        translated_rx,
+        source.owned_changed,
+        leader_rx,
+        stop_rx.clone(),
+    ));
+
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    // Give up the Lease so another replica takes over at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+    tasks.abort_all();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+fn server_names(settings: &RunSettings) -> Vec<String> {
+    let ns = &settings.namespace;
+    let mut names = vec![
+        settings.fleet.xds_host.clone(),
+        "portico-xds".to_string(),
+        format!("portico-xds.{ns}"),
+        format!("portico-xds.{ns}.svc"),
+        format!("portico-xds.{ns}.svc.cluster.local"),
+    ];
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The CA from its Secret, created by whichever replica comes first.
+async fn load_or_create_ca(client: &Client, settings: &RunSettings) -> Result<Authority, String> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let name = &settings.ca_secret;
+    for _ in 0..5 {
+        if let Some(secret) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading Secret {}/{name}: {e}", settings.namespace))?
+        {
+            let data = secret.data.unwrap_or_default();
+            let text = |k: &str| {
+                data.get(k)
+                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                    .ok_or_else(|| format!("Secret {}/{name}: no {k}", settings.namespace))
+            };
+            return Authority::from_pem(&text("ca.crt")?, &text("ca.key")?)
+                .map_err(|e| format!("Secret {}/{name}: {e}", settings.namespace));
+        }
+        let ca = Authority::generate(SystemTime::now()).map_err(|e| e.to_string())?;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    "portico".to_string(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([
+                ("ca.crt".to_string(), ByteString(ca.cert_pem().into())),
+                ("ca.key".to_string(), ByteString(ca.key_pem().into())),
+            ])),
+            ..Secret::default()
+        };
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                tracing::info!(secret = %name, "created the xDS certificate authority");
+                return Ok(ca);
+            }
+            // Another replica created it first: read theirs.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(format!("creating Secret {name}: {e}")),
+        }
+    }
+    Err(format!("Secret {name}: could not read or create it"))
+}
+
+async fn renew_server_certificate(
+    authority: Arc<Authority>,
+    names: Vec<String>,
+    current: Arc<tls::ServerCertificate>,
+) {
+    let mut issued_at = SystemTime::now();
+    loop {
+        tokio::time::sleep(CERT_CHECK).await;
+        let now = SystemTime::now();
+        let age = now.duration_since(issued_at).unwrap_or_default();
+        if age < crate::pki::LEAF_LIFETIME * 2 / 3 {
+            continue;
+        }
+        match authority.issue_server(&names, now) {
+            Ok(issued) => match current.replace(&issued) {
+                Ok(()) => {
+                    issued_at = now;
+                    tracing::info!("renewed the xDS server certificate");
+                }
+                Err(e) => tracing::error!(error = %e, "renewing the xDS server certificate"),
+            },
+            Err(e) => tracing::error!(error = %e, "renewing the xDS server certificate"),
+        }
+    }
+}
+
+/// Every replica: translate each new snapshot and serve it.
+async fn translator(
+    mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
+    hub: Arc<Hub>,
+    out: watch::Sender<Translated>,
+    ready: Arc<AtomicBool>,
+) {
+    let mut previous: Translated = None;
+    loop {
+        let current = inputs.borrow_and_update().clone();
+        if let Some(current) = current {
+            let started = std::time::Instant::now();
+            let outputs = match &previous {
+                Some((old_inputs, old_outputs)) if old_inputs.same_but_endpoints(&current) => {
+                    translate::refresh_endpoints(&current, old_outputs)
+                }
+                _ => translate::translate(&current),
+            };
+            hub.publish(&outputs);
+            tracing::debug!(elapsed = ?started.elapsed(), gateways = outputs.gateways.len(), "translated");
+            previous = Some((current, Arc::new(outputs)));
+            out.send_replace(previous.clone());
+            ready.store(true, Ordering::Relaxed);
+        }
+        if inputs.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The leader's sinks.
+struct Sinks {
+    provisioner: Provisioner,
+    status: StatusWriter,
+    events: GatewayEvents,
+    stores: Stores,
+    hub: Arc<Hub>,
+}
+
+impl Sinks {
+    async fn run(
+        mut self,
+        mut translated: watch::Receiver<Translated>,
+        mut owned: watch::Receiver<u64>,
+        mut leader: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut feedback = self.hub.feedback_changes();
+        let mut resync = tokio::time::interval(RESYNC);
+        loop {
+            tokio::select! {
+                r = translated.changed() => if r.is_err() { return },
+                r = owned.changed() => if r.is_err() { return },
+                r = feedback.changed() => if r.is_err() { return },
+                r = leader.changed() => {
+                    if r.is_err() { return }
+                    self.provisioner.resync();
+                }
+                _ = resync.tick() => self.provisioner.resync(),
+                _ = stop.changed() => return,
+            }
+            // Gather what arrived together.
+            tokio::time::sleep(watches::BATCH).await;
+            if !*leader.borrow_and_update() {
+                continue;
+            }
+            let Some((inputs, outputs)) = translated.borrow_and_update().clone() else {
+                continue;
+            };
+            owned.mark_unchanged();
+            feedback.mark_unchanged();
+            self.round(&inputs, &outputs).await;
+        }
+    }
+
+    async fn round(&mut self, inputs: &Inputs, outputs: &Outputs) {
+        self.provisioner
+            .reconcile(inputs, outputs, &self.stores, &self.events)
+            .await;
+        let snapshots = self.hub.subscribe().borrow().clone();
+        let mut held: BTreeMap<ObjectKey, Held> = BTreeMap::new();
+        for key in outputs.gateways.keys() {
+            let id = gateway_id(key);
+            let name = fleet_name(&key.name);
+            held.insert(
+                key.clone(),
+                Held {
+                    service: self.stores.service(&key.namespace, &name),
+                    deployment: self.stores.deployment(&key.namespace, &name),
+                    feedback: self.hub.feedback(&id),
+                    version: snapshots.get(&id).map(|s| s.version()),
+                },
+            );
+        }
+        for (key, h) in &held {
+            if let (Some((version, message)), Some(current), Some(gateway)) =
+                (&h.feedback.rejected, &h.version, inputs.gateways.get(key))
+                && version == current
+            {
+                self.events
+                    .warn(
+                        gateway,
+                        "ConfigurationRejected",
+                        "Program",
+                        format!("Envoy rejected configuration version {version}: {message}"),
+                    )
+                    .await;
+            }
+        }
+        let observed: BTreeMap<ObjectKey, Observed<'_>> = held
+            .iter()
+            .map(|(k, h)| {
+                (
+                    k.clone(),
+                    Observed {
+                        service: h.service.as_deref(),
+                        deployment: h.deployment.as_deref(),
+                        feedback: Some(&h.feedback),
+                        current_version: h.version.as_deref(),
+                    },
+                )
+            })
+            .collect();
+        let writes = writer::plan(inputs, outputs, &observed, &writer::now());
+        if !writes.is_empty() {
+            let planned = writes.len();
+            let written = self.status.write(writes).await;
+            tracing::debug!(planned, written, "statuses written");
+        }
+    }
+}
+
+/// What a round reads about one Gateway, owned for the round's duration.
+struct Held {
+    service: Option<Arc<k8s_openapi::api::core::v1::Service>>,
+    deployment: Option<Arc<k8s_openapi::api::apps::v1::Deployment>>,
+    feedback: GatewayFeedback,
+    version: Option<String>,
+}

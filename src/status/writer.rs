@@ -1,0 +1,311 @@
+//! Writes statuses: GatewayClasses and Gateways with server-side apply on the
+//! status subresource (field manager `portico`), route `status.parents` with a
+//! merge patch guarded by `resourceVersion` that keeps other controllers'
+//! entries exactly as they are (the list is shared, so applying it would take
+//! ownership of theirs).
+//!
+//! In: `Inputs` (the live objects, whose statuses are what the API server
+//! holds), translation's `Outputs`, and each Gateway's observed state. Out: only the writes whose content differs from the live
+//! status, ignoring `lastTransitionTime`, at most `CONCURRENCY` at a time.
+//! A condition keeps its live `lastTransitionTime` while its status stays.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use gateway_api::experimental::gateways::{Gateway, GatewayStatus};
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::gateway::{Observed, observe};
+use crate::inputs::{Inputs, ObjectKey};
+use crate::provision::apply::FIELD_MANAGER;
+use crate::translate::Outputs;
+use crate::translate::conditions::Condition;
+use crate::translate::gateways::CONTROLLER_NAME;
+
+/// Status writes in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+}
+
+/// One status write to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Write {
+    pub kind: Kind,
+    pub key: ObjectKey,
+    /// The whole status (classes, Gateways) or `{"parents": [...]}` (routes).
+    pub status: Value,
+    /// The live object's `resourceVersion` the write is based on.
+    pub based_on: Option<String>,
+}
+
+/// The writes that would make live statuses match `outputs`. Pure.
+pub fn plan(
+    inputs: &Inputs,
+    outputs: &Outputs,
+    observed: &BTreeMap<ObjectKey, Observed<'_>>,
+    now: &str,
+) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for (name, status) in &outputs.gateway_classes {
+        let key = ObjectKey::new("", name.clone());
+        let Some(live) = inputs.gateway_classes.get(&key) else {
+            continue;
+        };
+        let live_status = to_json(&live.status);
+        let desired = json!({
+            "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
+            "supportedFeatures": status.supported_features,
+        });
+        if !same::<GatewayClassStatus>(&desired, &live_status) {
+            writes.push(Write {
+                kind: Kind::GatewayClass,
+                key,
+                status: desired,
+                based_on: live.resource_version(),
+            });
+        }
+    }
+    for (key, output) in &outputs.gateways {
+        let Some(live) = inputs.gateways.get(key) else {
+            continue;
+        };
+        let live_status = to_json(&live.status);
+        let (status, addresses) = observe(
+            &output.status,
+            observed.get(key).copied().unwrap_or_default(),
+        );
+        let listeners: Vec<Value> = status
+            .listeners
+            .iter()
+            .map(|l| {
+                let live_listener = live_status
+                    .get("listeners")
+                    .and_then(Value::as_array)
+                    .and_then(|ls| ls.iter().find(|x| x.get("name") == Some(&json!(l.name))));
+                json!({
+                    "name": l.name,
+                    "supportedKinds": l.supported_kinds,
+                    "attachedRoutes": l.attached_routes,
+                    "conditions": stamp(&l.conditions, live_listener.and_then(|x| x.get("conditions")), now),
+                })
+            })
+            .collect();
+        let mut desired = json!({
+            "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
+            "listeners": listeners,
+        });
+        if !addresses.is_empty() {
+            desired["addresses"] = json!(addresses);
+        }
+        if !same::<GatewayStatus>(&desired, &live_status) {
+            writes.push(Write {
+                kind: Kind::Gateway,
+                key: key.clone(),
+                status: desired,
+                based_on: live.resource_version(),
+            });
+        }
+    }
+    for (key, live) in &inputs.http_routes {
+        let live_status = to_json(&live.status);
+        let live_parents: Vec<Value> = live_status
+            .get("parents")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let ours = |p: &Value| p.get("controllerName") == Some(&json!(CONTROLLER_NAME));
+        let computed = outputs.http_routes.get(key);
+        if computed.is_none() && !live_parents.iter().any(ours) {
+            continue;
+        }
+        let mut parents: Vec<Value> = live_parents.iter().filter(|p| !ours(p)).cloned().collect();
+        for p in computed.map(|s| s.parents.as_slice()).unwrap_or_default() {
+            let parent_ref = json!(p.parent_ref);
+            let live_entry = live_parents
+                .iter()
+                .find(|x| ours(x) && x.get("parentRef") == Some(&parent_ref));
+            parents.push(json!({
+                "parentRef": parent_ref,
+                "controllerName": p.controller_name,
+                "conditions": stamp(&p.conditions, live_entry.and_then(|x| x.get("conditions")), now),
+            }));
+        }
+        let desired = json!({ "parents": parents });
+        if !same::<HttpRouteStatus>(&desired, &live_status) {
+            writes.push(Write {
+                kind: Kind::HttpRoute,
+                key: key.clone(),
+                status: desired,
+                based_on: live.resource_version(),
+            });
+        }
+    }
+    writes
+}
+
+fn to_json<T: Serialize>(v: &Option<T>) -> Value {
+    v.as_ref()
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Conditions as the API wants them, each keeping its live
+/// `lastTransitionTime` while its status is unchanged.
+fn stamp(conditions: &[Condition], live: Option<&Value>, now: &str) -> Vec<Value> {
+    conditions
+        .iter()
+        .map(|c| {
+            let mut v = json!(c);
+            let previous = live
+                .and_then(Value::as_array)
+                .and_then(|l| l.iter().find(|x| x.get("type") == Some(&json!(c.type_))))
+                .filter(|x| x.get("status") == v.get("status"))
+                .and_then(|x| x.get("lastTransitionTime"))
+                .cloned();
+            v["lastTransitionTime"] = previous.unwrap_or_else(|| json!(now));
+            v
+        })
+        .collect()
+}
+
+/// Equal once both go through the typed status (so defaults and omitted
+/// fields compare alike) with `lastTransitionTime` removed.
+fn same<T: Serialize + DeserializeOwned>(desired: &Value, live: &Value) -> bool {
+    let norm = |v: &Value| -> Option<Value> {
+        let typed: T = serde_json::from_value(v.clone()).ok()?;
+        let mut v = serde_json::to_value(typed).ok()?;
+        strip_times(&mut v);
+        Some(v)
+    };
+    match (norm(desired), norm(live)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn strip_times(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.remove("lastTransitionTime");
+            map.values_mut().for_each(strip_times);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_times),
+        _ => {}
+    }
+}
+
+/// The current time as Kubernetes writes it.
+pub fn now() -> String {
+    serde_json::to_value(Time(k8s_openapi::jiff::Timestamp::now()))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Sends planned writes, skipping any already sent for the same live version.
+pub struct StatusWriter {
+    client: Client,
+    /// Per object: the last status written and the live version it was based on.
+    sent: Mutex<BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>>,
+}
+
+impl StatusWriter {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            sent: Mutex::default(),
+        }
+    }
+
+    /// Writes what `plan` found; returns how many writes succeeded.
+    pub async fn write(&self, writes: Vec<Write>) -> usize {
+        let fresh: Vec<Write> = {
+            let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            writes
+                .into_iter()
+                .filter(|w| {
+                    let without_times = |v: &Value| {
+                        let mut v = v.clone();
+                        strip_times(&mut v);
+                        v
+                    };
+                    sent.get(&(w.kind, w.key.clone())).is_none_or(|(s, based)| {
+                        without_times(s) != without_times(&w.status) || *based != w.based_on
+                    })
+                })
+                .collect()
+        };
+        let results: Vec<bool> = futures::stream::iter(fresh)
+            .map(|w| async move {
+                let result = self.send(&w).await;
+                match result {
+                    Ok(()) => {
+                        self.sent
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((w.kind, w.key.clone()), (w.status, w.based_on));
+                        true
+                    }
+                    Err(e) => {
+                        tracing::info!(kind = ?w.kind, object = %w.key, error = %e, "status write failed; retried on the next round");
+                        false
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().filter(|ok| *ok).count()
+    }
+
+    async fn send(&self, w: &Write) -> Result<(), kube::Error> {
+        let apply = PatchParams::apply(FIELD_MANAGER).force();
+        match w.kind {
+            Kind::GatewayClass => {
+                let api: Api<GatewayClass> = Api::all(self.client.clone());
+                let body = json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "GatewayClass",
+                    "metadata": { "name": w.key.name },
+                    "status": w.status,
+                });
+                api.patch_status(&w.key.name, &apply, &Patch::Apply(body))
+                    .await?;
+            }
+            Kind::Gateway => {
+                let api: Api<Gateway> = Api::namespaced(self.client.clone(), &w.key.namespace);
+                let body = json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "Gateway",
+                    "metadata": { "name": w.key.name, "namespace": w.key.namespace },
+                    "status": w.status,
+                });
+                api.patch_status(&w.key.name, &apply, &Patch::Apply(body))
+                    .await?;
+            }
+            Kind::HttpRoute => {
+                let api: Api<HttpRoute> = Api::namespaced(self.client.clone(), &w.key.namespace);
+                let body = json!({
+                    "metadata": { "resourceVersion": w.based_on },
+                    "status": w.status,
+                });
+                api.patch_status(&w.key.name, &PatchParams::default(), &Patch::Merge(body))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
