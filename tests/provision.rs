@@ -211,7 +211,12 @@ fn class_parameters_apply_and_the_gateways_win_field_by_field() {
     let svc = only_class.service.spec.as_ref().expect("service");
     assert_eq!(svc.type_.as_deref(), Some("NodePort"));
     assert_eq!(
-        only_class.service.metadata.annotations.as_ref().expect("annotations")["lb.example/tier"],
+        only_class
+            .service
+            .metadata
+            .annotations
+            .as_ref()
+            .expect("annotations")["lb.example/tier"],
         "edge"
     );
 
@@ -226,15 +231,29 @@ fn class_parameters_apply_and_the_gateways_win_field_by_field() {
         "the class's image stays"
     );
     let args = c.args.clone().unwrap_or_default();
-    assert!(args.windows(2).any(|w| w[0] == "--log-level" && w[1] == "debug"));
-    assert!(args.windows(2).any(|w| w[0] == "--concurrency" && w[1] == "4"));
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--log-level" && w[1] == "debug")
+    );
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--concurrency" && w[1] == "4")
+    );
     assert_eq!(
         c.ports.as_ref().expect("ports")[0].container_port,
         80,
         "listenerPortAsContainerPort binds the listener port itself"
     );
-    assert_eq!(pod.node_selector.as_ref().expect("selector")["pool"], "edge");
-    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    assert_eq!(
+        pod.node_selector.as_ref().expect("selector")["pool"],
+        "edge"
+    );
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     assert_eq!(labels["tier"], "edge");
 }
 
@@ -243,5 +262,8 @@ fn a_missing_parameters_reference_is_not_provisioned() {
     let missing = "  infrastructure:\n    parametersRef: {group: portico.dev, kind: GatewayParameters, name: nope}\n";
     let err = objects_of(&with_parameters("", missing)).expect_err("not accepted");
     assert!(err.contains("InvalidParameters"), "{err}");
-    assert!(err.contains("GatewayParameters default/nope does not exist"), "{err}");
+    assert!(
+        err.contains("GatewayParameters default/nope does not exist"),
+        "{err}"
+    );
 }
