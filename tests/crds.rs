@@ -11,6 +11,14 @@ fn crds_folder_matches_the_code() {
         on_disk == generated,
         "crds/ is stale: run `cargo run -- crds > crds/portico.dev_gatewayparameters.yaml`"
     );
+    let deployed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/10-crds.yaml"),
+    )
+    .expect("deploy/ installs the CRD");
+    assert!(
+        deployed.ends_with(&generated),
+        "deploy/10-crds.yaml is stale: copy crds/portico.dev_gatewayparameters.yaml into it"
+    );
     let crd: serde_json::Value = yaml_serde::from_str(&on_disk).expect("valid YAML");
     assert_eq!(crd["spec"]["group"], "portico.dev");
     assert_eq!(crd["spec"]["names"]["kind"], "GatewayParameters");

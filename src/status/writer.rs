@@ -215,11 +215,13 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// Per object: the last status written and the live version it was based on.
+type Sent = BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>;
+
 /// Sends planned writes, skipping any already sent for the same live version.
 pub struct StatusWriter {
     client: Client,
-    /// Per object: the last status written and the live version it was based on.
-    sent: Mutex<BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>>,
+    sent: Mutex<Sent>,
 }
 
 impl StatusWriter {
