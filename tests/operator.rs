@@ -192,6 +192,16 @@ async fn the_fleet_is_created_updated_with_listeners_and_drift_is_corrected() {
         .collect();
     assert_eq!(ports, [80, 8080]);
 
+    // The Deployment's status changes (a rollout progresses): nothing to apply.
+    api.edit(DEPLOYMENT, |d| {
+        d["status"] = json!({"availableReplicas": 1})
+    });
+    let (_, _, applied) = round(&api, &mut p).await;
+    assert!(
+        applied.is_empty(),
+        "status changes are not drift: {applied:?}"
+    );
+
     // Someone scales the Deployment by hand: portico puts it back.
     api.edit(DEPLOYMENT, |d| d["spec"]["replicas"] = json!(5));
     let (_, _, applied) = round(&api, &mut p).await;

@@ -51,6 +51,9 @@ pub struct Wake {
 #[derive(Debug, Default)]
 pub struct Relevance {
     classes: BTreeSet<String>,
+    /// Gateways of our classes in the last snapshot: a change moving one to
+    /// another class must still wake translation (its fleet goes).
+    gateways: BTreeSet<ObjectKey>,
     services: BTreeSet<ObjectKey>,
     secrets: BTreeSet<ObjectKey>,
 }
@@ -59,11 +62,17 @@ impl Relevance {
     /// Our class names, every Service a route names as a backend, every
     /// Secret a listener names.
     pub fn of(inputs: &Inputs) -> Self {
-        let classes = inputs
+        let classes: BTreeSet<String> = inputs
             .gateway_classes
             .values()
             .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
             .map(|c| c.name_any())
+            .collect();
+        let gateways = inputs
+            .gateways
+            .iter()
+            .filter(|(_, g)| classes.contains(&g.spec.gateway_class_name))
+            .map(|(k, _)| k.clone())
             .collect();
         let mut services = BTreeSet::new();
         for route in inputs.http_routes.values() {
@@ -107,13 +116,17 @@ impl Relevance {
         }
         Self {
             classes,
+            gateways,
             services,
             secrets,
         }
     }
 
     fn gateway(&self, g: &Gateway) -> Wake {
-        translate_if(self.classes.contains(&g.spec.gateway_class_name))
+        translate_if(
+            self.classes.contains(&g.spec.gateway_class_name)
+                || self.gateways.contains(&ObjectKey::of(g)),
+        )
     }
 
     fn service(&self, s: &Service) -> Wake {
@@ -445,7 +458,11 @@ mod tests {
 
     #[test]
     fn only_referenced_services_and_slices_wake_translation() {
-        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+                    metadata: {name: ours}\nspec: {controllerName: portico.dev/gateway-controller}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+                    metadata: {name: gw, namespace: web}\nspec: {gatewayClassName: ours, listeners: []}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
                     metadata: {name: r, namespace: web}\n\
                     spec:\n  rules:\n  - backendRefs: [{name: app, port: 80}, {name: db, namespace: data, port: 5432}]\n";
         let mut b = crate::inputs::InputsBuilder::default();
@@ -485,5 +502,19 @@ mod tests {
             .labels_mut()
             .insert(SERVICE_NAME_LABEL.into(), "other".into());
         assert!(!r.slice(&slice).translate);
+
+        let gateway = |name: &str, class: &str| -> Gateway {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "web"},
+                "spec": {"gatewayClassName": class, "listeners": []}
+            }))
+            .expect("gateway")
+        };
+        assert!(r.gateway(&gateway("new", "ours")).translate);
+        assert!(!r.gateway(&gateway("new", "theirs")).translate);
+        assert!(
+            r.gateway(&gateway("gw", "theirs")).translate,
+            "a Gateway leaving our class still wakes translation"
+        );
     }
 }

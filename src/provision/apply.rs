@@ -5,8 +5,9 @@
 //! In: `Inputs`, translation's `Infra` per Gateway, the live Deployments and
 //! Services of the fleets (for drift). Out: API calls, and an Event on the
 //! Gateway when applying fails. A Gateway is re-applied when its desired
-//! objects change, when its live Deployment or Service changed since portico
-//! last applied them (manual drift), or on the periodic resync.
+//! objects change, when its live Deployment's spec (its `generation`) or its
+//! Service's spec differ from what the last apply returned (manual drift), or
+//! on the periodic resync. Status updates of those objects cost nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +34,27 @@ pub const FIELD_MANAGER: &str = "portico";
 #[derive(Clone, Debug, Default)]
 struct Applied {
     fingerprint: String,
-    deployment_version: Option<String>,
-    service_version: Option<String>,
+    /// What the last apply returned: the Deployment's generation and a hash
+    /// of the Service's spec.
+    observed: Observed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Observed {
+    deployment_generation: Option<i64>,
+    service_spec: Option<String>,
+}
+
+impl Observed {
+    fn of(deployment: Option<&Deployment>, service: Option<&Service>) -> Self {
+        Self {
+            deployment_generation: deployment.and_then(|d| d.metadata.generation),
+            service_spec: service.and_then(|s| {
+                let spec = serde_json::to_string(s.spec.as_ref()?).ok()?;
+                Some(content_version(spec.as_bytes()))
+            }),
+        }
+    }
 }
 
 /// The live objects of the fleets, as the watches see them.
@@ -107,30 +127,26 @@ impl Provisioner {
             };
             let fingerprint = fingerprint(&desired);
             let name = fleet_name(&key.name);
-            let live_deployment = live
-                .deployment(&key.namespace, &name)
-                .and_then(|d| d.resource_version());
-            let live_service = live
-                .service(&key.namespace, &name)
-                .and_then(|s| s.resource_version());
+            let now = Observed::of(
+                live.deployment(&key.namespace, &name).as_deref(),
+                live.service(&key.namespace, &name).as_deref(),
+            );
             if let Some(last) = self.applied.get(key)
                 && last.fingerprint == fingerprint
-                && last.deployment_version.is_some()
-                && last.deployment_version == live_deployment
-                && last.service_version == live_service
+                && last.observed.deployment_generation.is_some()
+                && last.observed == now
             {
                 continue;
             }
             match self.apply(gateway, &desired).await {
-                Ok((deployment_version, service_version)) => {
+                Ok(observed) => {
                     applied += 1;
                     events.clear(key, "ProvisioningFailed");
                     self.applied.insert(
                         key.clone(),
                         Applied {
                             fingerprint,
-                            deployment_version,
-                            service_version,
+                            observed,
                         },
                     );
                 }
@@ -197,18 +213,14 @@ impl Provisioner {
         Ok(issued)
     }
 
-    async fn apply(
-        &self,
-        gateway: &Gateway,
-        d: &DesiredObjects,
-    ) -> Result<(Option<String>, Option<String>), kube::Error> {
+    async fn apply(&self, gateway: &Gateway, d: &DesiredObjects) -> Result<Observed, kube::Error> {
         let ns = gateway.namespace().unwrap_or_default();
         apply_one::<ServiceAccount>(&self.client, &ns, &d.service_account).await?;
         apply_one::<ConfigMap>(&self.client, &ns, &d.config_map).await?;
         apply_one::<Secret>(&self.client, &ns, &d.secret).await?;
         let deployment = apply_one::<Deployment>(&self.client, &ns, &d.deployment).await?;
         let service = apply_one::<Service>(&self.client, &ns, &d.service).await?;
-        Ok((deployment.resource_version(), service.resource_version()))
+        Ok(Observed::of(Some(&deployment), Some(&service)))
     }
 
     async fn remove(&mut self, key: &ObjectKey) {

@@ -1,5 +1,6 @@
 //! A small in-memory stand-in for the Kubernetes API server, for reconcile
-//! scenarios without a cluster: objects stored by path, server-side apply and
+//! scenarios without a cluster: objects stored by path (with `resourceVersion`
+//! and a `generation` that counts spec changes), server-side apply and
 //! merge patches (status too, with `resourceVersion` preconditions), GET,
 //! DELETE and POST, and a log of every request.
 
@@ -114,8 +115,13 @@ impl FakeApi {
         s.version += 1;
         let version = s.version.to_string();
         let object = s.objects.get_mut(path).expect("object to edit");
+        let spec = object["spec"].clone();
         f(object);
         object["metadata"]["resourceVersion"] = json!(version);
+        if object["spec"] != spec {
+            let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+            object["metadata"]["generation"] = json!(generation + 1);
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
@@ -213,6 +219,15 @@ impl FakeApi {
                     && !status.is_null()
                 {
                     next["status"] = status;
+                }
+                // Like the API server: generation counts spec changes.
+                let generation = match &current {
+                    Some(c) if c["spec"] == next["spec"] => c["metadata"]["generation"].clone(),
+                    Some(c) => json!(c["metadata"]["generation"].as_i64().unwrap_or(0) + 1),
+                    None => json!(1),
+                };
+                if !next["spec"].is_null() {
+                    next["metadata"]["generation"] = generation;
                 }
                 let unchanged = current
                     .as_ref()
