@@ -106,6 +106,17 @@ fn attach_one(
             format!("no valid rule: {why}"),
         );
     }
+    if let Some(e) = gateway
+        .parameters_error
+        .as_ref()
+        .or(gateway.address_error.as_ref())
+    {
+        return reject(
+            conditions,
+            spec::PENDING,
+            format!("Gateway {} is not accepted: {e}", gateway.key),
+        );
+    }
     let candidates: Vec<usize> = gateway
         .listeners
         .iter()

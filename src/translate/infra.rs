@@ -74,8 +74,13 @@ fn check_kind(field: &str, group: &str, kind: &str) -> Result<(), String> {
     if group == GROUP && kind == KIND {
         Ok(())
     } else {
+        let referenced = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{group}/{kind}")
+        };
         Err(format!(
-            "{field}: {group}/{kind} is not supported; reference a {GROUP}/{KIND}"
+            "{field}: {referenced} is not supported; reference a {GROUP}/{KIND}"
         ))
     }
 }

@@ -271,7 +271,14 @@ fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
         .iter()
         .map(|l| {
             let mut c = l.conditions.clone();
-            if l.is_ready() {
+            if l.is_ready() && !conditions.is_true(spec::ACCEPTED) {
+                c.set(
+                    spec::PROGRAMMED,
+                    false,
+                    spec::INVALID,
+                    "the Gateway is not accepted",
+                );
+            } else if l.is_ready() {
                 c.set(
                     spec::PROGRAMMED,
                     false,
