@@ -124,6 +124,7 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     );
     let election = tokio::spawn(election.run(leader_tx, stop_rx.clone()));
     let sinks = Sinks {
+        started: std::time::Instant::now(),
         provisioner: Provisioner::new(
             client.clone(),
             settings.fleet.clone(),
@@ -283,8 +284,13 @@ async fn translator(
     }
 }
 
+/// After start, how long Envoys get to reconnect before a Gateway without
+/// any word from its Envoys is reported as not programmed.
+const FEEDBACK_GRACE: Duration = Duration::from_secs(30);
+
 /// The leader's sinks.
 struct Sinks {
+    started: std::time::Instant,
     provisioner: Provisioner,
     status: StatusWriter,
     events: GatewayEvents,
@@ -302,8 +308,13 @@ impl Sinks {
     ) {
         let mut feedback = self.hub.feedback_changes();
         let mut resync = tokio::time::interval(RESYNC);
+        // One more round when the feedback grace ends, for silent Gateways.
+        let grace = tokio::time::sleep(FEEDBACK_GRACE);
+        tokio::pin!(grace);
+        let mut grace_over = false;
         loop {
             tokio::select! {
+                _ = &mut grace, if !grace_over => grace_over = true,
                 r = translated.changed() => if r.is_err() { return },
                 r = owned.changed() => if r.is_err() { return },
                 r = feedback.changed() => if r.is_err() { return },
@@ -362,15 +373,18 @@ impl Sinks {
                     .await;
             }
         }
+        let starting = self.started.elapsed() < FEEDBACK_GRACE;
         let observed: BTreeMap<ObjectKey, Observed<'_>> = held
             .iter()
             .map(|(k, h)| {
+                let silent = h.feedback == GatewayFeedback::default();
                 (
                     k.clone(),
                     Observed {
                         service: h.service.as_deref(),
                         deployment: h.deployment.as_deref(),
-                        feedback: Some(&h.feedback),
+                        // Envoys have not reconnected yet: no verdict.
+                        feedback: (!(starting && silent)).then_some(&h.feedback),
                         current_version: h.version.as_deref(),
                     },
                 )

@@ -44,9 +44,9 @@ class Pod:
         self.namespace = namespace
         self.workdir = workdir
         self.envoy = None
-        self.proxy = None
+        # (service port, target port) -> the forwarder process.
+        self.proxies = {}
         self.config_hash = None
-        self.proxy_ports = None
         self.addresses = set()
 
 
@@ -122,19 +122,22 @@ class Fleets:
             stop(pod.envoy)
             pod.envoy = self.run_envoy(pod, config_map, secret, container["args"])
             pod.config_hash = digest
-        ports = sorted(
-            (p["port"], p.get("targetPort", p["port"]), p.get("protocol", "TCP"))
+        # Like kube-proxy, change only the port mappings that changed.
+        wanted = {
+            (p["port"], p.get("targetPort", p["port"]))
             for p in service["spec"].get("ports", [])
-        )
-        if ports != pod.proxy_ports or pod.proxy is None or pod.proxy.poll() is not None:
-            stop(pod.proxy)
-            maps = [f"{port}={target}" for port, target, proto in ports if proto == "TCP"]
-            pod.proxy = subprocess.Popen(
-                [*ns_exec(pod.namespace), sys.executable, str(HARNESS / "service_proxy.py"), *maps],
+            if p.get("protocol", "TCP") == "TCP" and p["port"] != p.get("targetPort", p["port"])
+        }
+        for mapping in list(pod.proxies):
+            if mapping not in wanted or pod.proxies[mapping].poll() is not None:
+                stop(pod.proxies.pop(mapping))
+        for port, target in sorted(wanted - set(pod.proxies)):
+            pod.proxies[(port, target)] = subprocess.Popen(
+                [*ns_exec(pod.namespace), sys.executable, str(HARNESS / "service_proxy.py"),
+                 f"{port}={target}"],
                 stdout=subprocess.DEVNULL,
-                stderr=open(pod.workdir / "service-proxy.log", "a"),
+                stderr=open(pod.workdir.parent / f"{pod.workdir.name}-service-proxy.log", "a"),
             )
-            pod.proxy_ports = ports
 
     def run_envoy(self, pod, config_map, secret, args):
         bootstrap_dir = pod.workdir / "bootstrap"
@@ -158,7 +161,7 @@ class Fleets:
         )
         log = open(pod.workdir / "envoy.log", "a")
         return subprocess.Popen(
-            [*ns_exec(pod.namespace), "unshare", "--mount", "--ipc", "--fork",
+            [*ns_exec(pod.namespace), "unshare", "--mount", "--ipc",
              "sh", "-c", script, "envoy-pod", *argv],
             stdout=log,
             stderr=log,
@@ -166,7 +169,8 @@ class Fleets:
 
     def remove(self, key):
         pod = self.pods.pop(key)
-        stop(pod.proxy)
+        for proxy in pod.proxies.values():
+            stop(proxy)
         stop(pod.envoy)
         self.network.delete(pod.namespace)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cluster import REPO, Cluster, condition, wait_for
 from .network import Network
-from .operator import Operator, install
+from .portico_run import Operator, install
 from .pods import Backend, Fleets
 
 PORTICO = os.environ.get("PORTICO_BIN", str(REPO / "target" / "release" / "portico"))

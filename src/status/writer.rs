@@ -83,10 +83,8 @@ pub fn plan(
             continue;
         };
         let live_status = to_json(&live.status);
-        let (status, addresses) = observe(
-            &output.status,
-            observed.get(key).copied().unwrap_or_default(),
-        );
+        let seen = observed.get(key).copied().unwrap_or_default();
+        let (status, addresses) = observe(&output.status, seen);
         let listeners: Vec<Value> = status
             .listeners
             .iter()
@@ -109,6 +107,9 @@ pub fn plan(
         });
         if !addresses.is_empty() {
             desired["addresses"] = json!(addresses);
+        }
+        if seen.feedback.is_none() {
+            keep_live_programmed(&mut desired, &live_status);
         }
         if !same::<GatewayStatus>(&desired, &live_status) {
             writes.push(Write {
@@ -154,6 +155,42 @@ pub fn plan(
         }
     }
     writes
+}
+
+/// Without any word from Envoy yet (portico just started), `Programmed`
+/// stays what the API server holds rather than turning Pending for the
+/// seconds Envoys take to reconnect.
+fn keep_live_programmed(desired: &mut Value, live: &Value) {
+    fn programmed(conditions: Option<&Value>) -> Option<Value> {
+        conditions?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type") == Some(&json!("Programmed")))
+            .cloned()
+    }
+    fn replace(conditions: Option<&mut Value>, with: Value) {
+        if let Some(list) = conditions.and_then(Value::as_array_mut)
+            && let Some(c) = list
+                .iter_mut()
+                .find(|c| c.get("type") == Some(&json!("Programmed")))
+        {
+            *c = with;
+        }
+    }
+    if let Some(p) = programmed(live.get("conditions")) {
+        replace(desired.get_mut("conditions"), p);
+    }
+    let live_listeners = live.get("listeners").and_then(Value::as_array);
+    if let Some(listeners) = desired.get_mut("listeners").and_then(Value::as_array_mut) {
+        for l in listeners {
+            let previous = live_listeners
+                .and_then(|ls| ls.iter().find(|x| x.get("name") == l.get("name")))
+                .and_then(|x| programmed(x.get("conditions")));
+            if let Some(p) = previous {
+                replace(l.get_mut("conditions"), p);
+            }
+        }
+    }
 }
 
 fn to_json<T: Serialize>(v: &Option<T>) -> Value {

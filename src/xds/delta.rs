@@ -167,17 +167,16 @@ impl DeltaStream {
         }
         for name in &req.resource_names_unsubscribe {
             if name == "*" {
+                // Leaving the wildcard: forget what is not named.
                 state.wildcard = false;
+                let names = &state.names;
+                state.known.retain(|n, _| names.contains(n));
             } else {
                 state.names.remove(name);
+                if !state.wants(name) {
+                    state.known.remove(name);
+                }
             }
-            if !state.wants(name) {
-                state.known.remove(name);
-            }
-        }
-        if !state.wildcard {
-            let names = &state.names;
-            state.known.retain(|n, _| names.contains(n));
         }
 
         let cluster_rejected = matches!(
@@ -188,8 +187,19 @@ impl DeltaStream {
             })
         );
         let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
-        if !gated && let Some(response) = self.response(kind, snapshot, Removals::All) {
-            handled.responses.push(response);
+        if !gated {
+            match self.response(kind, snapshot, Removals::All) {
+                Some(response) => handled.responses.push(response),
+                // A reconnecting Envoy that declared exactly what this snapshot
+                // holds is as good as one that ACKed it.
+                None if first && handled.feedback.is_none() => {
+                    handled.feedback = Some(Feedback::Ack {
+                        kind,
+                        snapshot: snapshot.version(),
+                    });
+                }
+                None => {}
+            }
         }
         if cluster_rejected {
             // Envoy will not warm what it rejected; waiting would hold forever.
@@ -306,6 +316,13 @@ impl DeltaStream {
         if resources.is_empty() && removed.is_empty() {
             return None;
         }
+        tracing::debug!(
+            node = self.node.as_ref().map(|n| n.id.as_str()),
+            ?kind,
+            updated = ?resources.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ?removed,
+            "delta response"
+        );
         self.next_nonce += 1;
         let nonce = self.next_nonce.to_string();
         state.pending.insert(nonce.clone(), snapshot.version());
@@ -473,7 +490,42 @@ mod tests {
             initial_resource_versions: held,
             ..request(ResourceType::Cluster)
         };
-        assert!(s.on_request(&req, &snap).unwrap().responses.is_empty());
+        let handled = s.on_request(&req, &snap).unwrap();
+        assert!(handled.responses.is_empty());
+        assert!(
+            matches!(handled.feedback, Some(Feedback::Ack { ref snapshot, .. }) if *snapshot == snap.version()),
+            "holding the current versions counts as having acknowledged them"
+        );
+    }
+
+    #[test]
+    fn reconnect_subscribing_one_name_at_a_time_sends_nothing() {
+        // Envoy subscribes to route configurations as its listeners come up,
+        // one request each, but declares everything it holds in the first.
+        let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
+        let held: HashMap<String, String> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let v = snap.get(ResourceType::Cluster, n).unwrap().version.clone();
+                (n.to_string(), v)
+            })
+            .collect();
+        let mut s = DeltaStream::new();
+        let first = DeltaDiscoveryRequest {
+            resource_names_subscribe: vec!["a".into()],
+            initial_resource_versions: held,
+            ..request(ResourceType::Cluster)
+        };
+        assert!(s.on_request(&first, &snap).unwrap().responses.is_empty());
+        let second = DeltaDiscoveryRequest {
+            node: None,
+            resource_names_subscribe: vec!["b".into()],
+            ..request(ResourceType::Cluster)
+        };
+        assert!(
+            s.on_request(&second, &snap).unwrap().responses.is_empty(),
+            "b was declared held at the same version"
+        );
     }
 
     #[test]

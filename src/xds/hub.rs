@@ -40,6 +40,10 @@ pub struct Hub {
     published_at: Mutex<Instant>,
     feedback: Mutex<BTreeMap<String, GatewayFeedback>>,
     feedback_changed: watch::Sender<u64>,
+    /// Set by the first publish. Streams wait for it: an Envoy reconnecting
+    /// to a portico that has not translated yet must not be told that its
+    /// Gateway has no configuration.
+    synced: watch::Sender<bool>,
 }
 
 impl Default for Hub {
@@ -51,6 +55,7 @@ impl Default for Hub {
             published_at: Mutex::new(Instant::now()),
             feedback: Mutex::new(BTreeMap::new()),
             feedback_changed: watch::Sender::new(0),
+            synced: watch::Sender::new(false),
         }
     }
 }
@@ -85,6 +90,8 @@ impl Hub {
                 .iter()
                 .zip(current.iter())
                 .any(|((ka, a), (kb, b))| ka != kb || !Arc::ptr_eq(a, b));
+        self.synced
+            .send_if_modified(|s| !std::mem::replace(s, true));
         if changed {
             *self
                 .published_at
@@ -121,6 +128,13 @@ impl Hub {
     /// translation would never produce (such as one Envoy rejects).
     pub fn publish_snapshots(&self, snapshots: Snapshots) {
         self.snapshots.send_replace(Arc::new(snapshots));
+        self.synced.send_replace(true);
+    }
+
+    /// Resolves once the first snapshots have been published.
+    pub async fn synced(&self) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|s| *s).await;
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshots>> {

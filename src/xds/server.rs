@@ -132,12 +132,15 @@ async fn drive<M: Machine>(
     M::Req: prost::Message + Default,
 {
     let mut machine = M::default();
-    let mut snapshots = hub.subscribe();
     // The first request names the Gateway.
     let first = match inbound.message().await {
         Ok(Some(req)) => req,
         _ => return,
     };
+    // Nothing is answered before the first translation: an empty answer
+    // would make a reconnecting Envoy drop the configuration it serves.
+    hub.synced().await;
+    let mut snapshots = hub.subscribe();
     let Some(gateway) = M::node_of(&first).map(|n| n.cluster.clone()) else {
         let _ = tx
             .send(Err(Status::invalid_argument(

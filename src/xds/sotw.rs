@@ -113,6 +113,11 @@ impl SotwStream {
             if view_version(&view) == req.version_info {
                 state.sent = view;
                 state.sent_version = req.version_info.clone();
+                // As good as an ACK of the current snapshot for this type.
+                handled.feedback = Some(Feedback::Ack {
+                    kind,
+                    snapshot: snapshot.version(),
+                });
                 return Ok(handled);
             }
         }

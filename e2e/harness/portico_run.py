@@ -56,7 +56,7 @@ class Operator:
             "portico-system", "portico", self.workdir / "portico.kubeconfig"
         )
         log = open(self.workdir / "portico.log", "a")
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), RUST_LOG="info")
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), RUST_LOG=os.environ.get("PORTICO_E2E_LOG", "info"))
         self.process = subprocess.Popen(
             [
                 self.binary, "run",

@@ -1,0 +1,287 @@
+"""End to end on a real API server: the seed journey, listeners and Service
+ports, addresses from MetalLB, deletion, dangling and forbidden references,
+an Envoy rejection, and a portico restart. Tests run in file order against
+one World; each leaves the seed Gateway serving."""
+
+import json
+import subprocess
+import time
+
+from e2e.harness.cluster import condition, wait_for
+from e2e.harness.network import ns_exec
+
+FLEET = "envoy-portico-gateway"
+
+
+def parent_condition(route, type_):
+    for parent in (route or {}).get("status", {}).get("parents", []) or []:
+        if parent.get("controllerName") == "portico.dev/gateway-controller":
+            for c in parent.get("conditions", []):
+                if c["type"] == type_:
+                    return c
+    return None
+
+
+def test_seed_journey(world):
+    table = world.cluster.kubectl("get", "gatewayclass,gateway,httproute", "-o", "wide").stdout
+    print(table)
+    lines = table.splitlines()
+    assert any("portico" in l and "True" in l for l in lines if l.startswith("gatewayclass")), table
+    gateway_line = next(l for l in lines if l.startswith("gateway.gateway"))
+    assert world.seed_address in gateway_line and "True" in gateway_line, table
+    assert '["httpd.example.com"]' in table
+    code, body = world.curl(world.seed_address, "httpd.example.com")
+    assert (code, "<h1>It works!</h1>" in body) == (200, True), body
+    # Other hosts are not routed.
+    assert world.curl(world.seed_address, "other.example.com")[0] == 404
+
+
+def test_second_listener_adds_a_service_port(world):
+    world.cluster.kubectl(
+        "patch", "gateway", "portico-gateway", "--type=json", "-p",
+        json.dumps([{"op": "add", "path": "/spec/listeners/-",
+                     "value": {"name": "alt", "port": 8080, "protocol": "HTTP"}}]),
+    )
+    def ports():
+        svc = world.cluster.get("service", FLEET, "default")
+        return sorted((p["port"], p["targetPort"]) for p in svc["spec"]["ports"])
+    wait_for("the Service to carry both listener ports", 30, lambda: ports() == [(80, 10080), (8080, 8080)])
+    wait_for(
+        "traffic on the new listener",
+        60,
+        lambda: world.curl(world.seed_address, "httpd.example.com", port=8080)[0] == 200,
+    )
+    gw = world.cluster.get("gateway", "portico-gateway", "default")
+    listeners = {l["name"]: l["attachedRoutes"] for l in gw["status"]["listeners"]}
+    assert listeners == {"http": 1, "alt": 1}, listeners
+
+
+def test_spec_addresses_asks_metallb_for_that_address(world):
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: pinned, namespace: default}
+spec:
+  gatewayClassName: portico
+  addresses: [{type: IPAddress, value: 10.211.0.77}]
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: pinned-route, namespace: default}
+spec:
+  parentRefs: [{name: pinned}]
+  hostnames: [pinned.example.com]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+    )
+    assert world.gateway_address("pinned") == "10.211.0.77"
+    world.programmed("pinned")
+    wait_for(
+        "traffic on the pinned address",
+        60,
+        lambda: world.curl("10.211.0.77", "pinned.example.com")[0] == 200,
+    )
+
+
+def test_deleting_a_gateway_removes_its_objects(world):
+    world.cluster.kubectl("delete", "gateway", "pinned")
+    kinds = ["deployment", "service", "configmap", "secret", "serviceaccount"]
+
+    def gone():
+        return all(world.cluster.get(k, "envoy-pinned", "default") is None for k in kinds)
+
+    wait_for("the fleet of the deleted Gateway to be garbage-collected", 60, gone)
+    route = world.cluster.get("httproute", "pinned-route", "default")
+    wait_for(
+        "the orphaned route to lose portico's parent entry",
+        30,
+        lambda: parent_condition(world.cluster.get("httproute", "pinned-route", "default"), "Accepted")
+        is None,
+    )
+    assert route is not None
+    world.cluster.kubectl("delete", "httproute", "pinned-route")
+
+
+def test_a_route_to_a_missing_service_answers_500(world):
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: dangling, namespace: default}
+spec:
+  parentRefs: [{name: portico-gateway}]
+  hostnames: [dangling.example.com]
+  rules:
+  - backendRefs: [{name: no-such-service, port: 80}]
+"""
+    )
+
+    def resolved():
+        c = parent_condition(world.cluster.get("httproute", "dangling", "default"), "ResolvedRefs")
+        return c if c and c["status"] == "False" else None
+
+    c = wait_for("ResolvedRefs=False on the route", 30, resolved)
+    assert c["reason"] == "BackendNotFound", c
+    assert "no-such-service" in c["message"], c
+    wait_for(
+        "a 500 for the dangling backend",
+        30,
+        lambda: world.curl(world.seed_address, "dangling.example.com")[0] == 500,
+    )
+    # Everything else keeps working.
+    assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+    world.cluster.kubectl("delete", "httproute", "dangling")
+
+
+def test_cross_namespace_backends_need_a_reference_grant(world):
+    world.cluster.kubectl("create", "namespace", "shop")
+    world.cluster.apply(
+        """
+apiVersion: v1
+kind: Service
+metadata: {name: shop, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: default}
+spec:
+  parentRefs: [{name: portico-gateway}]
+  hostnames: [shop.example.com]
+  rules:
+  - backendRefs: [{name: shop, namespace: shop, port: 80}]
+"""
+    )
+    shop = world.backend("<h1>the shop</h1>\n")
+    world.publish(shop, "shop", namespace="shop")
+
+    def refs(status):
+        def check():
+            c = parent_condition(world.cluster.get("httproute", "shop", "default"), "ResolvedRefs")
+            return c if c and c["status"] == status else None
+        return check
+
+    c = wait_for("RefNotPermitted without a grant", 30, refs("False"))
+    assert c["reason"] == "RefNotPermitted", c
+    wait_for("a 500 while not permitted", 30,
+             lambda: world.curl(world.seed_address, "shop.example.com")[0] == 500)
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: routes-from-default, namespace: shop}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+"""
+    )
+    wait_for("ResolvedRefs=True with the grant", 30, refs("True"))
+    wait_for(
+        "the shop through the Gateway",
+        30,
+        lambda: world.curl(world.seed_address, "shop.example.com") == (200, "<h1>the shop</h1>\n"),
+    )
+
+
+def test_an_envoy_rejection_turns_programmed_false_with_its_message(world):
+    # Something in the Envoy pod's network namespace holds port 9099, so
+    # Envoy cannot bind a listener there and rejects the configuration.
+    pod = world.fleets.pods[("default", FLEET)]
+    squatter = subprocess.Popen(
+        [*ns_exec(pod.namespace), "python3", "-c",
+         "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 9099)); s.listen(); time.sleep(600)"],
+    )
+    try:
+        time.sleep(0.5)
+        world.cluster.kubectl(
+            "patch", "gateway", "portico-gateway", "--type=json", "-p",
+            json.dumps([{"op": "add", "path": "/spec/listeners/-",
+                         "value": {"name": "blocked", "port": 9099, "protocol": "HTTP"}}]),
+        )
+
+        def rejected():
+            c = condition(world.cluster.get("gateway", "portico-gateway", "default"), "Programmed")
+            return c if c and c["status"] == "False" and c["reason"] == "Invalid" else None
+
+        c = wait_for("Programmed=False/Invalid after Envoy's NACK", 60, rejected)
+        assert "Envoy rejected configuration version" in c["message"], c
+        assert "9099" in c["message"], c
+
+        def event():
+            events = world.cluster.get("events.events.k8s.io", namespace="default")
+            return [e for e in events["items"] if e.get("reason") == "ConfigurationRejected"
+                    and e["regarding"]["name"] == "portico-gateway"]
+
+        assert "9099" in wait_for("a ConfigurationRejected Event", 30, event)[0]["note"]
+        # The previous configuration keeps serving.
+        assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+    finally:
+        world.cluster.kubectl(
+            "patch", "gateway", "portico-gateway", "--type=json", "-p",
+            json.dumps([{"op": "remove", "path": "/spec/listeners/2"}]),
+        )
+        squatter.kill()
+        squatter.wait()
+    world.programmed("portico-gateway")
+
+
+def envoy_versions(world):
+    """The version of every dynamic resource the seed Gateway's Envoy holds."""
+    pod = world.fleets.pods[("default", FLEET)]
+    dump = json.loads(subprocess.run(
+        [*ns_exec(pod.namespace), "curl", "-s", "127.0.0.1:19000/config_dump"],
+        capture_output=True, text=True, check=True,
+    ).stdout)
+    versions = {}
+    for config in dump["configs"]:
+        for key, value in config.items():
+            if not key.startswith("dynamic_"):
+                continue
+            for item in value if isinstance(value, list) else []:
+                inner = item.get("route_config") or item.get("cluster") or \
+                    (item.get("active_state") or {}).get("listener") or {}
+                name = inner.get("name")
+                version = item.get("version_info") or (item.get("active_state") or {}).get("version_info")
+                if name:
+                    versions[f"{key}/{name}"] = version
+    return versions
+
+
+def test_restarting_portico_changes_no_status_and_no_xds_version(world):
+    world.programmed("portico-gateway")
+    time.sleep(3)  # let the last writes land
+    held = envoy_versions(world)
+    assert any(k.startswith("dynamic_route_configs/") for k in held), held
+
+    def versions():
+        return {
+            kind: world.cluster.get(kind, name, ns)["metadata"]["resourceVersion"]
+            for kind, name, ns in [
+                ("gatewayclass", "portico", None),
+                ("gateway", "portico-gateway", "default"),
+                ("httproute", "foo-route", "default"),
+                ("httproute", "shop", "default"),
+            ]
+        }
+
+    before = versions()
+    world.operator.stop()
+    world.operator.start()
+
+    def reconnected():
+        m = world.operator.metrics()
+        return 'portico_xds_streams{gateway="default/portico-gateway"} 1' in m and m
+
+    metrics = wait_for("the Envoy to reconnect to the new portico", 60, reconnected)
+    time.sleep(5)  # a full leader round: lease, provisioning check, status plan
+    assert envoy_versions(world) == held
+    metrics = world.operator.metrics()
+    pushes = [l for l in metrics.splitlines() if l.startswith("portico_xds_pushes_total")]
+    assert all(l.endswith(" 0") for l in pushes), pushes
+    assert versions() == before
+    assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
