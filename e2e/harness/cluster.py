@@ -17,7 +17,7 @@ REPO = E2E.parent
 KUBECTL = os.environ.get("KUBECTL", str(REPO / ".venv" / "bin" / "kubectl"))
 # MetalLB hands out addresses from this range; the harness routes it only
 # into network namespaces it creates.
-LB_POOL = "10.211.0.10-10.211.0.250"
+LB_POOL = "10.211.0.10-10.211.0.199"
 
 
 def wait_for(what, timeout, check, interval=0.2):
