@@ -388,6 +388,17 @@ mod tests {
         }
     }
 
+    /// What an Envoy holding these clusters of `snap` declares on reconnect.
+    fn held_clusters(snap: &Snapshot, names: &[&str]) -> HashMap<String, String> {
+        names
+            .iter()
+            .map(|n| {
+                let v = snap.get(ResourceType::Cluster, n).unwrap().version.clone();
+                (n.to_string(), v)
+            })
+            .collect()
+    }
+
     fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
         r.resources.iter().map(|x| x.name.as_str()).collect()
     }
@@ -478,13 +489,7 @@ mod tests {
     #[test]
     fn reconnect_with_current_versions_sends_nothing() {
         let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
-        let held: HashMap<String, String> = ["a", "b"]
-            .iter()
-            .map(|n| {
-                let v = snap.get(ResourceType::Cluster, n).unwrap().version.clone();
-                (n.to_string(), v)
-            })
-            .collect();
+        let held = held_clusters(&snap, &["a", "b"]);
         let mut s = DeltaStream::new();
         let req = DeltaDiscoveryRequest {
             initial_resource_versions: held,
@@ -503,13 +508,7 @@ mod tests {
         // Envoy subscribes to route configurations as its listeners come up,
         // one request each, but declares everything it holds in the first.
         let snap = snapshot(&[("a", "1"), ("b", "1")], &[]);
-        let held: HashMap<String, String> = ["a", "b"]
-            .iter()
-            .map(|n| {
-                let v = snap.get(ResourceType::Cluster, n).unwrap().version.clone();
-                (n.to_string(), v)
-            })
-            .collect();
+        let held = held_clusters(&snap, &["a", "b"]);
         let mut s = DeltaStream::new();
         let first = DeltaDiscoveryRequest {
             resource_names_subscribe: vec!["a".into()],
