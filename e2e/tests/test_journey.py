@@ -9,6 +9,8 @@ import time
 
 from e2e.harness.cluster import condition, wait_for
 from e2e.harness.network import ns_exec
+from e2e.harness.portico_run import Operator
+from e2e.harness.world import PORTICO
 
 FLEET = "envoy-portico-gateway"
 
@@ -285,3 +287,38 @@ def test_restarting_portico_changes_no_status_and_no_xds_version(world):
     assert all(l.endswith(" 0") for l in pushes), pushes
     assert versions() == before
     assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+
+
+def test_a_second_replica_takes_over_when_the_leader_stops(world):
+    def holder():
+        lease = world.cluster.get("lease", "portico-leader", "portico-system")
+        return (lease or {}).get("spec", {}).get("holderIdentity")
+
+    assert holder() == "portico-e2e"
+    standby = Operator(world.cluster, PORTICO, world.workdir / "standby", pod_name="portico-e2e-2")
+    standby.start()  # ready: it translates and serves xDS while the other leads
+    try:
+        time.sleep(3)
+        assert holder() == "portico-e2e", "the standby does not take a held Lease"
+        world.operator.stop()  # gives the Lease up on SIGTERM
+        wait_for("the standby to lead", 20, lambda: holder() == "portico-e2e-2")
+        world.cluster.apply(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: after-failover, namespace: default}
+spec:
+  parentRefs: [{name: portico-gateway}]
+  hostnames: [failover.example.com]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+        )
+
+        def accepted():
+            c = parent_condition(world.cluster.get("httproute", "after-failover", "default"), "Accepted")
+            return c if c and c["status"] == "True" else None
+
+        wait_for("the new leader to write the route's status", 30, accepted)
+    finally:
+        standby.stop()
