@@ -267,14 +267,24 @@ async fn translator(
         if let Some(current) = current {
             let started = std::time::Instant::now();
             let outputs = match &previous {
-                Some((old_inputs, old_outputs)) if old_inputs.same_but_endpoints(&current) => {
-                    translate::refresh_endpoints(&current, old_outputs)
+                // A status write came back: nothing to translate, but the
+                // sinks get the live statuses.
+                Some((old_inputs, old_outputs)) if old_inputs.same_but_status(&current) => {
+                    Arc::clone(old_outputs)
                 }
-                _ => translate::translate(&current),
+                Some((old_inputs, old_outputs)) if old_inputs.same_but_endpoints(&current) => {
+                    Arc::new(translate::refresh_endpoints(&current, old_outputs))
+                }
+                _ => Arc::new(translate::translate(&current)),
             };
-            hub.publish(&outputs);
+            if previous
+                .as_ref()
+                .is_none_or(|(_, old)| !Arc::ptr_eq(old, &outputs))
+            {
+                hub.publish(&outputs);
+            }
             tracing::debug!(elapsed = ?started.elapsed(), gateways = outputs.gateways.len(), "translated");
-            previous = Some((current, Arc::new(outputs)));
+            previous = Some((current, outputs));
             out.send_replace(previous.clone());
             ready.store(true, Ordering::Relaxed);
         }

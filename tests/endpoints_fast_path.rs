@@ -1,6 +1,8 @@
-//! The endpoints-only fast path gives exactly what a full translation gives
-//! when only EndpointSlices change: checked on every golden case with each
-//! slice's first endpoint turned not-ready and a new address added.
+//! The fast paths give exactly what a full translation gives. Endpoints only:
+//! checked on every golden case with each slice's first endpoint turned
+//! not-ready and a new address added. Statuses only (what every status write
+//! brings back through the watches): the same outputs, while a spec change
+//! (a new generation) is not taken for a status change.
 
 mod common;
 
@@ -45,4 +47,61 @@ fn endpoint_changes_alone_match_a_full_translation() {
         changed_some >= 20,
         "only {changed_some} cases had endpoints to change"
     );
+}
+
+#[test]
+fn status_changes_alone_translate_the_same() {
+    use gateway_api::experimental::gateways::GatewayStatus;
+    use gateway_api::experimental::httproutes::HttpRouteStatus;
+    for (name, dir) in common::cases() {
+        let before = portico::inputs::files::load(&dir.join("input.yaml")).expect("loads");
+        let mut after = before.clone();
+        for gateway in after.gateways.values_mut() {
+            let mut g = (**gateway).clone();
+            g.metadata.generation.get_or_insert(1);
+            g.metadata.resource_version = Some("999".into());
+            g.status = Some(GatewayStatus {
+                addresses: None,
+                ..GatewayStatus::default()
+            });
+            *gateway = Arc::new(g);
+        }
+        for route in after.http_routes.values_mut() {
+            let mut r = (**route).clone();
+            r.metadata.generation.get_or_insert(1);
+            r.status = Some(HttpRouteStatus { parents: vec![] });
+            *route = Arc::new(r);
+        }
+        let mut with_generations = before.clone();
+        // On a cluster every object has a generation.
+        for store in [&mut with_generations, &mut after] {
+            for class in store.gateway_classes.values_mut() {
+                let mut c = (**class).clone();
+                c.metadata.generation.get_or_insert(1);
+                *class = Arc::new(c);
+            }
+        }
+        for gateway in with_generations.gateways.values_mut() {
+            let mut g = (**gateway).clone();
+            g.metadata.generation.get_or_insert(1);
+            *gateway = Arc::new(g);
+        }
+        for route in with_generations.http_routes.values_mut() {
+            let mut r = (**route).clone();
+            r.metadata.generation.get_or_insert(1);
+            *route = Arc::new(r);
+        }
+        assert!(with_generations.same_but_status(&after), "{name}");
+        assert_eq!(translate(&with_generations), translate(&after), "{name}");
+
+        if let Some(gateway) = after.gateways.values_mut().next() {
+            let mut g = (**gateway).clone();
+            g.metadata.generation = g.metadata.generation.map(|n| n + 1);
+            *gateway = Arc::new(g);
+            assert!(
+                !with_generations.same_but_status(&after),
+                "{name}: a new generation is a spec change"
+            );
+        }
+    }
 }

@@ -105,6 +105,32 @@ impl Inputs {
             && self.gateway_parameters == other.gateway_parameters
     }
 
+    /// Whether `other` differs from this snapshot only in what translation
+    /// never reads: the status (and resource version) of GatewayClasses,
+    /// Gateways and HTTPRoutes, which change with every status write. Their
+    /// spec changes bump `metadata.generation`; everything else must be equal.
+    pub fn same_but_status(&self, other: &Inputs) -> bool {
+        fn same_generations<K: ResourceExt>(a: &Store<K>, b: &Store<K>) -> bool {
+            a.len() == b.len()
+                && a.iter().zip(b.iter()).all(|((ka, a), (kb, b))| {
+                    ka == kb
+                        && a.meta().uid == b.meta().uid
+                        && a.meta().generation.is_some()
+                        && a.meta().generation == b.meta().generation
+                        && a.meta().deletion_timestamp == b.meta().deletion_timestamp
+                })
+        }
+        same_generations(&self.gateway_classes, &other.gateway_classes)
+            && same_generations(&self.gateways, &other.gateways)
+            && same_generations(&self.http_routes, &other.http_routes)
+            && self.reference_grants == other.reference_grants
+            && self.services == other.services
+            && self.endpoint_slices == other.endpoint_slices
+            && self.namespaces == other.namespaces
+            && self.secrets == other.secrets
+            && self.gateway_parameters == other.gateway_parameters
+    }
+
     /// EndpointSlices of a Service.
     pub fn slices_of(&self, service: &ObjectKey) -> impl Iterator<Item = &Arc<EndpointSlice>> {
         self.endpoint_slices
