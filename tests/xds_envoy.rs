@@ -5,68 +5,16 @@
 
 mod common;
 
-use common::traffic::{backend, free_port, get, serve_xds, start_envoy, wait_for};
+use common::traffic::{backend, free_port, get, serve_xds, start_envoy, wait_for, world};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico::inputs::files;
 use portico::translate::translate;
 use portico::xds::hub::Hub;
 
 fn inputs(listener_port: u16, backend_port: u16, extra_rule: &str) -> portico::inputs::Inputs {
-    let yaml = format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: portico}}
-spec: {{controllerName: portico.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default, generation: 1}}
-spec:
-  gatewayClassName: portico
-  listeners:
-  - {{name: http, port: {listener_port}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: default, generation: 1}}
-spec:
-  parentRefs: [{{name: gw}}]
-  hostnames: [httpd.example.com]
-  rules:
-  - backendRefs: [{{name: web, port: 80}}]
-{extra_rule}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: default}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {{ready: true}}
-"#
-    );
-    let dir = std::env::temp_dir().join(format!(
-        "portico-xds-{}-{listener_port}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("in.yaml");
-    std::fs::write(&file, yaml).expect("write inputs");
-    files::load(&file).expect("inputs load")
+    world(&["gw"], listener_port, backend_port, extra_rule)
 }
 
 fn run(delta: bool) {
@@ -151,6 +99,7 @@ fn restart(delta: bool) {
         "portico-xds-{}-{listener_port}",
         std::process::id()
     ));
+    std::fs::create_dir_all(&dir).expect("dir");
 
     // The first portico lives in its own runtime: dropping that runtime ends
     // every connection and task, as killing the process would.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::traffic::{Envoy, backend, free_port, get, wait_for};
+use common::traffic::{Envoy, backend, free_port, get, wait_for, world};
 use portico::bootstrap::{self, BootstrapParams, XdsTls};
 use portico::pki::{Authority, Issued};
 use portico::translate::translate;
@@ -20,67 +20,6 @@ use portico::xds::hub::Hub;
 use portico::xds::tls;
 
 const SERVER_NAME: &str = "portico-xds.portico-system.svc";
-
-fn inputs(listener_port: u16, backend_port: u16) -> portico::inputs::Inputs {
-    let yaml = format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: portico}}
-spec: {{controllerName: portico.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default, generation: 1}}
-spec:
-  gatewayClassName: portico
-  listeners:
-  - {{name: http, port: {listener_port}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: other, namespace: default, generation: 1}}
-spec:
-  gatewayClassName: portico
-  listeners:
-  - {{name: http, port: {listener_port}, protocol: HTTP}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: default, generation: 1}}
-spec:
-  parentRefs: [{{name: gw}}, {{name: other}}]
-  hostnames: [httpd.example.com]
-  rules:
-  - backendRefs: [{{name: web, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: default}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {{ready: true}}
-"#
-    );
-    let mut b = portico::inputs::InputsBuilder::default();
-    for o in portico::inputs::files::parse_documents(Path::new("mtls.yaml"), &yaml)
-        .expect("inputs parse")
-    {
-        b.insert(o);
-    }
-    b.build()
-}
 
 /// Writes the Secret's files the way the kubelet does: into a fresh
 /// timestamped directory, then an atomic swap of the `..data` symlink, with
@@ -198,7 +137,12 @@ fn envoys_get_only_the_gateway_their_certificate_names_and_reload_rotated_certif
 
     let backend_port = backend("through-mtls");
     let listener_port = free_port();
-    hub.publish(&translate(&inputs(listener_port, backend_port)));
+    hub.publish(&translate(&world(
+        &["gw", "other"],
+        listener_port,
+        backend_port,
+        "",
+    )));
 
     let base = std::env::temp_dir().join(format!("portico-mtls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);

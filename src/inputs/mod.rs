@@ -131,6 +131,20 @@ impl Inputs {
             && self.gateway_parameters == other.gateway_parameters
     }
 
+    /// Files a slice under the Service it belongs to (label
+    /// `kubernetes.io/service-name`); a slice without it is ignored.
+    pub fn add_endpoint_slice(&mut self, slice: Arc<EndpointSlice>) {
+        let key = ObjectKey::of(slice.as_ref());
+        let Some(service) = slice.labels().get(SERVICE_NAME_LABEL).cloned() else {
+            tracing::debug!(slice = %key, "EndpointSlice without {SERVICE_NAME_LABEL} ignored");
+            return;
+        };
+        self.endpoint_slices
+            .entry(ObjectKey::new(key.namespace.clone(), service))
+            .or_default()
+            .insert(key, slice);
+    }
+
     /// EndpointSlices of a Service.
     pub fn slices_of(&self, service: &ObjectKey) -> impl Iterator<Item = &Arc<EndpointSlice>> {
         self.endpoint_slices
@@ -180,17 +194,7 @@ impl InputsBuilder {
             InputObject::Service(o) => {
                 i.services.insert(ObjectKey::of(&o), Arc::new(o));
             }
-            InputObject::EndpointSlice(o) => {
-                let key = ObjectKey::of(&o);
-                let Some(service) = o.labels().get(SERVICE_NAME_LABEL).cloned() else {
-                    tracing::debug!(slice = %key, "EndpointSlice without {SERVICE_NAME_LABEL} ignored");
-                    return;
-                };
-                i.endpoint_slices
-                    .entry(ObjectKey::new(key.namespace.clone(), service))
-                    .or_default()
-                    .insert(key, Arc::new(o));
-            }
+            InputObject::EndpointSlice(o) => i.add_endpoint_slice(Arc::new(o)),
             InputObject::Namespace(o) => {
                 i.namespaces.insert(ObjectKey::of(&o), Arc::new(o));
             }

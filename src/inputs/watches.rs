@@ -218,15 +218,7 @@ impl Stores {
         fill(&mut inputs.secrets, &self.secrets);
         fill(&mut inputs.gateway_parameters, &self.gateway_parameters);
         for slice in self.endpoint_slices.state() {
-            let Some(service) = slice.labels().get(SERVICE_NAME_LABEL) else {
-                continue;
-            };
-            let key = ObjectKey::of(slice.as_ref());
-            inputs
-                .endpoint_slices
-                .entry(ObjectKey::new(key.namespace.clone(), service.clone()))
-                .or_default()
-                .insert(key, slice);
+            inputs.add_endpoint_slice(slice);
         }
         inputs
     }

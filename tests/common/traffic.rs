@@ -363,3 +363,67 @@ pub fn serve_xds(
     ));
     (address, server)
 }
+
+/// A class, HTTP Gateways named `gateways` (namespace `default`) listening on
+/// `listener_port`, an HTTPRoute `web` for `httpd.example.com` attached to all
+/// of them and sending to Service `web`, whose one ready endpoint is
+/// 127.0.0.1:`backend_port`. `extra_rule` is appended to the route's rules.
+pub fn world(
+    gateways: &[&str],
+    listener_port: u16,
+    backend_port: u16,
+    extra_rule: &str,
+) -> portico::inputs::Inputs {
+    let mut yaml = String::from(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+         metadata: {name: portico}\nspec: {controllerName: portico.dev/gateway-controller}\n",
+    );
+    for g in gateways {
+        yaml += &format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+             metadata: {{name: {g}, namespace: default, generation: 1}}\n\
+             spec:\n  gatewayClassName: portico\n  listeners:\n\
+             \x20 - {{name: http, port: {listener_port}, protocol: HTTP}}\n"
+        );
+    }
+    let parents: Vec<String> = gateways.iter().map(|g| format!("{{name: {g}}}")).collect();
+    yaml += &format!(
+        r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: default, generation: 1}}
+spec:
+  parentRefs: [{parents}]
+  hostnames: [httpd.example.com]
+  rules:
+  - backendRefs: [{{name: web, port: 80}}]
+{extra_rule}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{{name: http, port: {backend_port}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {{ready: true}}
+"#,
+        parents = parents.join(", ")
+    );
+    let mut b = portico::inputs::InputsBuilder::default();
+    for o in portico::inputs::files::parse_documents(Path::new("world.yaml"), &yaml)
+        .expect("the test world parses")
+    {
+        b.insert(o);
+    }
+    b.build()
+}
