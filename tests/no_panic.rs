@@ -283,7 +283,7 @@ fn translate_never_panics() {
                 }
                 let inputs = Arc::new(b.build());
                 let outputs = translate(&inputs);
-                attached.set(attached.get() + outputs.http_routes.len());
+                attached.set(attached.get() + outputs.routes.len());
                 prop_assert!(portico::render::document(&outputs, None).is_ok());
                 // Translation is deterministic.
                 prop_assert_eq!(translate(&inputs), outputs);

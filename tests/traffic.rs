@@ -380,7 +380,7 @@ impl Env {
         let outputs = translate_with(&inputs, &options);
         // Every route is accepted: a typo in the inputs fails here, not as a
         // confusing 404 later.
-        for (key, status) in &outputs.http_routes {
+        for ((_, key), status) in &outputs.routes {
             for parent in &status.parents {
                 let accepted = parent.conditions.iter().find(|c| c.type_ == "Accepted");
                 assert!(
@@ -392,11 +392,7 @@ impl Env {
                 );
             }
         }
-        assert_eq!(
-            outputs.http_routes.len(),
-            routes,
-            "every route is translated"
-        );
+        assert_eq!(outputs.routes.len(), routes, "every route is translated");
 
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let hub = Hub::new();

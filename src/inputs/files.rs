@@ -115,6 +115,18 @@ fn parse_object(value: yaml_serde::Value) -> Result<Option<InputObject>, String>
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             InputObject::HttpRoute(namespaced(typed(value, &kind)?))
         }
+        ("gateway.networking.k8s.io", "GRPCRoute") => {
+            InputObject::GrpcRoute(namespaced(typed(value, &kind)?))
+        }
+        ("gateway.networking.k8s.io", "TLSRoute") => {
+            InputObject::TlsRoute(namespaced(typed(value, &kind)?))
+        }
+        ("gateway.networking.k8s.io", "TCPRoute") => {
+            InputObject::TcpRoute(namespaced(typed(value, &kind)?))
+        }
+        ("gateway.networking.k8s.io", "UDPRoute") => {
+            InputObject::UdpRoute(namespaced(typed(value, &kind)?))
+        }
         ("gateway.networking.k8s.io", "ReferenceGrant") => {
             InputObject::ReferenceGrant(namespaced(typed(value, &kind)?))
         }

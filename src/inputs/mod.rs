@@ -16,8 +16,12 @@ use std::sync::Arc;
 
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
+use gateway_api::experimental::tcproutes::TcpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use gateway_api::experimental::udproutes::UdpRoute;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
@@ -63,6 +67,10 @@ pub struct Inputs {
     pub gateway_classes: Store<GatewayClass>,
     pub gateways: Store<Gateway>,
     pub http_routes: Store<HttpRoute>,
+    pub grpc_routes: Store<GrpcRoute>,
+    pub tls_routes: Store<TlsRoute>,
+    pub tcp_routes: Store<TcpRoute>,
+    pub udp_routes: Store<UdpRoute>,
     pub reference_grants: Store<ReferenceGrant>,
     pub services: Store<Service>,
     /// EndpointSlices grouped by the Service they belong to
@@ -98,6 +106,10 @@ impl Inputs {
         self.gateway_classes == other.gateway_classes
             && self.gateways == other.gateways
             && self.http_routes == other.http_routes
+            && self.grpc_routes == other.grpc_routes
+            && self.tls_routes == other.tls_routes
+            && self.tcp_routes == other.tcp_routes
+            && self.udp_routes == other.udp_routes
             && self.reference_grants == other.reference_grants
             && self.services == other.services
             && self.namespaces == other.namespaces
@@ -107,7 +119,7 @@ impl Inputs {
 
     /// Whether `other` differs from this snapshot only in what translation
     /// never reads: the status (and resource version) of GatewayClasses,
-    /// Gateways and HTTPRoutes, which change with every status write. Their
+    /// Gateways and routes, which change with every status write. Their
     /// spec changes bump `metadata.generation`; everything else must be equal.
     pub fn same_but_status(&self, other: &Inputs) -> bool {
         fn same_generations<K: ResourceExt>(a: &Store<K>, b: &Store<K>) -> bool {
@@ -123,6 +135,10 @@ impl Inputs {
         same_generations(&self.gateway_classes, &other.gateway_classes)
             && same_generations(&self.gateways, &other.gateways)
             && same_generations(&self.http_routes, &other.http_routes)
+            && same_generations(&self.grpc_routes, &other.grpc_routes)
+            && same_generations(&self.tls_routes, &other.tls_routes)
+            && same_generations(&self.tcp_routes, &other.tcp_routes)
+            && same_generations(&self.udp_routes, &other.udp_routes)
             && self.reference_grants == other.reference_grants
             && self.services == other.services
             && self.endpoint_slices == other.endpoint_slices
@@ -166,6 +182,10 @@ pub enum InputObject {
     GatewayClass(GatewayClass),
     Gateway(Gateway),
     HttpRoute(HttpRoute),
+    GrpcRoute(GrpcRoute),
+    TlsRoute(TlsRoute),
+    TcpRoute(TcpRoute),
+    UdpRoute(UdpRoute),
     ReferenceGrant(ReferenceGrant),
     Service(Service),
     EndpointSlice(EndpointSlice),
@@ -187,6 +207,18 @@ impl InputsBuilder {
             }
             InputObject::HttpRoute(o) => {
                 i.http_routes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::GrpcRoute(o) => {
+                i.grpc_routes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::TlsRoute(o) => {
+                i.tls_routes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::TcpRoute(o) => {
+                i.tcp_routes.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::UdpRoute(o) => {
+                i.udp_routes.insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::ReferenceGrant(o) => {
                 i.reference_grants.insert(ObjectKey::of(&o), Arc::new(o));

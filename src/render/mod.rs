@@ -41,9 +41,9 @@ pub fn statuses(outputs: &Outputs) -> Value {
         .map(|(key, gw)| json!({"namespace": key.namespace, "name": key.name, "status": gw.status}))
         .collect();
     let routes: Vec<Value> = outputs
-        .http_routes
+        .routes
         .iter()
-        .map(|(key, status)| json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name, "status": status}))
+        .map(|((kind, key), status)| json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": status}))
         .collect();
     json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes})
 }
@@ -72,9 +72,9 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
         }));
     }
     let routes: Vec<Value> = outputs
-        .http_routes
+        .routes
         .iter()
-        .filter_map(|(key, status)| {
+        .filter_map(|((kind, key), status)| {
             let parents: Vec<_> = status
                 .parents
                 .iter()
@@ -86,7 +86,7 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
                 })
                 .collect();
             (!parents.is_empty()).then(|| {
-                json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name, "status": {"parents": parents}})
+                json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": {"parents": parents}})
             })
         })
         .collect();

@@ -15,7 +15,11 @@ use std::sync::Mutex;
 use futures::StreamExt;
 use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassStatus};
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus};
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use gateway_api::experimental::tcproutes::TcpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use gateway_api::experimental::udproutes::UdpRoute;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -29,6 +33,7 @@ use crate::provision::apply::FIELD_MANAGER;
 use crate::translate::Outputs;
 use crate::translate::conditions::Condition;
 use crate::translate::gateways::CONTROLLER_NAME;
+use crate::translate::routes::RouteKind;
 
 /// Status writes in flight at once.
 pub const CONCURRENCY: usize = 8;
@@ -37,8 +42,24 @@ pub const CONCURRENCY: usize = 8;
 pub enum Kind {
     GatewayClass,
     Gateway,
-    HttpRoute,
+    Route(RouteKind),
 }
+
+/// A route object whose `status.parents` the writer reads.
+trait LiveRoute: ResourceExt {
+    fn status_json(&self) -> Value;
+}
+
+macro_rules! live_route {
+    ($($t:ty),*) => {$(
+        impl LiveRoute for $t {
+            fn status_json(&self) -> Value {
+                to_json(&self.status)
+            }
+        }
+    )*};
+}
+live_route!(HttpRoute, GrpcRoute, TlsRoute, TcpRoute, UdpRoute);
 
 /// One status write to make.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,15 +141,62 @@ pub fn plan(
             });
         }
     }
-    for (key, live) in &inputs.http_routes {
-        let live_status = to_json(&live.status);
+    plan_routes(
+        &mut writes,
+        RouteKind::Http,
+        &inputs.http_routes,
+        outputs,
+        now,
+    );
+    plan_routes(
+        &mut writes,
+        RouteKind::Grpc,
+        &inputs.grpc_routes,
+        outputs,
+        now,
+    );
+    plan_routes(
+        &mut writes,
+        RouteKind::Tls,
+        &inputs.tls_routes,
+        outputs,
+        now,
+    );
+    plan_routes(
+        &mut writes,
+        RouteKind::Tcp,
+        &inputs.tcp_routes,
+        outputs,
+        now,
+    );
+    plan_routes(
+        &mut writes,
+        RouteKind::Udp,
+        &inputs.udp_routes,
+        outputs,
+        now,
+    );
+    writes
+}
+
+/// Route `status.parents`: other controllers' entries as they are, ours as
+/// computed (an entry for a parent we no longer serve is dropped).
+fn plan_routes<K: LiveRoute>(
+    writes: &mut Vec<Write>,
+    kind: RouteKind,
+    live_routes: &BTreeMap<ObjectKey, std::sync::Arc<K>>,
+    outputs: &Outputs,
+    now: &str,
+) {
+    for (key, live) in live_routes {
+        let live_status = live.status_json();
         let live_parents: Vec<Value> = live_status
             .get("parents")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let ours = |p: &Value| p.get("controllerName") == Some(&json!(CONTROLLER_NAME));
-        let computed = outputs.http_routes.get(key);
+        let computed = outputs.routes.get(&(kind, key.clone()));
         if computed.is_none() && !live_parents.iter().any(ours) {
             continue;
         }
@@ -145,16 +213,16 @@ pub fn plan(
             }));
         }
         let desired = json!({ "parents": parents });
+        // Every route kind's status has HTTPRoute's shape.
         if !same::<HttpRouteStatus>(&desired, &live_status) {
             writes.push(Write {
-                kind: Kind::HttpRoute,
+                kind: Kind::Route(kind),
                 key: key.clone(),
                 status: desired,
                 based_on: live.resource_version(),
             });
         }
     }
-    writes
 }
 
 /// Without any word from Envoy yet (portico just started), `Programmed`
@@ -335,16 +403,29 @@ impl StatusWriter {
                 api.patch_status(&w.key.name, &apply, &Patch::Apply(body))
                     .await?;
             }
-            Kind::HttpRoute => {
-                let api: Api<HttpRoute> = Api::namespaced(self.client.clone(), &w.key.namespace);
-                let body = json!({
-                    "metadata": { "resourceVersion": w.based_on },
-                    "status": w.status,
-                });
-                api.patch_status(&w.key.name, &PatchParams::default(), &Patch::Merge(body))
-                    .await?;
-            }
+            Kind::Route(RouteKind::Http) => self.patch_route::<HttpRoute>(w).await?,
+            Kind::Route(RouteKind::Grpc) => self.patch_route::<GrpcRoute>(w).await?,
+            Kind::Route(RouteKind::Tls) => self.patch_route::<TlsRoute>(w).await?,
+            Kind::Route(RouteKind::Tcp) => self.patch_route::<TcpRoute>(w).await?,
+            Kind::Route(RouteKind::Udp) => self.patch_route::<UdpRoute>(w).await?,
         }
+        Ok(())
+    }
+
+    async fn patch_route<K>(&self, w: &Write) -> Result<(), kube::Error>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &w.key.namespace);
+        let body = json!({
+            "metadata": { "resourceVersion": w.based_on },
+            "status": w.status,
+        });
+        api.patch_status(&w.key.name, &PatchParams::default(), &Patch::Merge(body))
+            .await?;
         Ok(())
     }
 }

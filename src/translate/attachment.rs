@@ -1,37 +1,45 @@
-//! Route attachment: each `parentRef` of a route resolved against the Gateways
-//! portico serves, filtered by sectionName, port, the listeners' allowed kinds
-//! and namespaces, and hostname intersection. Out: one `RouteParentStatus` per
-//! parentRef that names one of our Gateways, and the placements the route table
-//! is built from.
-
-use gateway_api::experimental::httproutes::HttpRouteParentRefs;
+//! Route attachment, the same for every route kind: each `parentRef` of a
+//! route resolved against the Gateways portico serves, filtered by
+//! sectionName, port, the listeners' allowed kinds and namespaces, and
+//! hostname intersection. Out: one `RouteParentStatus` per parentRef that
+//! names one of our Gateways, and the listeners (with hostnames) the route
+//! is placed on.
 
 use super::conditions::{Conditions, spec};
 use super::gateways::{CONTROLLER_NAME, GATEWAY_GROUP, GatewayIndex};
 use super::hostnames;
-use super::http::HttpRouteModel;
-use super::route_table::Placement;
+use super::routes::RouteHead;
 use super::status::{ParentRef, RouteParentStatus};
 use crate::inputs::{Inputs, ObjectKey};
 
 /// The outcome of attaching one route.
-pub struct Attached<'a> {
+pub struct Attached {
     pub parents: Vec<RouteParentStatus>,
-    pub placements: Vec<(ObjectKey, Placement<'a>)>,
+    pub placements: Vec<Attachment>,
 }
 
-pub fn attach<'a>(
+/// One listener a route attached to, and the hostnames it serves there
+/// (`*` for any; TCP and UDP routes always get `*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub gateway: ObjectKey,
+    pub listener: usize,
+    pub hostnames: Vec<String>,
+}
+
+/// Attaches a compiled route; `has_rules` is whether any rule survived
+/// compilation.
+pub fn attach(
     idx: &mut GatewayIndex,
     inputs: &Inputs,
-    parent_refs: &[HttpRouteParentRefs],
-    route: &'a HttpRouteModel,
-    kind: &str,
-) -> Attached<'a> {
+    route: &RouteHead<'_>,
+    has_rules: bool,
+) -> Attached {
     let mut out = Attached {
         parents: Vec::new(),
         placements: Vec::new(),
     };
-    for p in parent_refs {
+    for p in &route.parent_refs {
         let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
         let parent_kind = p.kind.as_deref().unwrap_or("Gateway");
         if group != GATEWAY_GROUP || parent_kind != "Gateway" {
@@ -46,34 +54,24 @@ pub fn attach<'a>(
             continue;
         };
         let mut conditions = Conditions::new(route.generation);
-        let accepted = attach_one(&mut conditions, gateway, inputs, p, route, kind);
+        let accepted = attach_one(&mut conditions, gateway, inputs, p, route, has_rules);
         for (listener, hostnames) in accepted {
             if !out
                 .placements
                 .iter()
-                .any(|(g, pl)| *g == gateway_key && pl.listener == listener)
+                .any(|a| a.gateway == gateway_key && a.listener == listener)
             {
                 gateway.listeners[listener].attached_routes += 1;
             }
-            out.placements.push((
-                gateway_key.clone(),
-                Placement {
-                    route,
-                    listener,
-                    hostnames,
-                },
-            ));
+            out.placements.push(Attachment {
+                gateway: gateway_key.clone(),
+                listener,
+                hostnames,
+            });
         }
         resolved_refs(&mut conditions, route);
         out.parents.push(RouteParentStatus {
-            parent_ref: ParentRef {
-                group: p.group.clone(),
-                kind: p.kind.clone(),
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                section_name: p.section_name.clone(),
-                port: p.port,
-            },
+            parent_ref: p.clone(),
             controller_name: CONTROLLER_NAME,
             conditions: conditions.into_vec(),
         });
@@ -87,10 +85,11 @@ fn attach_one(
     conditions: &mut Conditions,
     gateway: &super::gateways::GatewayModel,
     inputs: &Inputs,
-    p: &HttpRouteParentRefs,
-    route: &HttpRouteModel,
-    kind: &str,
+    p: &ParentRef,
+    route: &RouteHead<'_>,
+    has_rules: bool,
 ) -> Vec<(usize, Vec<String>)> {
+    let kind = route.kind.name();
     let reject = |conditions: &mut Conditions, reason: &'static str, message: String| {
         conditions.set(spec::ACCEPTED, false, reason, message);
         Vec::new()
@@ -98,7 +97,7 @@ fn attach_one(
     if let Some(e) = &route.route_error {
         return reject(conditions, spec::UNSUPPORTED_VALUE, e.clone());
     }
-    if route.rules.is_empty() {
+    if !has_rules {
         let why = route.invalid_rules.join("; ");
         return reject(
             conditions,
@@ -190,10 +189,13 @@ fn attach_one(
     let attached: Vec<(usize, Vec<String>)> = allowed
         .into_iter()
         .map(|i| {
-            (
-                i,
-                hostnames::intersect(gateway.listeners[i].hostname.as_deref(), route.hostnames),
-            )
+            let listener = gateway.listeners[i].hostname.as_deref();
+            let served = if route.kind.uses_hostnames() {
+                hostnames::intersect(listener, route.hostnames)
+            } else {
+                vec!["*".to_string()]
+            };
+            (i, served)
         })
         .filter(|(_, h)| !h.is_empty())
         .collect();
@@ -219,7 +221,7 @@ fn attach_one(
     attached
 }
 
-fn resolved_refs(conditions: &mut Conditions, route: &HttpRouteModel) {
+fn resolved_refs(conditions: &mut Conditions, route: &RouteHead<'_>) {
     match route.unresolved.first() {
         None => conditions.set(
             spec::RESOLVED_REFS,

@@ -19,6 +19,7 @@ pub mod http;
 pub mod infra;
 pub mod labels;
 pub mod route_table;
+pub mod routes;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,7 @@ use self::conditions::{Conditions, spec};
 use self::envoy::{EnvoyResources, Resource};
 use self::gateways::{GatewayIndex, GatewayModel};
 use self::route_table::{Placement, PortRoutes};
+use self::routes::RouteKind;
 use self::status::{
     GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature,
 };
@@ -40,8 +42,18 @@ pub struct Outputs {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     /// Gateways of accepted classes: status and Envoy resources.
     pub gateways: BTreeMap<ObjectKey, GatewayOutput>,
-    /// HTTPRoutes with at least one parentRef to one of our Gateways.
-    pub http_routes: BTreeMap<ObjectKey, RouteStatus>,
+    /// Routes of every kind with at least one parentRef to one of our
+    /// Gateways.
+    pub routes: BTreeMap<(RouteKind, ObjectKey), RouteStatus>,
+}
+
+impl Outputs {
+    fn add_route(&mut self, head: &routes::RouteHead<'_>, parents: Vec<status::RouteParentStatus>) {
+        if !parents.is_empty() {
+            self.routes
+                .insert((head.kind, head.key.clone()), RouteStatus { parents });
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,20 +100,16 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
 
     let mut outputs = Outputs::default();
     let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
-    for (route, model) in &models {
-        let parent_refs = route.spec.parent_refs.as_deref().unwrap_or_default();
-        let attached = attachment::attach(&mut idx, inputs, parent_refs, model, "HTTPRoute");
-        for (gateway, placement) in attached.placements {
-            placements.entry(gateway).or_default().push(placement);
+    for (_, model) in &models {
+        let attached = attachment::attach(&mut idx, inputs, &model.head, !model.rules.is_empty());
+        for a in attached.placements {
+            placements.entry(a.gateway).or_default().push(Placement {
+                route: model,
+                listener: a.listener,
+                hostnames: a.hostnames,
+            });
         }
-        if !attached.parents.is_empty() {
-            outputs.http_routes.insert(
-                model.key.clone(),
-                RouteStatus {
-                    parents: attached.parents,
-                },
-            );
-        }
+        outputs.add_route(&model.head, attached.parents);
     }
 
     for (name, class) in &idx.classes {

@@ -116,7 +116,7 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
         for HostRoutes { entries, .. } in hosts.values_mut() {
             entries.sort_by(precedence);
             entries.dedup_by(|a, b| {
-                a.route.key == b.route.key
+                a.route.head.key == b.route.head.key
                     && a.rule.index == b.rule.index
                     && a.match_index == b.match_index
             });
@@ -187,13 +187,7 @@ fn precedence(a: &RouteEntry<'_>, b: &RouteEntry<'_>) -> Ordering {
         .then(mb.method.is_some().cmp(&ma.method.is_some()))
         .then(mb.headers.len().cmp(&ma.headers.len()))
         .then(mb.query_params.len().cmp(&ma.query_params.len()))
-        .then_with(|| match (&a.route.created, &b.route.created) {
-            (Some(x), Some(y)) => x.cmp(y),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        })
-        .then_with(|| a.route.key.cmp(&b.route.key))
+        .then_with(|| a.route.head.age_order(&b.route.head))
         .then(a.rule.index.cmp(&b.rule.index))
         .then(a.match_index.cmp(&b.match_index))
 }

@@ -178,7 +178,7 @@ fn names(list: &[Cow<'_, str>]) -> Vec<String> {
 /// unique per route entry, readable in Envoy's config dump and logs.
 fn route_name(entry: &RouteEntry<'_>) -> String {
     use std::fmt::Write;
-    let key = &entry.route.key;
+    let key = &entry.route.head.key;
     let rule_name = entry.rule.name.unwrap_or_default();
     let mut name =
         String::with_capacity(40 + key.namespace.len() + key.name.len() + rule_name.len());

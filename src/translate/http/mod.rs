@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteRules};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use self::filters::{HeaderMods, RuleFilters};
 use self::matches::MatchModel;
@@ -19,7 +18,7 @@ use super::backends::{BackendError, BackendRef, BackendResolver, ClusterKey, Ref
 use super::field_path::FieldPath;
 use super::gateways::GATEWAY_GROUP;
 use super::hostnames;
-use crate::inputs::ObjectKey;
+use super::routes::{RouteHead, RouteKind, parent_refs};
 
 /// What compiling one route needs besides the route.
 pub struct RouteContext<'a, 'r> {
@@ -30,17 +29,8 @@ pub struct RouteContext<'a, 'r> {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpRouteModel<'a> {
-    pub key: ObjectKey,
-    pub generation: Option<i64>,
-    pub created: Option<&'a Time>,
-    pub hostnames: &'a [String],
+    pub head: RouteHead<'a>,
     pub rules: Vec<RuleModel<'a>>,
-    /// Dropped rules, one message each.
-    pub invalid_rules: Vec<String>,
-    /// A problem that invalidates the whole route.
-    pub route_error: Option<String>,
-    /// References that did not resolve.
-    pub unresolved: Vec<BackendError>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,7 +76,6 @@ pub fn compile_route<'a>(
     resolver: &mut BackendResolver<'a>,
     route: &'a HttpRoute,
 ) -> HttpRouteModel<'a> {
-    let key = ObjectKey::of(route);
     let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
     let mut ctx = RouteContext {
         resolver,
@@ -98,15 +87,10 @@ pub fn compile_route<'a>(
         unresolved: Vec::new(),
     };
     let hostnames_in: &[String] = route.spec.hostnames.as_deref().unwrap_or_default();
-    let mut route_error = None;
-    for (i, h) in hostnames_in.iter().enumerate() {
-        if let Err(e) = hostnames::validate(h) {
-            route_error = Some(format!("spec.hostnames[{i}]: {e}"));
-            break;
-        }
-    }
+    let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
+    let mut head = RouteHead::new(RouteKind::Http, route, hostnames_in, parent_refs!(parents));
+    head.route_error = hostname_error(hostnames_in);
     let mut rules = Vec::new();
-    let mut invalid_rules = Vec::new();
     let raw_rules: &[HttpRouteRules] = match route.spec.rules.as_deref() {
         Some(r) if !r.is_empty() => r,
         _ => std::slice::from_ref(&*DEFAULT_RULE),
@@ -114,23 +98,23 @@ pub fn compile_route<'a>(
     for (index, rule) in raw_rules.iter().enumerate() {
         match compile_rule(&mut ctx, index, rule) {
             Ok(r) => rules.push(r),
-            Err(e) => invalid_rules.push(match &rule.name {
+            Err(e) => head.invalid_rules.push(match &rule.name {
                 Some(name) => format!("rule {name:?}: {e}"),
                 None => e,
             }),
         }
     }
-    let unresolved = std::mem::take(&mut ctx.unresolved);
-    HttpRouteModel {
-        key,
-        generation: route.metadata.generation,
-        created: route.metadata.creation_timestamp.as_ref(),
-        hostnames: hostnames_in,
-        rules,
-        invalid_rules,
-        route_error,
-        unresolved,
-    }
+    head.unresolved = std::mem::take(&mut ctx.unresolved);
+    HttpRouteModel { head, rules }
+}
+
+/// The first invalid entry of a route's `spec.hostnames`, if any.
+pub fn hostname_error(hostnames_in: &[String]) -> Option<String> {
+    hostnames_in.iter().enumerate().find_map(|(i, h)| {
+        hostnames::validate(h)
+            .err()
+            .map(|e| format!("spec.hostnames[{i}]: {e}"))
+    })
 }
 
 fn duration(field: &str, value: &str) -> Result<Duration, String> {
