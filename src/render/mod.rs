@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::translate::envoy::{EnvoyResources, Resource};
 
@@ -25,12 +26,33 @@ pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array)
     }
-    Ok(json!({
+    let mut out = json!({
         "listeners": list::<Listener>(&r.listeners)?,
         "routes": list::<RouteConfiguration>(&r.routes)?,
         "clusters": list::<Cluster>(&r.clusters)?,
         "endpoints": list::<ClusterLoadAssignment>(&r.endpoints)?,
-    }))
+    });
+    if !r.secrets.is_empty() {
+        let mut secrets = list::<Secret>(&r.secrets)?;
+        for s in secrets.as_array_mut().into_iter().flatten() {
+            redact_private_key(s);
+        }
+        out["secrets"] = secrets;
+    }
+    Ok(out)
+}
+
+/// Private keys never leave portico except to Envoy: the rendered form
+/// keeps only their size.
+fn redact_private_key(secret: &mut Value) {
+    let Some(key) = secret.pointer_mut("/tls_certificate/private_key") else {
+        return;
+    };
+    let size = key
+        .get("inline_bytes")
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    *key = json!({ "inline_bytes": format!("<redacted: {size} base64 characters>") });
 }
 
 /// Statuses only: every class, Gateway and route portico owns.

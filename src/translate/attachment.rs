@@ -23,6 +23,8 @@ pub struct Attached {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
     pub gateway: ObjectKey,
+    /// Index of the parentRef's entry in `Attached::parents`.
+    pub parent: usize,
     pub listener: usize,
     pub hostnames: Vec<String>,
 }
@@ -65,6 +67,7 @@ pub fn attach(
             }
             out.placements.push(Attachment {
                 gateway: gateway_key.clone(),
+                parent: out.parents.len(),
                 listener,
                 hostnames,
             });

@@ -83,6 +83,29 @@ impl Conditions {
     }
 }
 
+/// Replaces (or adds) one condition of a finished list, keeping its
+/// observed generation.
+pub fn replace(
+    list: &mut Vec<Condition>,
+    type_: &'static str,
+    status: impl Into<ConditionStatus>,
+    reason: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) {
+    let generation = list.first().and_then(|c| c.observed_generation);
+    let condition = Condition {
+        type_,
+        status: status.into(),
+        reason,
+        message: message.into(),
+        observed_generation: generation,
+    };
+    match list.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => *existing = condition,
+        None => list.push(condition),
+    }
+}
+
 /// Condition types and reasons from the Gateway API specification.
 pub mod spec {
     pub const ACCEPTED: &str = "Accepted";
@@ -110,4 +133,5 @@ pub mod spec {
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+    pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
 }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gateway_api::experimental::gateways::{
-    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom,
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
 };
 use kube::ResourceExt;
 
+use super::certificates;
 use super::conditions::{Conditions, spec};
 use super::hostnames;
 use super::infra;
@@ -65,6 +66,49 @@ pub enum NamespacePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Protocol {
     Http,
+    Https,
+    /// TLS, terminated by Envoy (`Terminate`) or passed through (`Passthrough`).
+    Tls(TlsMode),
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsMode {
+    Terminate,
+    Passthrough,
+}
+
+impl Protocol {
+    fn parse(protocol: &str, mode: Option<&GatewayListenersTlsMode>) -> Option<Self> {
+        let mode = match mode {
+            Some(GatewayListenersTlsMode::Passthrough) => TlsMode::Passthrough,
+            _ => TlsMode::Terminate,
+        };
+        Some(match protocol {
+            "HTTP" => Self::Http,
+            "HTTPS" => Self::Https,
+            "TLS" => Self::Tls(mode),
+            "TCP" => Self::Tcp,
+            "UDP" => Self::Udp,
+            _ => return None,
+        })
+    }
+
+    /// Whether Envoy terminates TLS and so needs certificates.
+    pub fn terminates_tls(self) -> bool {
+        matches!(self, Self::Https | Self::Tls(TlsMode::Terminate))
+    }
+
+    /// Protocols carried over UDP can share a port number with TCP ones.
+    pub fn is_udp(self) -> bool {
+        self == Self::Udp
+    }
+
+    /// Listeners of these protocols tell requests apart by hostname.
+    pub fn uses_hostname(self) -> bool {
+        !matches!(self, Self::Tcp | Self::Udp)
+    }
 }
 
 #[derive(Debug)]
@@ -77,14 +121,21 @@ pub struct ListenerModel {
     pub hostname: Option<String>,
     pub namespaces: NamespacePolicy,
     pub kinds: Vec<RouteGroupKind>,
+    /// The TLS Secrets Envoy serves on a terminating listener, by key (the
+    /// SDS resource names), in reference order.
+    pub certificates: Vec<ObjectKey>,
     pub conditions: Conditions,
     pub attached_routes: i32,
 }
 
 impl ListenerModel {
-    /// Accepted and not conflicted: it goes into the Envoy configuration.
+    /// Accepted, not conflicted, and with a certificate when it terminates
+    /// TLS: it goes into the Envoy configuration.
     pub fn is_ready(&self) -> bool {
-        self.conditions.is_true(spec::ACCEPTED) && !self.conditions.is_true(spec::CONFLICTED)
+        self.conditions.is_true(spec::ACCEPTED)
+            && !self.conditions.is_true(spec::CONFLICTED)
+            && (!self.protocol.is_some_and(Protocol::terminates_tls)
+                || !self.certificates.is_empty())
     }
 
     pub fn allows_kind(&self, kind: &str) -> bool {
@@ -168,7 +219,7 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
                 .map(|p| &p.spec),
         );
         let shift = shift_privileged && parameters.listener_port_as_container_port != Some(true);
-        let mut model = gateway_model(gateway, shift);
+        let mut model = gateway_model(inputs, gateway, shift);
         model.parameters = parameters;
         model.parameters_error = own.err();
         idx.gateways.insert(model.key.clone(), model);
@@ -176,13 +227,19 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
     idx
 }
 
-fn gateway_model(gateway: &Gateway, shift_privileged: bool) -> GatewayModel {
+fn gateway_model(inputs: &Inputs, gateway: &Gateway, shift_privileged: bool) -> GatewayModel {
     let generation = gateway.metadata.generation;
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let mut listeners: Vec<ListenerModel> = gateway
         .spec
         .listeners
         .iter()
-        .map(|l| listener_model(l, generation, shift_privileged))
+        .enumerate()
+        .map(|(i, l)| {
+            let mut model = listener_model(l, generation, shift_privileged);
+            listener_certificates(inputs, namespace, i, l, &mut model);
+            model
+        })
         .collect();
     mark_duplicate_names(&mut listeners);
     mark_conflicts(&mut listeners);
@@ -220,10 +277,8 @@ fn listener_model(
     shift_privileged: bool,
 ) -> ListenerModel {
     let mut conditions = Conditions::new(generation);
-    let protocol = match l.protocol.as_str() {
-        "HTTP" => Some(Protocol::Http),
-        _ => None,
-    };
+    let mode = l.tls.as_ref().and_then(|t| t.mode.as_ref());
+    let protocol = Protocol::parse(&l.protocol, mode);
     let mut accepted: Result<(), (&str, String)> = Ok(());
     if !(1..=65535).contains(&l.port) {
         accepted = Err((
@@ -231,16 +286,14 @@ fn listener_model(
             format!("port {} is outside 1-65535", l.port),
         ));
     } else if protocol.is_none() {
-        let why = match l.protocol.as_str() {
-            "HTTPS" | "TLS" | "TCP" | "UDP" => "is not supported by portico yet",
-            _ => "is not a protocol portico knows",
-        };
         accepted = Err((
             spec::UNSUPPORTED_PROTOCOL,
-            format!("protocol {:?} {why}", l.protocol),
+            format!("protocol {:?} is not a protocol portico knows", l.protocol),
         ));
     } else if let Some(Err(e)) = l.hostname.as_deref().map(hostnames::validate) {
         accepted = Err((spec::UNSUPPORTED_VALUE, format!("hostname: {e}")));
+    } else if let Some(e) = protocol.and_then(|p| tls_error(p, l)) {
+        accepted = Err((spec::UNSUPPORTED_VALUE, e));
     }
     let (namespaces, ns_error) = namespace_policy(l);
     if let (Ok(()), Some((reason, message))) = (&accepted, ns_error) {
@@ -266,11 +319,76 @@ fn listener_model(
         port: l.port,
         container_port: container_port(l.port, shift_privileged),
         protocol,
-        hostname: l.hostname.clone(),
+        hostname: l
+            .hostname
+            .clone()
+            .filter(|_| protocol.is_none_or(Protocol::uses_hostname)),
         namespaces,
         kinds,
+        certificates: Vec::new(),
         conditions,
         attached_routes: 0,
+    }
+}
+
+/// What is wrong with a listener's `tls` for its protocol, if anything.
+fn tls_error(protocol: Protocol, l: &GatewayListeners) -> Option<String> {
+    let passthrough = matches!(
+        l.tls.as_ref().and_then(|t| t.mode.as_ref()),
+        Some(GatewayListenersTlsMode::Passthrough)
+    );
+    match protocol {
+        Protocol::Http | Protocol::Tcp | Protocol::Udp if l.tls.is_some() => Some(format!(
+            "tls: not allowed on a {} listener",
+            l.protocol
+        )),
+        Protocol::Https | Protocol::Tls(_) if l.tls.is_none() => Some(format!(
+            "tls: required on a {} listener",
+            l.protocol
+        )),
+        Protocol::Https if passthrough => Some(
+            "tls.mode: Passthrough is for TLS listeners; an HTTPS listener terminates TLS"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// Resolves the certificates of a listener that terminates TLS; bad
+/// references set `ResolvedRefs=False` (the first one's reason, every
+/// message).
+fn listener_certificates(
+    inputs: &Inputs,
+    namespace: &str,
+    index: usize,
+    l: &GatewayListeners,
+    model: &mut ListenerModel,
+) {
+    if !model.protocol.is_some_and(Protocol::terminates_tls)
+        || !model.conditions.is_true(spec::ACCEPTED)
+    {
+        return;
+    }
+    let refs = l
+        .tls
+        .as_ref()
+        .and_then(|t| t.certificate_refs.as_deref())
+        .unwrap_or_default();
+    let field = format!("spec.listeners[{index}].tls.certificateRefs");
+    let (served, errors) = certificates::resolve(inputs, namespace, &field, refs);
+    model.certificates = served;
+    if refs.is_empty() {
+        model.conditions.set(
+            spec::RESOLVED_REFS,
+            false,
+            spec::INVALID_CERTIFICATE_REF,
+            format!("{field}: a {} listener needs a certificate", l.protocol),
+        );
+    } else if let Some(first) = errors.first() {
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        model
+            .conditions
+            .set(spec::RESOLVED_REFS, false, first.reason, messages.join("; "));
     }
 }
 
@@ -314,7 +432,10 @@ fn namespace_policy(l: &GatewayListeners) -> (NamespacePolicy, Problem) {
 /// Route kinds a protocol can carry.
 fn supported_kinds(protocol: &str) -> &'static [&'static str] {
     match protocol {
-        "HTTP" => &["HTTPRoute"],
+        "HTTP" | "HTTPS" => &["HTTPRoute"],
+        "TLS" => &["TLSRoute"],
+        "TCP" => &["TCPRoute"],
+        "UDP" => &["UDPRoute"],
         _ => &[],
     }
 }
@@ -391,7 +512,13 @@ fn mark_conflicts(listeners: &mut [ListenerModel]) {
             if i == j || !accepted[j] {
                 continue;
             }
-            if other.port == me.port && other.protocol != me.protocol {
+            let udp = |l: &ListenerModel| l.protocol.is_some_and(Protocol::is_udp);
+            if other.port != me.port || udp(other) != udp(me) {
+                continue;
+            }
+            // TLS listeners of both modes share a port, told apart by SNI.
+            let family = |l: &ListenerModel| l.protocol.as_ref().map(std::mem::discriminant);
+            if family(other) != family(me) {
                 verdicts[i] = Some((
                     spec::PROTOCOL_CONFLICT,
                     format!(
@@ -401,16 +528,21 @@ fn mark_conflicts(listeners: &mut [ListenerModel]) {
                 ));
                 break;
             }
-            if other.port == me.port && other.hostname == me.hostname {
-                verdicts[i] = Some((
-                    spec::HOSTNAME_CONFLICT,
+            if other.hostname == me.hostname {
+                let message = if me.protocol.is_some_and(Protocol::uses_hostname) {
                     format!(
                         "listener {:?} uses the same port {} and hostname {:?}",
                         other.name,
                         me.port,
                         me.hostname.as_deref().unwrap_or("")
-                    ),
-                ));
+                    )
+                } else {
+                    format!(
+                        "listener {:?} uses the same port {} and protocol",
+                        other.name, me.port
+                    )
+                };
+                verdicts[i] = Some((spec::HOSTNAME_CONFLICT, message));
                 break;
             }
         }

@@ -208,16 +208,21 @@ fn merge_envoy(
 pub fn infra(model: &GatewayModel) -> Infra {
     let mut ports: Vec<InfraPort> = Vec::new();
     for l in model.listeners.iter().filter(|l| l.is_ready()) {
-        if ports.iter().any(|p| p.port == l.port) {
+        let udp = l.protocol.is_some_and(|p| p.is_udp());
+        let protocol = if udp { "UDP" } else { "TCP" };
+        if ports
+            .iter()
+            .any(|p| p.port == l.port && p.protocol == protocol)
+        {
             continue;
         }
         ports.push(InfraPort {
             port: l.port,
             container_port: l.container_port,
-            protocol: "TCP",
+            protocol,
         });
     }
-    ports.sort_by_key(|p| p.port);
+    ports.sort_by_key(|p| (p.port, p.protocol));
     Infra {
         parameters: model.parameters.clone(),
         ports,

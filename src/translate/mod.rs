@@ -8,6 +8,7 @@
 
 pub mod attachment;
 pub mod backends;
+pub mod certificates;
 pub mod conditions;
 pub mod endpoints;
 pub mod envoy;
@@ -17,18 +18,18 @@ pub mod gateways;
 pub mod hostnames;
 pub mod http;
 pub mod infra;
+pub mod l4;
 pub mod labels;
 pub mod route_table;
 pub mod routes;
 pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use self::backends::ClusterKey;
 use self::conditions::{Conditions, spec};
-use self::envoy::{EnvoyResources, Resource};
+use self::envoy::EnvoyResources;
 use self::gateways::{GatewayIndex, GatewayModel};
-use self::route_table::{Placement, PortRoutes};
+use self::route_table::Placement;
 use self::routes::RouteKind;
 use self::status::{
     GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature,
@@ -61,7 +62,7 @@ pub struct GatewayOutput {
     pub status: GatewayStatus,
     pub resources: EnvoyResources,
     /// The clusters of `resources`, for refreshing their endpoints alone.
-    pub clusters: Vec<ClusterKey>,
+    pub clusters: Vec<envoy::cluster::Upstream>,
     /// What to provision, for an accepted Gateway.
     pub infra: Option<infra::Infra>,
 }
@@ -92,15 +93,27 @@ pub fn translate(inputs: &Inputs) -> Outputs {
 pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     let mut idx = gateways::index(inputs, options.shift_privileged_ports);
     let mut resolver = backends::BackendResolver::new(inputs);
-    let models: Vec<_> = inputs
+    let http_models: Vec<_> = inputs
         .http_routes
         .values()
-        .map(|r| (r, http::compile_route(&mut resolver, r)))
+        .map(|r| http::compile_route(&mut resolver, r))
         .collect();
+    let mut l4_models = Vec::new();
+    for r in inputs.tls_routes.values() {
+        l4_models.push(l4::compile_tls(&mut resolver, r));
+    }
+    for r in inputs.tcp_routes.values() {
+        l4_models.push(l4::compile_tcp(&mut resolver, r));
+    }
+    for r in inputs.udp_routes.values() {
+        l4_models.push(l4::compile_udp(&mut resolver, r));
+    }
+    // Oldest first: the first claim on a listener or SNI hostname wins.
+    l4_models.sort_by(|a, b| a.head.age_order(&b.head));
 
     let mut outputs = Outputs::default();
     let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
-    for (_, model) in &models {
+    for model in &http_models {
         let attached = attachment::attach(&mut idx, inputs, &model.head, !model.rules.is_empty());
         for a in attached.placements {
             placements.entry(a.gateway).or_default().push(Placement {
@@ -110,6 +123,47 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             });
         }
         outputs.add_route(&model.head, attached.parents);
+    }
+
+    let mut l4_placements: BTreeMap<ObjectKey, Vec<l4::L4Placement>> = BTreeMap::new();
+    let mut l4_parents = Vec::with_capacity(l4_models.len());
+    for (route, model) in l4_models.iter().enumerate() {
+        let attached = attachment::attach(&mut idx, inputs, &model.head, model.has_rule);
+        for a in attached.placements {
+            l4_placements
+                .entry(a.gateway)
+                .or_default()
+                .push(l4::L4Placement {
+                    route,
+                    parent: a.parent,
+                    listener: a.listener,
+                    hostnames: a.hostnames,
+                });
+        }
+        l4_parents.push(attached.parents);
+    }
+    for (key, list) in &mut l4_placements {
+        let Some(gateway) = idx.gateways.get_mut(key) else {
+            continue;
+        };
+        for lost in l4::settle(gateway, &l4_models, list) {
+            let kept = list
+                .iter()
+                .any(|p| p.route == lost.route && p.parent == lost.parent);
+            if !kept {
+                let parent = &mut l4_parents[lost.route][lost.parent];
+                conditions::replace(
+                    &mut parent.conditions,
+                    spec::ACCEPTED,
+                    false,
+                    spec::NOT_ALLOWED_BY_LISTENERS,
+                    lost.message,
+                );
+            }
+        }
+    }
+    for (model, parents) in l4_models.iter().zip(l4_parents) {
+        outputs.add_route(&model.head, parents);
     }
 
     for (name, class) in &idx.classes {
@@ -123,7 +177,14 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             &gateway,
             placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
         );
-        let (resources, clusters) = envoy_resources(inputs, &tables, &options.listen_address);
+        let routes = envoy::gateway::GatewayRoutes {
+            gateway: &gateway,
+            http: &tables,
+            l4: l4_placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
+            l4_models: &l4_models,
+        };
+        let (resources, clusters) =
+            envoy::gateway::resources(inputs, &routes, &options.listen_address);
         let status = gateway_status(&gateway);
         let accepted = status
             .conditions
@@ -165,53 +226,6 @@ fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {
     }
 }
 
-fn envoy_resources(
-    inputs: &Inputs,
-    tables: &[PortRoutes<'_>],
-    address: &str,
-) -> (EnvoyResources, Vec<ClusterKey>) {
-    let mut out = EnvoyResources::default();
-    let mut clusters: BTreeSet<&ClusterKey> = BTreeSet::new();
-    for table in tables {
-        let name = envoy::listener::name_for_port(table.port);
-        let listener = envoy::listener::http_listener(table.port, address, table.container_port);
-        out.listeners
-            .push(Resource::encode(name.clone(), &listener));
-        let routes = envoy::route::route_configuration(name.clone(), table);
-        out.routes.push(Resource {
-            name,
-            body: routes.into(),
-        });
-        for entry in table.hosts.values().flatten() {
-            let rule = entry.rule;
-            let live = rule.backends.iter().filter(|b| b.weight > 0);
-            clusters.extend(live.filter_map(|b| b.cluster.as_deref()));
-            clusters.extend(rule.filters.mirrors.iter().map(|m| &*m.cluster));
-        }
-    }
-    for key in &clusters {
-        let cluster = envoy::cluster::eds_cluster(key);
-        out.clusters
-            .push(Resource::encode(key.name.clone(), &cluster));
-    }
-    let keys: Vec<ClusterKey> = clusters.into_iter().cloned().collect();
-    out.endpoints = load_assignments(inputs, &keys);
-    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
-    (out, keys)
-}
-
-fn load_assignments(inputs: &Inputs, clusters: &[ClusterKey]) -> Vec<Resource> {
-    clusters
-        .iter()
-        .map(|key| {
-            let endpoints = endpoints::ready_endpoints(inputs, key);
-            let assignment = envoy::cluster::load_assignment(key, &endpoints);
-            Resource::encode(key.name.clone(), &assignment)
-        })
-        .collect()
-}
-
 /// The fast path when only EndpointSlices changed: `previous` with every
 /// Gateway's endpoints recomputed from `inputs`, everything else kept. Equal
 /// to a full translation of `inputs` when nothing but EndpointSlices differs
@@ -219,7 +233,7 @@ fn load_assignments(inputs: &Inputs, clusters: &[ClusterKey]) -> Vec<Resource> {
 pub fn refresh_endpoints(inputs: &Inputs, previous: &Outputs) -> Outputs {
     let mut out = previous.clone();
     for gateway in out.gateways.values_mut() {
-        gateway.resources.endpoints = load_assignments(inputs, &gateway.clusters);
+        gateway.resources.endpoints = envoy::gateway::load_assignments(inputs, &gateway.clusters);
     }
     out
 }

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::gateways::GatewayModel;
+use super::gateways::{GatewayModel, Protocol};
 use super::hostnames;
 use super::http::matches::{MatchModel, PathMatch};
 use super::http::{HttpRouteModel, RuleModel};
@@ -35,6 +35,8 @@ pub struct PortRoutes<'a> {
     pub container_port: u32,
     /// Hostname (`*` for any) to ordered entries.
     pub hosts: BTreeMap<String, Vec<RouteEntry<'a>>>,
+    /// Hostname to the listener (index on the Gateway) that owns it.
+    pub owners: BTreeMap<String, usize>,
 }
 
 /// Where a route attached: listener index on the Gateway and the hostnames it
@@ -66,12 +68,9 @@ struct HostRoutes<'a> {
 /// matches.
 pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<PortRoutes<'a>> {
     let mut own: BTreeMap<i32, (u32, HostEntries<'a>)> = BTreeMap::new();
-    for (i, l) in gateway
-        .listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_ready())
-    {
+    for (i, l) in gateway.listeners.iter().enumerate().filter(|(_, l)| {
+        l.is_ready() && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+    }) {
         let (_, hosts) = own
             .entry(l.port)
             .or_insert_with(|| (l.container_port, BTreeMap::new()));
@@ -125,6 +124,10 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             port,
             container_port,
             hosts: BTreeMap::new(),
+            owners: hosts
+                .iter()
+                .filter_map(|(h, r)| Some((h.clone(), r.listener?)))
+                .collect(),
         };
         // Only wildcard hostnames can be fallbacks; there are few of them.
         let mut wildcards: Vec<(String, Option<usize>, Vec<RouteEntry<'a>>)> = hosts
@@ -148,14 +151,15 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
     out
 }
 
-/// The listener on `port` that owns requests for `host`: the one whose hostname
-/// matches it most specifically.
-fn owner(gateway: &GatewayModel, port: i32, host: &str) -> Option<usize> {
+/// The listener on `port` that owns requests (or TLS connections) for `host`:
+/// the one whose hostname matches it most specifically.
+pub fn owner(gateway: &GatewayModel, port: i32, host: &str) -> Option<usize> {
     gateway
         .listeners
         .iter()
         .enumerate()
         .filter(|(_, l)| l.is_ready() && l.port == port)
+        .filter(|(_, l)| !l.protocol.is_some_and(Protocol::is_udp))
         .filter(|(_, l)| match l.hostname.as_deref() {
             None => true,
             Some(h) => h == host || hostnames::covers(h, host),

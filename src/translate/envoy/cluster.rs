@@ -1,8 +1,13 @@
 //! Clusters and their endpoints: one EDS cluster per backend Service port, and
-//! the ClusterLoadAssignment listing the ready endpoints of that port.
+//! the ClusterLoadAssignment listing the ready endpoints of that port. A UDP
+//! route with several backends gets one cluster of its own whose endpoints
+//! are grouped per backend, each group weighted: the UDP proxy names one
+//! cluster, so backend weights become locality weights.
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, Locality, SocketAddress, address, socket_address,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
@@ -10,10 +15,71 @@ use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::{ads_source, duration};
 use crate::translate::backends::ClusterKey;
+use crate::inputs::ObjectKey;
 use crate::translate::endpoints::Endpoint as ReadyEndpoint;
+use crate::translate::l4::L4Backend;
+
+/// Where a cluster's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// One Service port.
+    Service(ClusterKey),
+    /// Several Service ports, each with its weight.
+    Weighted {
+        name: String,
+        parts: Vec<(ClusterKey, u32)>,
+    },
+}
+
+impl Upstream {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Service(key) => &key.name,
+            Self::Weighted { name, .. } => name,
+        }
+    }
+}
+
+/// The upstream of a UDP route: its one live backend, or a weighted cluster
+/// of its own. Backends that did not resolve are left out.
+pub fn udp_upstream(route: &ObjectKey, backends: &[L4Backend]) -> Upstream {
+    let parts: Vec<(ClusterKey, u32)> = backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .filter_map(|b| Some(((*b.cluster.clone()?).clone(), b.weight)))
+        .collect();
+    match parts.as_slice() {
+        [(key, _)] => Upstream::Service(key.clone()),
+        _ => Upstream::Weighted {
+            name: format!("portico/udp/{}/{}", route.namespace, route.name),
+            parts,
+        },
+    }
+}
+
+pub fn cluster(upstream: &Upstream) -> Cluster {
+    match upstream {
+        Upstream::Service(key) => eds_cluster(key),
+        Upstream::Weighted { name, .. } => Cluster {
+            common_lb_config: Some(cluster::CommonLbConfig {
+                locality_config_specifier: Some(
+                    cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                        cluster::common_lb_config::LocalityWeightedLbConfig::default(),
+                    ),
+                ),
+                ..cluster::CommonLbConfig::default()
+            }),
+            ..named_eds_cluster(name)
+        },
+    }
+}
 
 pub fn eds_cluster(key: &ClusterKey) -> Cluster {
-    let name = key.name.clone();
+    named_eds_cluster(&key.name)
+}
+
+fn named_eds_cluster(name: &str) -> Cluster {
+    let name = name.to_string();
     Cluster {
         name: name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -30,7 +96,47 @@ pub fn eds_cluster(key: &ClusterKey) -> Cluster {
 }
 
 pub fn load_assignment(key: &ClusterKey, endpoints: &[ReadyEndpoint]) -> ClusterLoadAssignment {
-    let lb_endpoints = endpoints
+    let lb_endpoints = lb_endpoints(endpoints);
+    ClusterLoadAssignment {
+        cluster_name: key.name.clone(),
+        endpoints: if lb_endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..LocalityLbEndpoints::default()
+            }]
+        },
+        ..ClusterLoadAssignment::default()
+    }
+}
+
+/// One locality per backend, named after its Service port and weighted.
+pub fn weighted_load_assignment(
+    name: &str,
+    parts: &[(&ClusterKey, u32, Vec<ReadyEndpoint>)],
+) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: name.to_string(),
+        endpoints: parts
+            .iter()
+            .filter(|(_, weight, endpoints)| *weight > 0 && !endpoints.is_empty())
+            .map(|(key, weight, endpoints)| LocalityLbEndpoints {
+                locality: Some(Locality {
+                    sub_zone: key.name.clone(),
+                    ..Locality::default()
+                }),
+                lb_endpoints: lb_endpoints(endpoints),
+                load_balancing_weight: Some(UInt32Value { value: *weight }),
+                ..LocalityLbEndpoints::default()
+            })
+            .collect(),
+        ..ClusterLoadAssignment::default()
+    }
+}
+
+fn lb_endpoints(endpoints: &[ReadyEndpoint]) -> Vec<LbEndpoint> {
+    endpoints
         .iter()
         .map(|e| LbEndpoint {
             host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
@@ -47,17 +153,5 @@ pub fn load_assignment(key: &ClusterKey, endpoints: &[ReadyEndpoint]) -> Cluster
             })),
             ..LbEndpoint::default()
         })
-        .collect::<Vec<_>>();
-    ClusterLoadAssignment {
-        cluster_name: key.name.clone(),
-        endpoints: if lb_endpoints.is_empty() {
-            Vec::new()
-        } else {
-            vec![LocalityLbEndpoints {
-                lb_endpoints,
-                ..LocalityLbEndpoints::default()
-            }]
-        },
-        ..ClusterLoadAssignment::default()
-    }
+        .collect()
 }

@@ -1,9 +1,14 @@
-//! One Envoy Listener per Gateway port: an HTTP connection manager with
-//! edge-safe defaults that takes its routes over RDS.
+//! One Envoy Listener per HTTP or HTTPS Gateway port: an HTTP connection
+//! manager with edge-safe defaults that takes its routes over RDS. An HTTPS
+//! port has one filter chain per Gateway listener, matched on the SNI
+//! hostname, each terminating TLS with that listener's certificates and
+//! routing with its own route configuration.
 
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter,
+};
 use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -12,11 +17,22 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
-use super::{ads_source, any};
+use super::{ads_source, any, tls};
+use crate::inputs::ObjectKey;
 
-/// Listener and route configuration names for a Gateway port.
+/// Listener and route configuration names for an HTTP Gateway port.
 pub fn name_for_port(port: i32) -> String {
     format!("http-{port}")
+}
+
+/// The Envoy listener name of an HTTPS Gateway port.
+pub fn https_name(port: i32) -> String {
+    format!("https-{port}")
+}
+
+/// The route configuration of one HTTPS Gateway listener.
+pub fn https_route_name(port: i32, listener: &str) -> String {
+    format!("https-{port}-{listener}")
 }
 
 fn http_filter<M: prost::Message + prost::Name>(name: &str, config: &M) -> HttpFilter {
@@ -29,11 +45,92 @@ fn http_filter<M: prost::Message + prost::Name>(name: &str, config: &M) -> HttpF
 
 pub fn http_listener(port: i32, address: &str, container_port: u32) -> Listener {
     let name = name_for_port(port);
+    let chain = FilterChain {
+        filters: vec![hcm_filter(&name, &name)],
+        ..FilterChain::default()
+    };
+    socket_listener(name, address, container_port, vec![chain], Vec::new())
+}
+
+/// One chain of an HTTPS port: a Gateway listener, its hostname (no SNI
+/// match when it has none) and its certificates.
+pub struct HttpsChain<'a> {
+    pub listener: &'a str,
+    pub hostname: Option<&'a str>,
+    pub certificates: &'a [ObjectKey],
+}
+
+pub fn https_listener(
+    port: i32,
+    address: &str,
+    container_port: u32,
+    chains: &[HttpsChain<'_>],
+) -> Listener {
+    let chains = chains
+        .iter()
+        .map(|c| {
+            let routes = https_route_name(port, c.listener);
+            FilterChain {
+                name: routes.clone(),
+                filter_chain_match: c.hostname.map(|h| FilterChainMatch {
+                    server_names: vec![h.to_string()],
+                    ..FilterChainMatch::default()
+                }),
+                filters: vec![hcm_filter(&routes, &routes)],
+                transport_socket: Some(tls::downstream_tls(c.certificates, &["h2", "http/1.1"])),
+                ..FilterChain::default()
+            }
+        })
+        .collect();
+    socket_listener(
+        https_name(port),
+        address,
+        container_port,
+        chains,
+        vec![tls::tls_inspector()],
+    )
+}
+
+/// A TCP listener on `address:container_port`.
+pub fn socket_listener(
+    name: String,
+    address: &str,
+    container_port: u32,
+    filter_chains: Vec<FilterChain>,
+    listener_filters: Vec<ListenerFilter>,
+) -> Listener {
+    Listener {
+        name,
+        address: Some(socket_address(address, container_port, false)),
+        per_connection_buffer_limit_bytes: Some(UInt32Value { value: 32768 }),
+        filter_chains,
+        listener_filters,
+        ..Listener::default()
+    }
+}
+
+pub fn socket_address(address: &str, port: u32, udp: bool) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.to_string(),
+            protocol: if udp {
+                socket_address::Protocol::Udp as i32
+            } else {
+                socket_address::Protocol::Tcp as i32
+            },
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+            ..SocketAddress::default()
+        })),
+    }
+}
+
+/// The HTTP connection manager, routing with RDS configuration `routes`.
+fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
     let hcm = HttpConnectionManager {
-        stat_prefix: name.clone(),
+        stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ads_source()),
-            route_config_name: name.clone(),
+            route_config_name: routes.to_string(),
         })),
         http_filters: vec![
             http_filter("envoy.filters.http.cors", &Cors::default()),
@@ -69,23 +166,8 @@ pub fn http_listener(port: i32, address: &str, container_port: u32) -> Listener 
         }],
         ..HttpConnectionManager::default()
     };
-    Listener {
-        name,
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: address.to_string(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(container_port)),
-                ..SocketAddress::default()
-            })),
-        }),
-        per_connection_buffer_limit_bytes: Some(UInt32Value { value: 32768 }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
-            }],
-            ..FilterChain::default()
-        }],
-        ..Listener::default()
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
     }
 }

@@ -3,8 +3,11 @@
 //! and one ClusterLoadAssignment per backend Service port.
 
 pub mod cluster;
+pub mod gateway;
 pub mod listener;
 pub mod route;
+pub mod stream;
+pub mod tls;
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{

@@ -43,6 +43,34 @@ const VIRTUAL_HOST_ROUTES: u32 = 3;
 /// field is just its elements' encodings one after another, so the result is
 /// the same message without ever holding thousands of route structs at once.
 pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
+    encode_configuration(name, table, |_| true, std::iter::empty())
+}
+
+/// The route configuration of one listener of an HTTPS port: the hostnames
+/// it owns, and for every other hostname (those of the port's other
+/// listeners, and any other name) a virtual host answering 421 Misdirected
+/// Request. A client reusing a connection, whose certificate and SNI chose
+/// this listener, for a host of another listener is told to connect anew.
+pub fn listener_route_configuration(
+    name: String,
+    table: &PortRoutes<'_>,
+    listener: usize,
+) -> Vec<u8> {
+    let owned_by = |host: &String| table.owners.get(host) == Some(&listener);
+    let mut misdirected: Vec<&String> = table.hosts.keys().filter(|h| !owned_by(h)).collect();
+    let any = "*".to_string();
+    if !table.hosts.keys().any(|h| *h == any) {
+        misdirected.push(&any);
+    }
+    encode_configuration(name, table, owned_by, misdirected.into_iter())
+}
+
+fn encode_configuration<'h>(
+    name: String,
+    table: &PortRoutes<'_>,
+    served: impl Fn(&String) -> bool,
+    misdirected: impl Iterator<Item = &'h String>,
+) -> Vec<u8> {
     let mut out = RouteConfiguration {
         name,
         validate_clusters: Some(BoolValue { value: false }),
@@ -51,7 +79,7 @@ pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
     .encode_to_vec();
     let mut vhost = Vec::new();
     let mut route = Vec::new();
-    for (host, entries) in &table.hosts {
+    for (host, entries) in table.hosts.iter().filter(|(h, _)| served(h)) {
         vhost.clear();
         VirtualHost {
             name: host.clone(),
@@ -65,6 +93,29 @@ pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
             append_message_field(&mut vhost, VIRTUAL_HOST_ROUTES, &route);
         }
         append_message_field(&mut out, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, &vhost);
+    }
+    for host in misdirected {
+        let answer = VirtualHost {
+            name: format!("misdirected:{host}"),
+            domains: vec![host.clone()],
+            routes: vec![Route {
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..RouteMatch::default()
+                }),
+                action: Some(route::Action::DirectResponse(DirectResponseAction {
+                    status: 421,
+                    ..DirectResponseAction::default()
+                })),
+                ..Route::default()
+            }],
+            ..VirtualHost::default()
+        };
+        append_message_field(
+            &mut out,
+            ROUTE_CONFIGURATION_VIRTUAL_HOSTS,
+            &answer.encode_to_vec(),
+        );
     }
     out
 }
