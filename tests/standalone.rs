@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::standalone::Portico;
 use common::traffic::{backend, backend_on, free_port, get, wait_for};
 
 use std::net::TcpStream;
@@ -33,26 +34,6 @@ fn routes(backend_port: u16, extra: &str) -> String {
     )
 }
 
-/// Kills portico (and so its Envoys) if the test fails half-way.
-struct Portico(std::process::Child);
-
-impl Drop for Portico {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.0.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while matches!(self.0.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn standalone_serves_edits_and_stops_cleanly() {
     let dir = std::env::temp_dir().join(format!("portico-standalone-test-{}", std::process::id()));
@@ -63,18 +44,8 @@ fn standalone_serves_edits_and_stops_cleanly() {
     std::fs::write(dir.join("gateway.yaml"), gateway(listener_port)).expect("write");
     std::fs::write(dir.join("routes.yaml"), routes(backend_port, "")).expect("write");
 
-    let mut portico = Portico(
-        Command::new(env!("CARGO_BIN_EXE_portico"))
-            .args(["standalone", "-f"])
-            .arg(&dir)
-            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
-            .arg("--envoy")
-            .arg(common::envoy_binary())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("portico starts"),
-    );
+    let admin = format!("127.0.0.1:{admin_port}");
+    let mut portico = Portico::start(&dir, &["--admin-address", &admin]);
 
     wait_for(
         "the seed route through Envoy",

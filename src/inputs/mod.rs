@@ -230,7 +230,14 @@ impl InputsBuilder {
             InputObject::Namespace(o) => {
                 i.namespaces.insert(ObjectKey::of(&o), Arc::new(o));
             }
-            InputObject::Secret(o) => {
+            InputObject::Secret(mut o) => {
+                // As the API server does: `stringData` is written into `data`.
+                if let Some(strings) = o.string_data.take() {
+                    let data = o.data.get_or_insert_with(Default::default);
+                    for (k, v) in strings {
+                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                    }
+                }
                 i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::GatewayParameters(o) => {

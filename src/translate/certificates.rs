@@ -60,7 +60,12 @@ fn resolve_one(
     let kind = r.kind.as_deref().unwrap_or("Secret");
     if !(group.is_empty() || group == "core") || kind != "Secret" {
         return Err(invalid(format!(
-            "kind {group}/{kind} is not supported; only core Secrets are"
+            "kind {kind}{} is not supported; only core Secrets are",
+            if group.is_empty() {
+                String::new()
+            } else {
+                format!(" of group {group}")
+            }
         )));
     }
     let namespace = r.namespace.as_deref().unwrap_or(gateway_namespace);

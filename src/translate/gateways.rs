@@ -338,14 +338,12 @@ fn tls_error(protocol: Protocol, l: &GatewayListeners) -> Option<String> {
         Some(GatewayListenersTlsMode::Passthrough)
     );
     match protocol {
-        Protocol::Http | Protocol::Tcp | Protocol::Udp if l.tls.is_some() => Some(format!(
-            "tls: not allowed on a {} listener",
-            l.protocol
-        )),
-        Protocol::Https | Protocol::Tls(_) if l.tls.is_none() => Some(format!(
-            "tls: required on a {} listener",
-            l.protocol
-        )),
+        Protocol::Http | Protocol::Tcp | Protocol::Udp if l.tls.is_some() => {
+            Some(format!("tls: not allowed on a {} listener", l.protocol))
+        }
+        Protocol::Https | Protocol::Tls(_) if l.tls.is_none() => {
+            Some(format!("tls: required on a {} listener", l.protocol))
+        }
         Protocol::Https if passthrough => Some(
             "tls.mode: Passthrough is for TLS listeners; an HTTPS listener terminates TLS"
                 .to_string(),
@@ -386,9 +384,12 @@ fn listener_certificates(
         );
     } else if let Some(first) = errors.first() {
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-        model
-            .conditions
-            .set(spec::RESOLVED_REFS, false, first.reason, messages.join("; "));
+        model.conditions.set(
+            spec::RESOLVED_REFS,
+            false,
+            first.reason,
+            messages.join("; "),
+        );
     }
 }
 

@@ -18,8 +18,8 @@ use gateway_api::experimental::udproutes::UdpRoute;
 use super::backends::{BackendRef, BackendResolver, ClusterKey, Referrer};
 use super::field_path::FieldPath;
 use super::gateways::{GATEWAY_GROUP, GatewayModel};
-use super::route_table;
 use super::http::hostname_error;
+use super::route_table;
 use super::routes::{RouteHead, RouteKind, parent_refs};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -69,7 +69,10 @@ macro_rules! raw_rules {
     };
 }
 
-pub fn compile_tls<'a>(resolver: &mut BackendResolver<'a>, route: &'a TlsRoute) -> L4RouteModel<'a> {
+pub fn compile_tls<'a>(
+    resolver: &mut BackendResolver<'a>,
+    route: &'a TlsRoute,
+) -> L4RouteModel<'a> {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let mut head = RouteHead::new(
         RouteKind::Tls,
@@ -78,19 +81,40 @@ pub fn compile_tls<'a>(resolver: &mut BackendResolver<'a>, route: &'a TlsRoute) 
         parent_refs!(parents),
     );
     head.route_error = hostname_error(&route.spec.hostnames);
-    compile(resolver, namespace_of(route), head, raw_rules!(route.spec.rules))
+    compile(
+        resolver,
+        namespace_of(route),
+        head,
+        raw_rules!(route.spec.rules),
+    )
 }
 
-pub fn compile_tcp<'a>(resolver: &mut BackendResolver<'a>, route: &'a TcpRoute) -> L4RouteModel<'a> {
+pub fn compile_tcp<'a>(
+    resolver: &mut BackendResolver<'a>,
+    route: &'a TcpRoute,
+) -> L4RouteModel<'a> {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let head = RouteHead::new(RouteKind::Tcp, route, &[], parent_refs!(parents));
-    compile(resolver, namespace_of(route), head, raw_rules!(route.spec.rules))
+    compile(
+        resolver,
+        namespace_of(route),
+        head,
+        raw_rules!(route.spec.rules),
+    )
 }
 
-pub fn compile_udp<'a>(resolver: &mut BackendResolver<'a>, route: &'a UdpRoute) -> L4RouteModel<'a> {
+pub fn compile_udp<'a>(
+    resolver: &mut BackendResolver<'a>,
+    route: &'a UdpRoute,
+) -> L4RouteModel<'a> {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let head = RouteHead::new(RouteKind::Udp, route, &[], parent_refs!(parents));
-    compile(resolver, namespace_of(route), head, raw_rules!(route.spec.rules))
+    compile(
+        resolver,
+        namespace_of(route),
+        head,
+        raw_rules!(route.spec.rules),
+    )
 }
 
 fn namespace_of<K: kube::Resource>(route: &K) -> &str {
@@ -146,7 +170,9 @@ fn compile_rule<'a>(
     rule: Vec<RawBackend<'a>>,
 ) -> Result<Vec<L4Backend>, String> {
     if rule.is_empty() {
-        return Err(format!("{field}.backendRefs: at least one backend is required"));
+        return Err(format!(
+            "{field}.backendRefs: at least one backend is required"
+        ));
     }
     let mut out = Vec::new();
     for (i, b) in rule.into_iter().enumerate() {

@@ -180,7 +180,10 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
         let routes = envoy::gateway::GatewayRoutes {
             gateway: &gateway,
             http: &tables,
-            l4: l4_placements.get(&key).map(Vec::as_slice).unwrap_or_default(),
+            l4: l4_placements
+                .get(&key)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
             l4_models: &l4_models,
         };
         let (resources, clusters) =

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod standalone;
+pub mod tls;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};
@@ -12,13 +14,16 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{
     Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap, runtime_layer,
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
-use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::{Node, transport_socket};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::listener::v3::filter;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    DownstreamTlsContext, Secret,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use prost::Message;
@@ -51,14 +56,39 @@ pub fn translate_case(dir: &Path) -> Outputs {
 }
 
 /// A bootstrap with the Gateway's resources inlined: routes into their
-/// listeners, endpoints into their clusters.
+/// listeners, endpoints into their clusters, SDS secrets into static secrets
+/// (a TLS context naming a secret without a config source reads the static
+/// one of that name).
 pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
     let mut listeners: Vec<Listener> = decode_all::<_>(&r.listeners);
     let routes: Vec<RouteConfiguration> = decode_all::<_>(&r.routes);
     let endpoints: Vec<ClusterLoadAssignment> = decode_all::<_>(&r.endpoints);
+    let secrets: Vec<Secret> = decode_all::<_>(&r.secrets);
     for l in &mut listeners {
         for chain in &mut l.filter_chains {
+            if let Some(socket) = &mut chain.transport_socket
+                && let Some(transport_socket::ConfigType::TypedConfig(cfg)) =
+                    &mut socket.config_type
+            {
+                let mut tls = DownstreamTlsContext::decode(cfg.value.as_slice())
+                    .expect("TLS context decodes");
+                if let Some(common) = &mut tls.common_tls_context {
+                    for sds in &mut common.tls_certificate_sds_secret_configs {
+                        assert!(
+                            secrets.iter().any(|s| s.name == sds.name),
+                            "listener {} names secret {} that is not served",
+                            l.name,
+                            sds.name
+                        );
+                        sds.sds_config = None;
+                    }
+                }
+                *cfg = any(&tls);
+            }
             for f in &mut chain.filters {
+                if f.name != "envoy.filters.network.http_connection_manager" {
+                    continue;
+                }
                 let Some(filter::ConfigType::TypedConfig(cfg)) = &mut f.config_type else {
                     continue;
                 };
@@ -116,6 +146,7 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
         static_resources: Some(bootstrap::StaticResources {
             listeners,
             clusters,
+            secrets,
             ..bootstrap::StaticResources::default()
         }),
         ..Bootstrap::default()

@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::{ads_source, duration};
-use crate::translate::backends::ClusterKey;
 use crate::inputs::ObjectKey;
+use crate::translate::backends::ClusterKey;
 use crate::translate::endpoints::Endpoint as ReadyEndpoint;
 use crate::translate::l4::L4Backend;
 

@@ -90,9 +90,11 @@ pub fn resources(
             }
             Some(Protocol::Tls(_)) => {
                 let mut chains = Vec::new();
-                for p in routes.l4.iter().filter(|p| {
-                    listeners.iter().any(|(i, _)| *i == p.listener)
-                }) {
+                for p in routes
+                    .l4
+                    .iter()
+                    .filter(|p| listeners.iter().any(|(i, _)| *i == p.listener))
+                {
                     let l = &routes.gateway.listeners[p.listener];
                     let model = &routes.l4_models[p.route];
                     let terminate = l.protocol == Some(Protocol::Tls(TlsMode::Terminate));
@@ -109,7 +111,8 @@ pub fn resources(
                 }
                 if !chains.is_empty() {
                     let l = stream::tls_listener(*port, address, container_port, &chains);
-                    out.listeners.push(Resource::encode(stream::tls_name(*port), &l));
+                    out.listeners
+                        .push(Resource::encode(stream::tls_name(*port), &l));
                 }
             }
             Some(Protocol::Tcp) => {
@@ -118,7 +121,8 @@ pub fn resources(
                 };
                 let backends = &routes.l4_models[p.route].backends;
                 let l = stream::tcp_listener(*port, address, container_port, backends);
-                out.listeners.push(Resource::encode(stream::tcp_name(*port), &l));
+                out.listeners
+                    .push(Resource::encode(stream::tcp_name(*port), &l));
                 collect_l4_clusters(backends, &mut services);
             }
             Some(Protocol::Udp) => {
@@ -128,7 +132,8 @@ pub fn resources(
                 let model = &routes.l4_models[p.route];
                 let upstream = cluster::udp_upstream(&model.head.key, &model.backends);
                 let l = stream::udp_listener(*port, address, container_port, upstream.name());
-                out.listeners.push(Resource::encode(stream::udp_name(*port), &l));
+                out.listeners
+                    .push(Resource::encode(stream::udp_name(*port), &l));
                 match upstream {
                     Upstream::Service(key) => {
                         // Shared with other routes to the same Service port.
@@ -148,7 +153,11 @@ pub fn resources(
         }
     }
 
-    let mut all: Vec<Upstream> = services.into_iter().cloned().map(Upstream::Service).collect();
+    let mut all: Vec<Upstream> = services
+        .into_iter()
+        .cloned()
+        .map(Upstream::Service)
+        .collect();
     all.extend(upstreams);
     for u in &all {
         out.clusters
@@ -156,7 +165,10 @@ pub fn resources(
     }
     out.endpoints = load_assignments(inputs, &all);
     for key in certs {
-        let Some((chain, private_key)) = inputs.secrets.get(key).and_then(|s| certificates::pem_pair(s))
+        let Some((chain, private_key)) = inputs
+            .secrets
+            .get(key)
+            .and_then(|s| certificates::pem_pair(s))
         else {
             continue;
         };

@@ -80,7 +80,12 @@ pub fn tls_listener(
     )
 }
 
-pub fn tcp_listener(port: i32, address: &str, container_port: u32, backends: &[L4Backend]) -> Listener {
+pub fn tcp_listener(
+    port: i32,
+    address: &str,
+    container_port: u32,
+    backends: &[L4Backend],
+) -> Listener {
     let name = tcp_name(port);
     let chain = FilterChain {
         filters: vec![tcp_proxy(&name, backends)],

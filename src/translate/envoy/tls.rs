@@ -4,12 +4,14 @@
 //! or draining connections), the TLS context of a terminating filter chain,
 //! and the TLS inspector that reads the SNI hostname filter chains match on.
 
-use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source, transport_socket};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, TransportSocket, data_source, transport_socket,
+};
 use envoy_types::pb::envoy::config::listener::v3::{ListenerFilter, listener_filter};
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
-    TlsParameters, secret, tls_parameters,
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, TlsParameters,
+    secret, tls_parameters,
 };
 
 use super::{ads_source, any};
