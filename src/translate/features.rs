@@ -28,6 +28,10 @@ pub const SUPPORTED: &[&str] = &[
     "HTTPRouteRetryBackoff",
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
+    "TLSRoute",
+    "TLSRouteModeMixed",
+    "TLSRouteModeTerminate",
+    "UDPRoute",
 ];
 
 #[cfg(test)]
