@@ -102,7 +102,8 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         server_cert,
     ));
 
-    let source = watches::start(client.clone());
+    let kinds = watches::OptionalKinds::discover(&client).await;
+    let source = watches::start(client.clone(), kinds);
     let stores = source.stores.clone();
     for task in source.tasks {
         tasks.spawn(task);

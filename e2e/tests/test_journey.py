@@ -4,9 +4,13 @@ an Envoy rejection, and a portico restart. Tests run in file order against
 one World; each leaves the seed Gateway serving."""
 
 import json
+import socket
+import ssl
 import subprocess
+import tempfile
 import time
 
+from e2e.harness.certs import Ca, tls_secret
 from e2e.harness.cluster import condition, wait_for
 from e2e.harness.network import ns_exec
 from e2e.harness.portico_run import Operator
@@ -188,6 +192,131 @@ spec:
         30,
         lambda: world.curl(world.seed_address, "shop.example.com") == (200, "<h1>the shop</h1>\n"),
     )
+
+
+def https_get(ca_pem, address, port, hostname, path="/"):
+    """(status, body) of one HTTPS request that verifies the certificate
+    against the test CA for `hostname` (also the SNI name); None if the
+    connection or the verification fails."""
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca_file:
+        ca_file.write(ca_pem)
+        ca_file.flush()
+        context = ssl.create_default_context(cafile=ca_file.name)
+    try:
+        with socket.create_connection((address, port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=hostname) as tls:
+                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := tls.recv(65536):
+                    data += chunk
+    except (OSError, ssl.SSLError):
+        return None
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def tcp_http(address, port, host):
+    """An HTTP request written on a raw TCP connection: the status code."""
+    try:
+        with socket.create_connection((address, port), timeout=5) as s:
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = s.recv(65536).decode(errors="replace")
+        return int(data.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_https_tcp_and_udp_listeners_on_the_real_api_server(world):
+    ca = Ca()
+    cert, key = ca.leaf("secure.example.com")
+    world.cluster.apply(tls_secret("secure-cert", "default", cert, key))
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: https, port: 443, protocol: HTTPS, hostname: secure.example.com, tls: {certificateRefs: [{name: secure-cert}]}}
+  - {name: broken, port: 443, protocol: HTTPS, hostname: broken.example.com, tls: {certificateRefs: [{name: no-such-secret}]}}
+  - {name: raw, port: 5432, protocol: TCP}
+  - {name: dns, port: 5353, protocol: UDP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: secure, namespace: default}
+spec:
+  parentRefs: [{name: edge, sectionName: https}]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: raw, namespace: default}
+spec:
+  parentRefs: [{name: edge, sectionName: raw}]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: dns, namespace: default}
+spec:
+  parentRefs: [{name: edge, sectionName: dns}]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+    )
+    address = world.gateway_address("edge")
+
+    def ports():
+        svc = world.cluster.get("service", "envoy-edge", "default")
+        return sorted((p["port"], p["targetPort"], p["protocol"]) for p in svc["spec"]["ports"])
+    wait_for("the Service ports of each protocol", 30,
+             lambda: ports() == [(443, 10443, "TCP"), (5353, 5353, "UDP"), (5432, 5432, "TCP")])
+
+    def listener(name, type_):
+        gw = world.cluster.get("gateway", "edge", "default")
+        for l in gw.get("status", {}).get("listeners", []):
+            if l["name"] == name:
+                return condition({"status": l}, type_)
+        return None
+
+    broken = wait_for("the broken listener's ResolvedRefs", 30,
+                      lambda: (c := listener("broken", "ResolvedRefs")) and c["status"] == "False" and c)
+    assert broken["reason"] == "InvalidCertificateRef", broken
+    assert "no-such-secret" in broken["message"], broken
+
+    expected = (200, "<html><body><h1>It works!</h1></body></html>\n")
+    wait_for("HTTPS with the Secret's certificate", 60,
+             lambda: https_get(ca.pem, address, 443, "secure.example.com") == expected)
+    wait_for("HTTP over the TCP route", 60, lambda: tcp_http(address, 5432, "any") == 200)
+    for kind, name in (("tcproute", "raw"), ("udproute", "dns"), ("httproute", "secure")):
+        c = parent_condition(world.cluster.get(kind, name, "default"), "Accepted")
+        assert c and c["status"] == "True", (kind, name, c)
+
+    # A new certificate in the Secret reaches Envoy without a restart.
+    cert2, key2 = ca.leaf("secure.example.com")
+    world.cluster.apply(tls_secret("secure-cert", "default", cert2, key2))
+    fingerprint = ssl.PEM_cert_to_DER_cert(cert2)
+
+    def served():
+        context = ssl.create_default_context(cafile=None)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((address, 443), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="secure.example.com") as tls:
+                    return tls.getpeercert(binary_form=True) == fingerprint
+        except OSError:
+            return False
+    wait_for("the rotated certificate", 60, served)
+
+    world.cluster.kubectl("delete", "gateway", "edge")
+    world.cluster.kubectl("delete", "httproute", "secure")
+    world.cluster.kubectl("delete", "tcproute", "raw")
+    world.cluster.kubectl("delete", "udproute", "dns")
 
 
 def test_an_envoy_rejection_turns_programmed_false_with_its_message(world):

@@ -19,8 +19,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
+use gateway_api::experimental::tcproutes::TcpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use gateway_api::experimental::udproutes::UdpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -98,6 +102,35 @@ impl Relevance {
                 }
             }
         }
+        let mut backend = |namespace: &str, name: &str, ns: &Option<String>| {
+            services.insert(ObjectKey::new(
+                ns.clone().unwrap_or_else(|| namespace.to_string()),
+                name.to_string(),
+            ));
+        };
+        for route in inputs.grpc_routes.values() {
+            let namespace = route.namespace().unwrap_or_default();
+            for rule in route.spec.rules.iter().flatten() {
+                for b in rule.backend_refs.iter().flatten() {
+                    backend(&namespace, &b.name, &b.namespace);
+                }
+            }
+        }
+        macro_rules! l4_backends {
+            ($store:expr) => {
+                for route in $store.values() {
+                    let namespace = route.namespace().unwrap_or_default();
+                    for rule in &route.spec.rules {
+                        for b in &rule.backend_refs {
+                            backend(&namespace, &b.name, &b.namespace);
+                        }
+                    }
+                }
+            };
+        }
+        l4_backends!(inputs.tls_routes);
+        l4_backends!(inputs.tcp_routes);
+        l4_backends!(inputs.udp_routes);
         let mut secrets = BTreeSet::new();
         for gateway in inputs.gateways.values() {
             let namespace = gateway.namespace().unwrap_or_default();
@@ -181,6 +214,10 @@ pub struct Stores {
     pub gateway_classes: Store<GatewayClass>,
     pub gateways: Store<Gateway>,
     pub http_routes: Store<HttpRoute>,
+    pub grpc_routes: Store<GrpcRoute>,
+    pub tls_routes: Store<TlsRoute>,
+    pub tcp_routes: Store<TcpRoute>,
+    pub udp_routes: Store<UdpRoute>,
     pub reference_grants: Store<ReferenceGrant>,
     pub services: Store<Service>,
     pub endpoint_slices: Store<EndpointSlice>,
@@ -197,6 +234,10 @@ impl Stores {
         self.gateway_classes.wait_until_ready().await?;
         self.gateways.wait_until_ready().await?;
         self.http_routes.wait_until_ready().await?;
+        self.grpc_routes.wait_until_ready().await?;
+        self.tls_routes.wait_until_ready().await?;
+        self.tcp_routes.wait_until_ready().await?;
+        self.udp_routes.wait_until_ready().await?;
         self.reference_grants.wait_until_ready().await?;
         self.services.wait_until_ready().await?;
         self.endpoint_slices.wait_until_ready().await?;
@@ -212,6 +253,10 @@ impl Stores {
         fill(&mut inputs.gateway_classes, &self.gateway_classes);
         fill(&mut inputs.gateways, &self.gateways);
         fill(&mut inputs.http_routes, &self.http_routes);
+        fill(&mut inputs.grpc_routes, &self.grpc_routes);
+        fill(&mut inputs.tls_routes, &self.tls_routes);
+        fill(&mut inputs.tcp_routes, &self.tcp_routes);
+        fill(&mut inputs.udp_routes, &self.udp_routes);
         fill(&mut inputs.reference_grants, &self.reference_grants);
         fill(&mut inputs.services, &self.services);
         fill(&mut inputs.namespaces, &self.namespaces);
@@ -247,8 +292,67 @@ pub struct KubeSource {
     pub tasks: Vec<Task>,
 }
 
-/// Starts watching every kind with `client`.
-pub fn start(client: Client) -> KubeSource {
+/// Route kinds beyond HTTPRoute whose CRDs a cluster may not serve (the
+/// experimental channel, or an older Gateway API release): only those served
+/// when portico starts are watched; the others stay empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalKinds {
+    pub grpc_routes: bool,
+    pub tls_routes: bool,
+    pub tcp_routes: bool,
+    pub udp_routes: bool,
+}
+
+impl OptionalKinds {
+    pub const ALL: Self = Self {
+        grpc_routes: true,
+        tls_routes: true,
+        tcp_routes: true,
+        udp_routes: true,
+    };
+
+    /// Asks the API server which of the kinds it serves, in the versions
+    /// portico reads. A group version that cannot be listed counts as not
+    /// served, and is logged.
+    pub async fn discover(client: &Client) -> Self {
+        let v1 = served(client, "gateway.networking.k8s.io/v1").await;
+        let v1alpha2 = served(client, "gateway.networking.k8s.io/v1alpha2").await;
+        let has = |list: &[String], plural: &str| list.iter().any(|r| r == plural);
+        let kinds = Self {
+            grpc_routes: has(&v1, "grpcroutes"),
+            tls_routes: has(&v1, "tlsroutes"),
+            tcp_routes: has(&v1alpha2, "tcproutes"),
+            udp_routes: has(&v1alpha2, "udproutes"),
+        };
+        tracing::info!(?kinds, "route kinds served by the API server");
+        kinds
+    }
+}
+
+async fn served(client: &Client, group_version: &str) -> Vec<String> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        Err(e) => {
+            tracing::warn!(group_version, error = %e, "not served; its route kinds are not watched");
+            Vec::new()
+        }
+    }
+}
+
+/// A store that stays empty and counts as listed, for a kind not served.
+fn empty_store<K>() -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    reader
+}
+
+/// Starts watching every kind with `client` (the optional route kinds only
+/// where `kinds` says they are served).
+pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
     let relevance = Arc::new(RwLock::new(Relevance::default()));
     let (wake_tx, wake_rx) = watch::channel(0u64);
     let (owned_tx, owned_rx) = watch::channel(0u64);
@@ -290,6 +394,25 @@ pub fn start(client: Client) -> KubeSource {
         &wake,
         &mut tasks,
     );
+    macro_rules! optional {
+        ($served:expr) => {
+            if $served {
+                reflect(
+                    Api::all(client.clone()),
+                    all.clone(),
+                    always,
+                    &wake,
+                    &mut tasks,
+                )
+            } else {
+                empty_store()
+            }
+        };
+    }
+    let grpc_routes = optional!(kinds.grpc_routes);
+    let tls_routes = optional!(kinds.tls_routes);
+    let tcp_routes = optional!(kinds.tcp_routes);
+    let udp_routes = optional!(kinds.udp_routes);
     let reference_grants = reflect(
         Api::all(client.clone()),
         all.clone(),
@@ -346,6 +469,10 @@ pub fn start(client: Client) -> KubeSource {
         gateway_classes,
         gateways,
         http_routes,
+        grpc_routes,
+        tls_routes,
+        tcp_routes,
+        udp_routes,
         reference_grants,
         services,
         endpoint_slices,

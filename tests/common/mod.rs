@@ -147,7 +147,6 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
             listeners,
             clusters,
             secrets,
-            ..bootstrap::StaticResources::default()
         }),
         ..Bootstrap::default()
     }
