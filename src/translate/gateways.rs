@@ -433,7 +433,7 @@ fn namespace_policy(l: &GatewayListeners) -> (NamespacePolicy, Problem) {
 /// Route kinds a protocol can carry.
 fn supported_kinds(protocol: &str) -> &'static [&'static str] {
     match protocol {
-        "HTTP" | "HTTPS" => &["HTTPRoute"],
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         "TLS" => &["TLSRoute"],
         "TCP" => &["TCPRoute"],
         "UDP" => &["UDPRoute"],

@@ -15,6 +15,7 @@ pub mod envoy;
 pub mod features;
 pub mod field_path;
 pub mod gateways;
+pub mod grpc;
 pub mod hostnames;
 pub mod http;
 pub mod infra;
@@ -92,12 +93,21 @@ pub fn translate(inputs: &Inputs) -> Outputs {
 
 pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     let mut idx = gateways::index(inputs, options.shift_privileged_ports);
+    // GRPCRoute rules written as HTTPRoute rules; the models borrow them.
+    let grpc_rules: Vec<_> = inputs
+        .grpc_routes
+        .values()
+        .map(|r| grpc::http_rules(r))
+        .collect();
     let mut resolver = backends::BackendResolver::new(inputs);
-    let http_models: Vec<_> = inputs
+    let mut http_models: Vec<_> = inputs
         .http_routes
         .values()
         .map(|r| http::compile_route(&mut resolver, r))
         .collect();
+    for (route, rules) in inputs.grpc_routes.values().zip(&grpc_rules) {
+        http_models.push(grpc::compile_route(&mut resolver, route, rules));
+    }
     let mut l4_models = Vec::new();
     for r in inputs.tls_routes.values() {
         l4_models.push(l4::compile_tls(&mut resolver, r));
@@ -112,17 +122,37 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     l4_models.sort_by(|a, b| a.head.age_order(&b.head));
 
     let mut outputs = Outputs::default();
-    let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
+    let mut http_parents = Vec::with_capacity(http_models.len());
+    let mut http_attachments = Vec::with_capacity(http_models.len());
     for model in &http_models {
         let attached = attachment::attach(&mut idx, inputs, &model.head, !model.rules.is_empty());
-        for a in attached.placements {
+        http_parents.push(attached.parents);
+        http_attachments.push(attached.placements);
+    }
+    for lost in grpc::settle(&mut idx, &http_models, &mut http_attachments) {
+        let kept = http_attachments[lost.route]
+            .iter()
+            .any(|a| a.parent == lost.parent);
+        if !kept {
+            conditions::replace(
+                &mut http_parents[lost.route][lost.parent].conditions,
+                spec::ACCEPTED,
+                false,
+                spec::NOT_ALLOWED_BY_LISTENERS,
+                lost.message,
+            );
+        }
+    }
+    let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
+    for ((model, parents), attached) in http_models.iter().zip(http_parents).zip(http_attachments) {
+        for a in attached {
             placements.entry(a.gateway).or_default().push(Placement {
                 route: model,
                 listener: a.listener,
                 hostnames: a.hostnames,
             });
         }
-        outputs.add_route(&model.head, attached.parents);
+        outputs.add_route(&model.head, parents);
     }
 
     let mut l4_placements: BTreeMap<ObjectKey, Vec<l4::L4Placement>> = BTreeMap::new();

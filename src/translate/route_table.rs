@@ -181,16 +181,21 @@ fn path_rank(p: &PathMatch) -> (u8, usize) {
     }
 }
 
-/// The Gateway API order: path kind and length, method, header count, query
-/// count; ties go to the oldest route, then namespace/name, then rule and match
-/// order.
+/// The Gateway API order. HTTPRoute matches: path kind and length, method,
+/// header count, query count. GRPCRoute matches: service length, method
+/// length, header count. Ties go to the oldest route, then namespace/name,
+/// then rule and match order.
 fn precedence(a: &RouteEntry<'_>, b: &RouteEntry<'_>) -> Ordering {
     let (ma, mb) = (a.matcher(), b.matcher());
-    path_rank(&mb.path)
-        .cmp(&path_rank(&ma.path))
-        .then(mb.method.is_some().cmp(&ma.method.is_some()))
-        .then(mb.headers.len().cmp(&ma.headers.len()))
-        .then(mb.query_params.len().cmp(&ma.query_params.len()))
+    let by_match = match (ma.grpc, mb.grpc) {
+        (Some(ga), Some(gb)) => gb.cmp(&ga).then(mb.headers.len().cmp(&ma.headers.len())),
+        _ => path_rank(&mb.path)
+            .cmp(&path_rank(&ma.path))
+            .then(mb.method.is_some().cmp(&ma.method.is_some()))
+            .then(mb.headers.len().cmp(&ma.headers.len()))
+            .then(mb.query_params.len().cmp(&ma.query_params.len())),
+    };
+    by_match
         .then_with(|| a.route.head.age_order(&b.route.head))
         .then(a.rule.index.cmp(&b.rule.index))
         .then(a.match_index.cmp(&b.match_index))

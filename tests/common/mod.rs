@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod standalone;
 pub mod tls;
 pub mod traffic;

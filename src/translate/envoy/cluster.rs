@@ -6,16 +6,19 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Locality, SocketAddress, address, socket_address,
+    Address, Http2ProtocolOptions, Locality, SocketAddress, address, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions, http_protocol_options,
+};
 use envoy_types::pb::google::protobuf::UInt32Value;
 
-use super::{ads_source, duration};
+use super::{ads_source, any, duration};
 use crate::inputs::ObjectKey;
-use crate::translate::backends::ClusterKey;
+use crate::translate::backends::{ClusterKey, UpstreamProtocol};
 use crate::translate::endpoints::Endpoint as ReadyEndpoint;
 use crate::translate::l4::L4Backend;
 
@@ -75,7 +78,28 @@ pub fn cluster(upstream: &Upstream) -> Cluster {
 }
 
 pub fn eds_cluster(key: &ClusterKey) -> Cluster {
-    named_eds_cluster(&key.name)
+    let mut cluster = named_eds_cluster(&key.name);
+    if key.protocol == UpstreamProtocol::H2c {
+        let options = HttpProtocolOptions {
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(
+                            http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                                Http2ProtocolOptions::default(),
+                            ),
+                        ),
+                    },
+                ),
+            ),
+            ..HttpProtocolOptions::default()
+        };
+        cluster.typed_extension_protocol_options.insert(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(),
+            any(&options),
+        );
+    }
+    cluster
 }
 
 fn named_eds_cluster(name: &str) -> Cluster {

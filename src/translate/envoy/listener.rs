@@ -152,6 +152,12 @@ fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
         // backend's.
         server_header_transformation:
             http_connection_manager::ServerHeaderTransformation::PassThrough as i32,
+        // WebSocket upgrades pass to any backend that accepts them
+        // (`appProtocol: kubernetes.io/ws` backends among them).
+        upgrade_configs: vec![http_connection_manager::UpgradeConfig {
+            upgrade_type: "websocket".into(),
+            ..http_connection_manager::UpgradeConfig::default()
+        }],
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
         strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(

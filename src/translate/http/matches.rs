@@ -35,6 +35,9 @@ pub struct MatchModel<'a> {
     pub headers: Vec<(Cow<'a, str>, StringMatch<'a>)>,
     pub query_params: Vec<(&'a str, StringMatch<'a>)>,
     pub method: Option<&'static str>,
+    /// For a GRPCRoute match: the lengths of its service and method, which
+    /// order gRPC matches (longer service first, then longer method).
+    pub grpc: Option<(usize, usize)>,
 }
 
 impl MatchModel<'_> {
@@ -45,6 +48,7 @@ impl MatchModel<'_> {
             headers: Vec::new(),
             query_params: Vec::new(),
             method: None,
+            grpc: None,
         }
     }
 }
@@ -221,6 +225,7 @@ pub fn compile<'a>(
         headers,
         query_params,
         method,
+        grpc: None,
     })
 }
 

@@ -126,7 +126,7 @@ fn duration(field: &str, value: &str) -> Result<Duration, String> {
     ))
 }
 
-fn compile_rule<'a>(
+pub(crate) fn compile_rule<'a>(
     ctx: &mut RouteContext<'a, '_>,
     index: usize,
     rule: &'a HttpRouteRules,
