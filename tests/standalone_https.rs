@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::standalone::{Portico, Workdir};
-use common::tls::{Ca, connect, http_on, peer_serial, pem_serial, secret_yaml};
-use common::traffic::{backend, free_port, request, wait_for};
+use common::tls::{Ca, connect, http_on, https_backend, peer_serial, pem_serial, secret_yaml};
+use common::traffic::{backend, free_port, get, request, wait_for};
 
 fn gateway(http: u16, https: u16) -> String {
     format!(
@@ -135,6 +135,70 @@ fn https_listeners_serve_their_certificates_and_rotate_without_dropping() {
         Some((200, "from a".into())),
         "the connection opened before the rotation still works"
     );
+}
+
+/// BackendTLSPolicy: Envoy connects to the backend over TLS, trusting only
+/// the policy's CA and checking the name; a backend with another name or
+/// another CA's certificate is refused (503), and a policy without a valid
+/// CA makes its Service answer 500.
+#[test]
+fn backend_tls_policies_verify_the_backend() {
+    let ca = Ca::new();
+    let stranger = Ca::new();
+    let good = https_backend(&ca.leaf(&["secure.internal"]), "over TLS");
+    let misnamed = https_backend(&ca.leaf(&["other.internal"]), "misnamed");
+    let untrusted = https_backend(&stranger.leaf(&["secure.internal"]), "untrusted");
+    let port = free_port();
+    let dir = Workdir::new("backend-tls");
+    let service = |name: &str, target: u16| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{ports: [{{name: https, port: 443}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+             addressType: IPv4\nports: [{{name: https, port: {target}}}]\n\
+             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+        )
+    };
+    let policy = |name: &str, ca_map: &str, hostname: &str| {
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n\
+             metadata: {{name: {name}, namespace: default}}\n\
+             spec:\n  targetRefs: [{{group: \"\", kind: Service, name: {name}}}]\n\
+             \x20 validation: {{caCertificateRefs: [{{group: \"\", kind: ConfigMap, name: {ca_map}}}], hostname: {hostname}}}\n"
+        )
+    };
+    let ca_pem: String = ca.pem.lines().map(|l| format!("    {l}\n")).collect();
+    let mut yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
+         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
+         spec:\n  gatewayClassName: portico\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n\
+         \x20 - {{matches: [{{path: {{type: PathPrefix, value: /good}}}}], backendRefs: [{{name: good, port: 443}}]}}\n\
+         \x20 - {{matches: [{{path: {{type: PathPrefix, value: /misnamed}}}}], backendRefs: [{{name: misnamed, port: 443}}]}}\n\
+         \x20 - {{matches: [{{path: {{type: PathPrefix, value: /untrusted}}}}], backendRefs: [{{name: untrusted, port: 443}}]}}\n\
+         \x20 - {{matches: [{{path: {{type: PathPrefix, value: /no-ca}}}}], backendRefs: [{{name: no-ca, port: 443}}]}}\n\
+         ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: default}}\ndata:\n  ca.crt: |\n{ca_pem}"
+    );
+    yaml += &service("good", good);
+    yaml += &service("misnamed", misnamed);
+    yaml += &service("untrusted", untrusted);
+    yaml += &service("no-ca", good);
+    yaml += &policy("good", "ca", "secure.internal");
+    yaml += &policy("misnamed", "ca", "secure.internal");
+    yaml += &policy("untrusted", "ca", "secure.internal");
+    yaml += &policy("no-ca", "missing", "secure.internal");
+    dir.write("all.yaml", &yaml);
+    let _portico = Portico::start(&dir.0, &[]);
+
+    wait_for("TLS to the backend", Duration::from_secs(30), || {
+        get(port, "any.example.com", "/good") == Some((200, "over TLS".into()))
+    });
+    assert_eq!(get(port, "any.example.com", "/misnamed").map(|r| r.0), Some(503));
+    assert_eq!(get(port, "any.example.com", "/untrusted").map(|r| r.0), Some(503));
+    assert_eq!(get(port, "any.example.com", "/no-ca").map(|r| r.0), Some(500));
 }
 
 /// Requests for each `authority` in turn on one HTTP/2 connection made with

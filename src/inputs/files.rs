@@ -136,6 +136,10 @@ fn parse_object(value: yaml_serde::Value) -> Result<Option<InputObject>, String>
         }
         ("", "Namespace") => InputObject::Namespace(typed(value, &kind)?),
         ("", "Secret") => InputObject::Secret(namespaced(typed(value, &kind)?)),
+        ("", "ConfigMap") => InputObject::ConfigMap(namespaced(typed(value, &kind)?)),
+        ("gateway.networking.k8s.io", "BackendTLSPolicy") => {
+            InputObject::BackendTlsPolicy(namespaced(typed(value, &kind)?))
+        }
         (super::parameters::GROUP, super::parameters::KIND) => {
             InputObject::GatewayParameters(namespaced(typed(value, &kind)?))
         }
@@ -182,7 +186,7 @@ mod tests {
     #[test]
     fn reads_known_kinds_and_skips_others() {
         let objects = parse(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n\
+            "apiVersion: v1\nkind: LimitRange\nmetadata: {name: x}\n---\n\
              apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
              metadata: {name: portico}\nspec: {controllerName: portico.dev/gateway-controller}\n---\n",
         )

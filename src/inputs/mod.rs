@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -22,7 +23,7 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
@@ -78,6 +79,9 @@ pub struct Inputs {
     pub endpoint_slices: BTreeMap<ObjectKey, Store<EndpointSlice>>,
     pub namespaces: Store<Namespace>,
     pub secrets: Store<Secret>,
+    pub backend_tls_policies: Store<BackendTlsPolicy>,
+    /// ConfigMaps (CA bundles of BackendTLSPolicies).
+    pub config_maps: Store<ConfigMap>,
     /// portico's own `GatewayParameters`.
     pub gateway_parameters: Store<GatewayParameters>,
 }
@@ -114,6 +118,8 @@ impl Inputs {
             && self.services == other.services
             && self.namespaces == other.namespaces
             && self.secrets == other.secrets
+            && self.backend_tls_policies == other.backend_tls_policies
+            && self.config_maps == other.config_maps
             && self.gateway_parameters == other.gateway_parameters
     }
 
@@ -144,6 +150,8 @@ impl Inputs {
             && self.endpoint_slices == other.endpoint_slices
             && self.namespaces == other.namespaces
             && self.secrets == other.secrets
+            && same_generations(&self.backend_tls_policies, &other.backend_tls_policies)
+            && self.config_maps == other.config_maps
             && self.gateway_parameters == other.gateway_parameters
     }
 
@@ -191,6 +199,8 @@ pub enum InputObject {
     EndpointSlice(EndpointSlice),
     Namespace(Namespace),
     Secret(Secret),
+    BackendTlsPolicy(BackendTlsPolicy),
+    ConfigMap(ConfigMap),
     GatewayParameters(GatewayParameters),
 }
 
@@ -239,6 +249,12 @@ impl InputsBuilder {
                     }
                 }
                 i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::BackendTlsPolicy(o) => {
+                i.backend_tls_policies.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::ConfigMap(o) => {
+                i.config_maps.insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::GatewayParameters(o) => {
                 i.gateway_parameters.insert(ObjectKey::of(&o), Arc::new(o));

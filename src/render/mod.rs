@@ -67,7 +67,36 @@ pub fn statuses(outputs: &Outputs) -> Value {
         .iter()
         .map(|((kind, key), status)| json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": status}))
         .collect();
-    json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes})
+    let mut doc = json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes});
+    add_policies(&mut doc, outputs, None);
+    doc
+}
+
+/// BackendTLSPolicy statuses, when there are any (limited to the ancestors
+/// that are `only`, if given).
+fn add_policies(doc: &mut Value, outputs: &Outputs, only: Option<&ObjectKey>) {
+    let policies: Vec<Value> = outputs
+        .backend_tls_policies
+        .iter()
+        .filter_map(|(key, status)| {
+            let ancestors: Vec<_> = status
+                .ancestors
+                .iter()
+                .filter(|a| {
+                    only.is_none_or(|o| {
+                        a.ancestor_ref.name == o.name
+                            && a.ancestor_ref.namespace.as_deref() == Some(o.namespace.as_str())
+                    })
+                })
+                .collect();
+            (!ancestors.is_empty()).then(|| {
+                json!({"kind": "BackendTLSPolicy", "namespace": key.namespace, "name": key.name, "status": {"ancestors": ancestors}})
+            })
+        })
+        .collect();
+    if !policies.is_empty() {
+        doc["policies"] = Value::Array(policies);
+    }
 }
 
 fn classes(outputs: &Outputs) -> Vec<Value> {
@@ -112,9 +141,11 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
             })
         })
         .collect();
-    Ok(json!({
+    let mut doc = json!({
         "gatewayClasses": classes(outputs),
         "gateways": gateways,
         "routes": routes,
-    }))
+    });
+    add_policies(&mut doc, outputs, only);
+    Ok(doc)
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::inputs::{Inputs, ObjectKey};
 
+use super::backend_tls::{BackendTls, BackendTlsIndex, Upstream};
 use super::conditions::spec;
 
 /// One Envoy cluster: a Service port, spoken to in one protocol. Every
@@ -20,8 +21,10 @@ pub struct ClusterKey {
     pub service: ObjectKey,
     pub port: u16,
     pub protocol: UpstreamProtocol,
+    /// TLS to the backend, from the BackendTLSPolicy that targets it.
+    pub tls: Option<Arc<BackendTls>>,
     /// The Envoy cluster name, `<namespace>/<service>:<port>`, with `/h2c`
-    /// appended for HTTP/2 without TLS.
+    /// appended for HTTP/2 and `/tls` for TLS.
     pub name: String,
 }
 
@@ -45,15 +48,29 @@ impl ClusterKey {
     }
 
     pub fn with_protocol(service: ObjectKey, port: u16, protocol: UpstreamProtocol) -> Self {
+        Self::upstream(service, port, protocol, None)
+    }
+
+    pub fn upstream(
+        service: ObjectKey,
+        port: u16,
+        protocol: UpstreamProtocol,
+        tls: Option<Arc<BackendTls>>,
+    ) -> Self {
         let suffix = match protocol {
             UpstreamProtocol::Http1 => "",
             UpstreamProtocol::H2c => "/h2c",
         };
-        let name = format!("{}/{}:{port}{suffix}", service.namespace, service.name);
+        let tls_suffix = if tls.is_some() { "/tls" } else { "" };
+        let name = format!(
+            "{}/{}:{port}{suffix}{tls_suffix}",
+            service.namespace, service.name
+        );
         Self {
             service,
             port,
             protocol,
+            tls,
             name,
         }
     }
@@ -80,6 +97,10 @@ pub struct BackendRef<'a> {
 pub struct BackendError {
     pub reason: &'static str,
     pub message: String,
+    /// Reported in the route's `ResolvedRefs`; false when the reference is
+    /// fine but a BackendTLSPolicy refuses connections (its own status says
+    /// why).
+    pub report: bool,
 }
 
 /// The object that refers: its kind and namespace, for ReferenceGrants.
@@ -95,7 +116,10 @@ pub struct Referrer<'a> {
 /// routes, so a lookup allocates nothing.
 pub struct BackendResolver<'a> {
     inputs: &'a Inputs,
+    tls: BackendTlsIndex,
     cache: HashMap<CacheKey<'a>, Result<Arc<ClusterKey>, BackendError>>,
+    /// Services referenced since the last `take_referenced`.
+    referenced: Vec<ObjectKey>,
 }
 
 /// Everything an answer depends on: referrer kind and namespace, and the
@@ -114,8 +138,24 @@ impl<'a> BackendResolver<'a> {
     pub fn new(inputs: &'a Inputs) -> Self {
         Self {
             inputs,
+            tls: BackendTlsIndex::build(inputs),
             cache: HashMap::new(),
+            referenced: Vec::new(),
         }
+    }
+
+    /// The BackendTLSPolicies and their verdicts.
+    pub fn backend_tls(&self) -> &BackendTlsIndex {
+        &self.tls
+    }
+
+    /// The Services named by the references resolved since the last call
+    /// (one route's, when called after each route), sorted and deduplicated.
+    pub fn take_referenced(&mut self) -> Vec<ObjectKey> {
+        let mut out = std::mem::take(&mut self.referenced);
+        out.sort();
+        out.dedup();
+        out
     }
 
     pub fn inputs(&self) -> &'a Inputs {
@@ -137,15 +177,21 @@ impl<'a> BackendResolver<'a> {
             r.port,
         );
         let inputs = self.inputs;
+        let tls = &self.tls;
+        self.referenced.push(ObjectKey::new(
+            r.namespace.unwrap_or(from.namespace),
+            r.name,
+        ));
         self.cache
             .entry(key)
-            .or_insert_with(|| resolve(inputs, from, r).map(Arc::new))
+            .or_insert_with(|| resolve(inputs, tls, from, r).map(Arc::new))
             .clone()
     }
 }
 
 pub fn resolve(
     inputs: &Inputs,
+    tls: &BackendTlsIndex,
     from: Referrer<'_>,
     r: BackendRef<'_>,
 ) -> Result<ClusterKey, BackendError> {
@@ -159,6 +205,7 @@ pub fn resolve(
             message: format!(
                 "backend {shown}: kind {group}/{kind} is not supported; only core Services are"
             ),
+            report: true,
         });
     }
     if namespace != from.namespace && !grant_allows(inputs, from, namespace, "", "Service", r.name)
@@ -169,6 +216,7 @@ pub fn resolve(
                 "backend {shown}: no ReferenceGrant in namespace {namespace} allows {} from namespace {} to reach it",
                 from.kind, from.namespace
             ),
+            report: true,
         });
     }
     let key = ObjectKey::new(namespace, r.name);
@@ -176,12 +224,14 @@ pub fn resolve(
         return Err(BackendError {
             reason: spec::BACKEND_NOT_FOUND,
             message: format!("backend {shown}: Service not found"),
+            report: true,
         });
     };
     let Some(port) = r.port else {
         return Err(BackendError {
             reason: spec::BACKEND_NOT_FOUND,
             message: format!("backend {shown}: port is required for a Service"),
+            report: true,
         });
     };
     let service_port = service
@@ -193,6 +243,7 @@ pub fn resolve(
         return Err(BackendError {
             reason: spec::BACKEND_NOT_FOUND,
             message: format!("backend {shown}: Service has no port {port}"),
+            report: true,
         });
     };
     let h2c = from.kind == "GRPCRoute"
@@ -202,7 +253,21 @@ pub fn resolve(
     } else {
         UpstreamProtocol::Http1
     };
-    Ok(ClusterKey::with_protocol(key, port, protocol))
+    let port_name = service_port.and_then(|p| p.name.as_deref());
+    let tls = match tls.upstream(&key, port_name) {
+        None => None,
+        Some(Upstream::Tls(t)) => Some(Arc::clone(t)),
+        Some(Upstream::Refused(policy)) => {
+            return Err(BackendError {
+                reason: spec::INVALID_KIND,
+                message: format!(
+                    "backend {shown}: BackendTLSPolicy {policy} has no valid CA certificate"
+                ),
+                report: false,
+            });
+        }
+    };
+    Ok(ClusterKey::upstream(key, port, protocol, tls))
 }
 
 /// `namespace/name` of a reference, formatted only when a message needs it.

@@ -89,6 +89,7 @@ pub fn compile_route<'a>(
         }
     }
     head.unresolved = std::mem::take(&mut ctx.unresolved);
+    head.services = ctx.resolver.take_referenced();
     HttpRouteModel {
         head,
         rules: compiled,

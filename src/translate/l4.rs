@@ -152,6 +152,7 @@ fn compile<'a>(
             Err(e) => head.invalid_rules.push(e),
         }
     }
+    head.services = resolver.take_referenced();
     if !has_rule && head.invalid_rules.is_empty() {
         head.invalid_rules.push("spec.rules: no rule".to_string());
     }
@@ -193,7 +194,9 @@ fn compile_rule<'a>(
         let cluster = match resolver.resolve(referrer, reference) {
             Ok(c) => Some(c),
             Err(e) => {
-                head.unresolved.push(e);
+                if e.report {
+                    head.unresolved.push(e);
+                }
                 None
             }
         };

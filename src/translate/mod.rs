@@ -7,6 +7,7 @@
 //! RouteConfiguration, Cluster, ClusterLoadAssignment per Gateway).
 
 pub mod attachment;
+pub mod backend_tls;
 pub mod backends;
 pub mod certificates;
 pub mod conditions;
@@ -25,7 +26,7 @@ pub mod route_table;
 pub mod routes;
 pub mod status;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use self::conditions::{Conditions, spec};
 use self::envoy::EnvoyResources;
@@ -47,6 +48,9 @@ pub struct Outputs {
     /// Routes of every kind with at least one parentRef to one of our
     /// Gateways.
     pub routes: BTreeMap<(RouteKind, ObjectKey), RouteStatus>,
+    /// BackendTLSPolicies targeting a Service that a route on one of our
+    /// Gateways uses.
+    pub backend_tls_policies: BTreeMap<ObjectKey, status::PolicyStatus>,
 }
 
 impl Outputs {
@@ -143,8 +147,15 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             );
         }
     }
+    // Service -> Gateways whose routes use it, for policy ancestors.
+    let mut service_gateways: BTreeMap<&ObjectKey, BTreeSet<ObjectKey>> = BTreeMap::new();
     let mut placements: BTreeMap<ObjectKey, Vec<Placement<'_>>> = BTreeMap::new();
     for ((model, parents), attached) in http_models.iter().zip(http_parents).zip(http_attachments) {
+        for a in &attached {
+            for s in &model.head.services {
+                service_gateways.entry(s).or_default().insert(a.gateway.clone());
+            }
+        }
         for a in attached {
             placements.entry(a.gateway).or_default().push(Placement {
                 route: model,
@@ -195,6 +206,14 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     for (model, parents) in l4_models.iter().zip(l4_parents) {
         outputs.add_route(&model.head, parents);
     }
+    for (gateway, list) in &l4_placements {
+        for p in list {
+            for s in &l4_models[p.route].head.services {
+                service_gateways.entry(s).or_default().insert(gateway.clone());
+            }
+        }
+    }
+    outputs.backend_tls_policies = policy_statuses(resolver.backend_tls(), &service_gateways);
 
     for (name, class) in &idx.classes {
         outputs
@@ -241,6 +260,44 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
         outputs.gateways.insert(key, output);
     }
     outputs
+}
+
+/// Each policy's conditions under every Gateway whose routes use a Service
+/// it targets.
+fn policy_statuses(
+    index: &backend_tls::BackendTlsIndex,
+    service_gateways: &BTreeMap<&ObjectKey, BTreeSet<ObjectKey>>,
+) -> BTreeMap<ObjectKey, status::PolicyStatus> {
+    let mut out = BTreeMap::new();
+    for (key, verdict) in &index.policies {
+        let ancestors: BTreeSet<&ObjectKey> = verdict
+            .services
+            .iter()
+            .filter_map(|s| service_gateways.get(s))
+            .flatten()
+            .collect();
+        if ancestors.is_empty() {
+            continue;
+        }
+        let conditions = verdict.conditions.clone().into_vec();
+        let ancestors = ancestors
+            .into_iter()
+            .map(|g| status::PolicyAncestorStatus {
+                ancestor_ref: status::ParentRef {
+                    group: Some(gateways::GATEWAY_GROUP.to_string()),
+                    kind: Some("Gateway".to_string()),
+                    namespace: Some(g.namespace.clone()),
+                    name: g.name.clone(),
+                    section_name: None,
+                    port: None,
+                },
+                controller_name: gateways::CONTROLLER_NAME,
+                conditions: conditions.clone(),
+            })
+            .collect();
+        out.insert(key.clone(), status::PolicyStatus { ancestors });
+    }
+    out
 }
 
 fn class_status(class: &gateways::ClassModel) -> GatewayClassStatus {

@@ -55,6 +55,9 @@ pub struct RouteHead<'a> {
     pub route_error: Option<String>,
     /// References that did not resolve.
     pub unresolved: Vec<BackendError>,
+    /// Every Service the route's references name (for the status of the
+    /// BackendTLSPolicies that target them).
+    pub services: Vec<ObjectKey>,
 }
 
 impl<'a> RouteHead<'a> {
@@ -79,6 +82,7 @@ impl<'a> RouteHead<'a> {
             invalid_rules: Vec::new(),
             route_error: None,
             unresolved: Vec::new(),
+            services: Vec::new(),
         }
     }
 

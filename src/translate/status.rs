@@ -70,3 +70,19 @@ pub struct ParentRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
 }
+
+/// `status.ancestors` of a BackendTLSPolicy: only the entries this
+/// controller owns, one per Gateway whose routes use a targeted Service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    pub ancestors: Vec<PolicyAncestorStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    pub ancestor_ref: ParentRef,
+    pub controller_name: &'static str,
+    pub conditions: Vec<Condition>,
+}

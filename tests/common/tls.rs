@@ -222,3 +222,36 @@ pub fn exchange<S: Read + Write>(stream: &mut S, line: &str) -> Option<String> {
     }
     Some(String::from_utf8_lossy(&answer).trim_end().to_string())
 }
+
+/// An HTTPS server on 127.0.0.1 presenting `leaf`, answering every request
+/// with 200 and `body`. Returns its port.
+pub fn https_backend(leaf: &Leaf, body: &'static str) -> u16 {
+    let certs = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert PEM");
+    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key PEM");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut stream = StreamOwned::new(conn, tcp);
+                super::traffic::serve_one_on(&mut stream, body);
+            });
+        }
+    });
+    port
+}

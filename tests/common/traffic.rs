@@ -35,6 +35,11 @@ pub fn backend_on(port: u16, body: &'static str) -> u16 {
 }
 
 pub fn serve_one(mut stream: TcpStream, body: &str) {
+    serve_one_on(&mut stream, body);
+}
+
+/// Reads one request head from any stream and answers 200 with `body`.
+pub fn serve_one_on<S: Read + Write>(stream: &mut S, body: &str) {
     let mut buf = [0u8; 4096];
     let mut seen = Vec::new();
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -48,6 +53,7 @@ pub fn serve_one(mut stream: TcpStream, body: &str) {
         body.len()
     );
     let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.flush();
 }
 
 /// One HTTP/1.1 request through Envoy: status code and body.

@@ -6,8 +6,14 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Http2ProtocolOptions, Locality, SocketAddress, address, socket_address,
+    Address, DataSource, Http2ProtocolOptions, Locality, SocketAddress, TransportSocket, address,
+    data_source, socket_address, transport_socket,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
+    common_tls_context, subject_alt_name_matcher,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
@@ -18,6 +24,7 @@ use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::{ads_source, any, duration};
 use crate::inputs::ObjectKey;
+use crate::translate::backend_tls::{BackendTls, SubjectAltName};
 use crate::translate::backends::{ClusterKey, UpstreamProtocol};
 use crate::translate::endpoints::Endpoint as ReadyEndpoint;
 use crate::translate::l4::L4Backend;
@@ -99,7 +106,61 @@ pub fn eds_cluster(key: &ClusterKey) -> Cluster {
             any(&options),
         );
     }
+    if let Some(tls) = &key.tls {
+        cluster.transport_socket = Some(upstream_tls(tls, key.protocol));
+    }
     cluster
+}
+
+/// TLS to a backend as its BackendTLSPolicy says: SNI, the policy's CA
+/// bundle, and the names the certificate must carry (the SNI hostname unless
+/// `subjectAltNames` lists others).
+fn upstream_tls(tls: &BackendTls, protocol: UpstreamProtocol) -> TransportSocket {
+    let exact = |v: &str| StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(v.to_string())),
+        ..StringMatcher::default()
+    };
+    let san = |t: subject_alt_name_matcher::SanType, v: &str| SubjectAltNameMatcher {
+        san_type: t as i32,
+        matcher: Some(exact(v)),
+        ..SubjectAltNameMatcher::default()
+    };
+    let names = if tls.subject_alt_names.is_empty() {
+        vec![san(subject_alt_name_matcher::SanType::Dns, &tls.hostname)]
+    } else {
+        tls.subject_alt_names
+            .iter()
+            .map(|n| match n {
+                SubjectAltName::Dns(v) => san(subject_alt_name_matcher::SanType::Dns, v),
+                SubjectAltName::Uri(v) => san(subject_alt_name_matcher::SanType::Uri, v),
+            })
+            .collect()
+    };
+    let context = UpstreamTlsContext {
+        sni: tls.hostname.clone(),
+        common_tls_context: Some(CommonTlsContext {
+            alpn_protocols: match protocol {
+                UpstreamProtocol::H2c => vec!["h2".into()],
+                UpstreamProtocol::Http1 => Vec::new(),
+            },
+            validation_context_type: Some(common_tls_context::ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(DataSource {
+                        specifier: Some(data_source::Specifier::InlineBytes(tls.ca_pem.clone())),
+                        ..DataSource::default()
+                    }),
+                    match_typed_subject_alt_names: names,
+                    ..CertificateValidationContext::default()
+                },
+            )),
+            ..CommonTlsContext::default()
+        }),
+        ..UpstreamTlsContext::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+    }
 }
 
 fn named_eds_cluster(name: &str) -> Cluster {

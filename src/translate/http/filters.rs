@@ -350,7 +350,8 @@ pub fn compile<'a>(
                         cluster,
                         per_million,
                     }),
-                    Err(e) => ctx.unresolved.push(e),
+                    Err(e) if e.report => ctx.unresolved.push(e),
+                    Err(_) => {}
                 }
             }
             HttpRouteRulesFiltersType::Cors => {
@@ -393,6 +394,7 @@ pub fn compile<'a>(
                         "{field}.extensionRef: {}/{} {:?} is not a filter kind portico knows; the rule answers 500",
                         e.group, e.kind, e.name
                     ),
+                    report: true,
                 });
                 out.broken_reference = true;
             }

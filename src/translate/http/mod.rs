@@ -105,6 +105,7 @@ pub fn compile_route<'a>(
         }
     }
     head.unresolved = std::mem::take(&mut ctx.unresolved);
+    head.services = ctx.resolver.take_referenced();
     HttpRouteModel { head, rules }
 }
 
@@ -184,7 +185,9 @@ pub(crate) fn compile_rule<'a>(
         let cluster = match ctx.resolver.resolve(ctx.referrer, reference) {
             Ok(c) => Some(c),
             Err(e) => {
-                ctx.unresolved.push(e);
+                if e.report {
+                    ctx.unresolved.push(e);
+                }
                 None
             }
         };
