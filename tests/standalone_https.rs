@@ -196,9 +196,18 @@ fn backend_tls_policies_verify_the_backend() {
     wait_for("TLS to the backend", Duration::from_secs(30), || {
         get(port, "any.example.com", "/good") == Some((200, "over TLS".into()))
     });
-    assert_eq!(get(port, "any.example.com", "/misnamed").map(|r| r.0), Some(503));
-    assert_eq!(get(port, "any.example.com", "/untrusted").map(|r| r.0), Some(503));
-    assert_eq!(get(port, "any.example.com", "/no-ca").map(|r| r.0), Some(500));
+    assert_eq!(
+        get(port, "any.example.com", "/misnamed").map(|r| r.0),
+        Some(503)
+    );
+    assert_eq!(
+        get(port, "any.example.com", "/untrusted").map(|r| r.0),
+        Some(503)
+    );
+    assert_eq!(
+        get(port, "any.example.com", "/no-ca").map(|r| r.0),
+        Some(500)
+    );
 }
 
 /// Requests for each `authority` in turn on one HTTP/2 connection made with

@@ -250,6 +250,23 @@ spec:
   parentRefs: [{name: edge, sectionName: https}]
   rules:
   - backendRefs: [{name: my-httpd, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /vault}}]
+    backendRefs: [{name: vault, port: 443}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vault, namespace: default}
+spec:
+  ports: [{name: https, port: 443, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: vault, namespace: default}
+spec:
+  targetRefs: [{group: "", kind: Service, name: vault}]
+  validation:
+    caCertificateRefs: [{group: "", kind: ConfigMap, name: vault-ca}]
+    hostname: vault.internal
 ---
 apiVersion: gateway.networking.k8s.io/v1alpha2
 kind: TCPRoute
@@ -296,6 +313,19 @@ spec:
         c = parent_condition(world.cluster.get(kind, name, "default"), "Accepted")
         assert c and c["status"] == "True", (kind, name, c)
 
+    # The BackendTLSPolicy names a CA ConfigMap that does not exist: its
+    # status says so under the Gateway, and its Service answers 500.
+    def policy_accepted():
+        policy = world.cluster.get("backendtlspolicy", "vault", "default") or {}
+        for a in policy.get("status", {}).get("ancestors", []) or []:
+            if a.get("controllerName") == "portico.dev/gateway-controller":
+                assert a["ancestorRef"]["name"] == "edge", a
+                return condition({"status": a}, "Accepted")
+        return None
+    c = wait_for("the BackendTLSPolicy status", 30, policy_accepted)
+    assert (c["status"], c["reason"]) == ("False", "NoValidCACertificate"), c
+    assert https_get(ca.pem, address, 443, "secure.example.com", "/vault")[0] == 500
+
     # A new certificate in the Secret reaches Envoy without a restart.
     cert2, key2 = ca.leaf("secure.example.com")
     world.cluster.apply(tls_secret("secure-cert", "default", cert2, key2))
@@ -317,6 +347,8 @@ spec:
     world.cluster.kubectl("delete", "httproute", "secure")
     world.cluster.kubectl("delete", "tcproute", "raw")
     world.cluster.kubectl("delete", "udproute", "dns")
+    world.cluster.kubectl("delete", "backendtlspolicy", "vault")
+    world.cluster.kubectl("delete", "service", "vault")
 
 
 def test_an_envoy_rejection_turns_programmed_false_with_its_message(world):

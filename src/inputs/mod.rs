@@ -251,7 +251,8 @@ impl InputsBuilder {
                 i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::BackendTlsPolicy(o) => {
-                i.backend_tls_policies.insert(ObjectKey::of(&o), Arc::new(o));
+                i.backend_tls_policies
+                    .insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::ConfigMap(o) => {
                 i.config_maps.insert(ObjectKey::of(&o), Arc::new(o));

@@ -6,8 +6,8 @@
 //! reflector has listed once), and a tick for the status writer when a fleet's
 //! Deployment or Service changes. Stores keep only what translation reads:
 //! `managedFields` and the last-applied annotation are stripped on arrival.
-//! Services, EndpointSlices and Secrets that no route or Gateway references
-//! wake nothing.
+//! Services, EndpointSlices, Secrets and ConfigMaps that no route, Gateway
+//! or policy references wake nothing.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -26,7 +27,7 @@ use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -50,7 +51,7 @@ pub struct Wake {
     pub status: bool,
 }
 
-/// The references that make Services, EndpointSlices and Secrets matter:
+/// The references that make Services, EndpointSlices, Secrets and ConfigMaps matter:
 /// recomputed from each snapshot, consulted for every event.
 #[derive(Debug, Default)]
 pub struct Relevance {
@@ -60,6 +61,7 @@ pub struct Relevance {
     gateways: BTreeSet<ObjectKey>,
     services: BTreeSet<ObjectKey>,
     secrets: BTreeSet<ObjectKey>,
+    config_maps: BTreeSet<ObjectKey>,
 }
 
 impl Relevance {
@@ -147,12 +149,25 @@ impl Relevance {
                 }
             }
         }
+        let mut config_maps = BTreeSet::new();
+        for policy in inputs.backend_tls_policies.values() {
+            let namespace = policy.namespace().unwrap_or_default();
+            let refs = policy.spec.validation.ca_certificate_refs.iter().flatten();
+            for r in refs {
+                config_maps.insert(ObjectKey::new(namespace.clone(), r.name.clone()));
+            }
+        }
         Self {
             classes,
             gateways,
             services,
             secrets,
+            config_maps,
         }
+    }
+
+    fn config_map(&self, c: &ConfigMap) -> Wake {
+        translate_if(self.config_maps.contains(&ObjectKey::of(c)))
     }
 
     fn gateway(&self, g: &Gateway) -> Wake {
@@ -223,6 +238,8 @@ pub struct Stores {
     pub endpoint_slices: Store<EndpointSlice>,
     pub namespaces: Store<Namespace>,
     pub secrets: Store<Secret>,
+    pub backend_tls_policies: Store<BackendTlsPolicy>,
+    pub config_maps: Store<ConfigMap>,
     pub gateway_parameters: Store<GatewayParameters>,
     /// Deployments portico provisioned.
     pub deployments: Store<Deployment>,
@@ -243,6 +260,8 @@ impl Stores {
         self.endpoint_slices.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await?;
         self.secrets.wait_until_ready().await?;
+        self.backend_tls_policies.wait_until_ready().await?;
+        self.config_maps.wait_until_ready().await?;
         self.gateway_parameters.wait_until_ready().await?;
         self.deployments.wait_until_ready().await
     }
@@ -261,6 +280,8 @@ impl Stores {
         fill(&mut inputs.services, &self.services);
         fill(&mut inputs.namespaces, &self.namespaces);
         fill(&mut inputs.secrets, &self.secrets);
+        fill(&mut inputs.backend_tls_policies, &self.backend_tls_policies);
+        fill(&mut inputs.config_maps, &self.config_maps);
         fill(&mut inputs.gateway_parameters, &self.gateway_parameters);
         for slice in self.endpoint_slices.state() {
             inputs.add_endpoint_slice(slice);
@@ -292,7 +313,7 @@ pub struct KubeSource {
     pub tasks: Vec<Task>,
 }
 
-/// Route kinds beyond HTTPRoute whose CRDs a cluster may not serve (the
+/// Kinds beyond HTTPRoute whose CRDs a cluster may not serve (the
 /// experimental channel, or an older Gateway API release): only those served
 /// when portico starts are watched; the others stay empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +322,7 @@ pub struct OptionalKinds {
     pub tls_routes: bool,
     pub tcp_routes: bool,
     pub udp_routes: bool,
+    pub backend_tls_policies: bool,
 }
 
 impl OptionalKinds {
@@ -309,6 +331,7 @@ impl OptionalKinds {
         tls_routes: true,
         tcp_routes: true,
         udp_routes: true,
+        backend_tls_policies: true,
     };
 
     /// Asks the API server which of the kinds it serves, in the versions
@@ -323,6 +346,7 @@ impl OptionalKinds {
             tls_routes: has(&v1, "tlsroutes"),
             tcp_routes: has(&v1alpha2, "tcproutes"),
             udp_routes: has(&v1alpha2, "udproutes"),
+            backend_tls_policies: has(&v1, "backendtlspolicies"),
         };
         tracing::info!(?kinds, "route kinds served by the API server");
         kinds
@@ -413,6 +437,14 @@ pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
     let tls_routes = optional!(kinds.tls_routes);
     let tcp_routes = optional!(kinds.tcp_routes);
     let udp_routes = optional!(kinds.udp_routes);
+    let backend_tls_policies = optional!(kinds.backend_tls_policies);
+    let config_maps = reflect(
+        Api::all(client.clone()),
+        all.clone(),
+        with!(config_map, ConfigMap),
+        &wake,
+        &mut tasks,
+    );
     let reference_grants = reflect(
         Api::all(client.clone()),
         all.clone(),
@@ -478,6 +510,8 @@ pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
         endpoint_slices,
         namespaces,
         secrets,
+        backend_tls_policies,
+        config_maps,
         gateway_parameters,
         deployments,
     };

@@ -67,7 +67,8 @@ pub fn statuses(outputs: &Outputs) -> Value {
         .iter()
         .map(|((kind, key), status)| json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": status}))
         .collect();
-    let mut doc = json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes});
+    let mut doc =
+        json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes});
     add_policies(&mut doc, outputs, None);
     doc
 }

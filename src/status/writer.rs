@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
+use gateway_api::apis::standard::backendtlspolicies::{BackendTlsPolicy, BackendTlsPolicyStatus};
 use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassStatus};
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus};
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -43,6 +44,7 @@ pub enum Kind {
     GatewayClass,
     Gateway,
     Route(RouteKind),
+    BackendTlsPolicy,
 }
 
 /// A route object whose `status.parents` the writer reads.
@@ -176,6 +178,7 @@ pub fn plan(
         outputs,
         now,
     );
+    plan_policies(&mut writes, inputs, outputs, now);
     writes
 }
 
@@ -190,29 +193,15 @@ fn plan_routes<K: LiveRoute>(
 ) {
     for (key, live) in live_routes {
         let live_status = live.status_json();
-        let live_parents: Vec<Value> = live_status
-            .get("parents")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let ours = |p: &Value| p.get("controllerName") == Some(&json!(CONTROLLER_NAME));
-        let computed = outputs.routes.get(&(kind, key.clone()));
-        if computed.is_none() && !live_parents.iter().any(ours) {
-            continue;
-        }
-        let mut parents: Vec<Value> = live_parents.iter().filter(|p| !ours(p)).cloned().collect();
-        for p in computed.map(|s| s.parents.as_slice()).unwrap_or_default() {
-            let parent_ref = json!(p.parent_ref);
-            let live_entry = live_parents
+        let computed = outputs.routes.get(&(kind, key.clone())).map(|s| {
+            s.parents
                 .iter()
-                .find(|x| ours(x) && x.get("parentRef") == Some(&parent_ref));
-            parents.push(json!({
-                "parentRef": parent_ref,
-                "controllerName": p.controller_name,
-                "conditions": stamp(&p.conditions, live_entry.and_then(|x| x.get("conditions")), now),
-            }));
-        }
-        let desired = json!({ "parents": parents });
+                .map(|p| (json!(p.parent_ref), p.conditions.as_slice()))
+                .collect()
+        });
+        let Some(desired) = shared_list(&live_status, SharedList::PARENTS, computed, now) else {
+            continue;
+        };
         // Every route kind's status has HTTPRoute's shape.
         if !same::<HttpRouteStatus>(&desired, &live_status) {
             writes.push(Write {
@@ -223,6 +212,84 @@ fn plan_routes<K: LiveRoute>(
             });
         }
     }
+}
+
+/// BackendTLSPolicy `status.ancestors`: other controllers' entries as they
+/// are, ours (one per Gateway using a targeted Service) as computed.
+fn plan_policies(writes: &mut Vec<Write>, inputs: &Inputs, outputs: &Outputs, now: &str) {
+    for (key, live) in &inputs.backend_tls_policies {
+        let live_status = to_json(&live.status);
+        let computed = outputs.backend_tls_policies.get(key).map(|s| {
+            s.ancestors
+                .iter()
+                .map(|a| (json!(a.ancestor_ref), a.conditions.as_slice()))
+                .collect()
+        });
+        let Some(desired) = shared_list(&live_status, SharedList::ANCESTORS, computed, now) else {
+            continue;
+        };
+        if !same::<BackendTlsPolicyStatus>(&desired, &live_status) {
+            writes.push(Write {
+                kind: Kind::BackendTlsPolicy,
+                key: key.clone(),
+                status: desired,
+                based_on: live.resource_version(),
+            });
+        }
+    }
+}
+
+/// A status list several controllers share, and the key naming each
+/// entry's object.
+struct SharedList {
+    list: &'static str,
+    reference: &'static str,
+}
+
+impl SharedList {
+    const PARENTS: Self = Self {
+        list: "parents",
+        reference: "parentRef",
+    };
+    const ANCESTORS: Self = Self {
+        list: "ancestors",
+        reference: "ancestorRef",
+    };
+}
+
+/// Our entries of one shared list: each object's reference and conditions.
+type Computed<'c> = Option<Vec<(Value, &'c [Condition])>>;
+
+/// The desired shared list (`{"<list>": [...]}`): other controllers' entries
+/// as read, ours as computed, each condition keeping its live transition
+/// time. None when neither side has an entry of ours.
+fn shared_list(
+    live_status: &Value,
+    shape: SharedList,
+    computed: Computed<'_>,
+    now: &str,
+) -> Option<Value> {
+    let live_entries: Vec<Value> = live_status
+        .get(shape.list)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ours = |p: &Value| p.get("controllerName") == Some(&json!(CONTROLLER_NAME));
+    if computed.is_none() && !live_entries.iter().any(ours) {
+        return None;
+    }
+    let mut entries: Vec<Value> = live_entries.iter().filter(|p| !ours(p)).cloned().collect();
+    for (reference, conditions) in computed.unwrap_or_default() {
+        let live_entry = live_entries
+            .iter()
+            .find(|x| ours(x) && x.get(shape.reference) == Some(&reference));
+        entries.push(json!({
+            shape.reference: reference,
+            "controllerName": CONTROLLER_NAME,
+            "conditions": stamp(conditions, live_entry.and_then(|x| x.get("conditions")), now),
+        }));
+    }
+    Some(json!({ shape.list: entries }))
 }
 
 /// Without any word from Envoy yet (portico just started), `Programmed`
@@ -408,10 +475,14 @@ impl StatusWriter {
             Kind::Route(RouteKind::Tls) => self.patch_route::<TlsRoute>(w).await?,
             Kind::Route(RouteKind::Tcp) => self.patch_route::<TcpRoute>(w).await?,
             Kind::Route(RouteKind::Udp) => self.patch_route::<UdpRoute>(w).await?,
+            // The same merge patch: `status.ancestors` is shared like
+            // `status.parents`.
+            Kind::BackendTlsPolicy => self.patch_route::<BackendTlsPolicy>(w).await?,
         }
         Ok(())
     }
 
+    /// A merge patch of a shared status list, guarded by `resourceVersion`.
     async fn patch_route<K>(&self, w: &Write) -> Result<(), kube::Error>
     where
         K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>

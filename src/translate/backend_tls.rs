@@ -66,7 +66,8 @@ pub struct PolicyVerdict {
 
 impl BackendTlsIndex {
     pub fn build(inputs: &Inputs) -> Self {
-        let mut policies: Vec<&Arc<BackendTlsPolicy>> = inputs.backend_tls_policies.values().collect();
+        let mut policies: Vec<&Arc<BackendTlsPolicy>> =
+            inputs.backend_tls_policies.values().collect();
         policies.sort_by(|a, b| {
             let created = |p: &BackendTlsPolicy| p.metadata.creation_timestamp.clone();
             match (created(a), created(b)) {
@@ -144,14 +145,23 @@ fn validate(
 ) -> (Option<Upstream>, Conditions) {
     let mut conditions = Conditions::new(policy.metadata.generation);
     let v = &policy.spec.validation;
-    if let Some(known) = v.well_known_ca_certificates.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(known) = v
+        .well_known_ca_certificates
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         conditions.set(
             spec::ACCEPTED,
             false,
             spec::INVALID,
             format!("spec.validation.wellKnownCACertificates: {known:?} is not supported by portico; reference a CA ConfigMap in caCertificateRefs"),
         );
-        conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "no references to resolve");
+        conditions.set(
+            spec::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "no references to resolve",
+        );
         return (None, conditions);
     }
     let mut ca_pem = Vec::new();
@@ -162,7 +172,10 @@ fn validate(
         if !(r.group.is_empty() || r.group == "core") || r.kind != "ConfigMap" {
             problems.push((
                 spec::INVALID_KIND,
-                format!("{field}: kind {} is not supported; only core ConfigMaps are", r.kind),
+                format!(
+                    "{field}: kind {} is not supported; only core ConfigMaps are",
+                    r.kind
+                ),
             ));
             continue;
         }
@@ -192,7 +205,12 @@ fn validate(
         }
     }
     match problems.first() {
-        None => conditions.set(spec::RESOLVED_REFS, true, "ResolvedRefs", "all references resolved"),
+        None => conditions.set(
+            spec::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
         Some((reason, _)) => {
             let messages: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
             conditions.set(spec::RESOLVED_REFS, false, reason, messages.join("; "));
@@ -213,16 +231,22 @@ fn validate(
             BackendTlsPolicyValidationSubjectAltNamesType::Hostname => {
                 san.hostname.clone().map(SubjectAltName::Dns)
             }
-            BackendTlsPolicyValidationSubjectAltNamesType::Uri => san.uri.clone().map(SubjectAltName::Uri),
+            BackendTlsPolicyValidationSubjectAltNamesType::Uri => {
+                san.uri.clone().map(SubjectAltName::Uri)
+            }
         };
-        match value.filter(|v| !matches!(v, SubjectAltName::Dns(s) | SubjectAltName::Uri(s) if s.is_empty())) {
+        match value.filter(
+            |v| !matches!(v, SubjectAltName::Dns(s) | SubjectAltName::Uri(s) if s.is_empty()),
+        ) {
             Some(v) => subject_alt_names.push(v),
             None => {
                 conditions.set(
                     spec::ACCEPTED,
                     false,
                     spec::INVALID,
-                    format!("spec.validation.subjectAltNames[{i}]: the value for its type is missing"),
+                    format!(
+                        "spec.validation.subjectAltNames[{i}]: the value for its type is missing"
+                    ),
                 );
                 return (Some(Upstream::Refused(key.clone())), conditions);
             }
@@ -246,7 +270,8 @@ fn check_ca(pem: &str) -> Result<(), String> {
         return Err("holds no certificate".into());
     }
     for (i, c) in certs.iter().enumerate() {
-        x509_parser::parse_x509_certificate(c).map_err(|e| format!("certificate {}: {e}", i + 1))?;
+        x509_parser::parse_x509_certificate(c)
+            .map_err(|e| format!("certificate {}: {e}", i + 1))?;
     }
     Ok(())
 }

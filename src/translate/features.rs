@@ -4,6 +4,8 @@
 
 /// Sorted, as the specification asks.
 pub const SUPPORTED: &[&str] = &[
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "GRPCRoute",
     "Gateway",
     "GatewayHTTPListenerIsolation",

@@ -153,7 +153,10 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     for ((model, parents), attached) in http_models.iter().zip(http_parents).zip(http_attachments) {
         for a in &attached {
             for s in &model.head.services {
-                service_gateways.entry(s).or_default().insert(a.gateway.clone());
+                service_gateways
+                    .entry(s)
+                    .or_default()
+                    .insert(a.gateway.clone());
             }
         }
         for a in attached {
@@ -209,7 +212,10 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
     for (gateway, list) in &l4_placements {
         for p in list {
             for s in &l4_models[p.route].head.services {
-                service_gateways.entry(s).or_default().insert(gateway.clone());
+                service_gateways
+                    .entry(s)
+                    .or_default()
+                    .insert(gateway.clone());
             }
         }
     }

@@ -9,17 +9,17 @@ use envoy_types::pb::envoy::config::core::v3::{
     Address, DataSource, Http2ProtocolOptions, Locality, SocketAddress, TransportSocket, address,
     data_source, socket_address, transport_socket,
 };
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
     common_tls_context, subject_alt_name_matcher,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-use envoy_types::pb::envoy::config::endpoint::v3::{
-    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
-};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::{ads_source, any, duration};
@@ -143,16 +143,20 @@ fn upstream_tls(tls: &BackendTls, protocol: UpstreamProtocol) -> TransportSocket
                 UpstreamProtocol::H2c => vec!["h2".into()],
                 UpstreamProtocol::Http1 => Vec::new(),
             },
-            validation_context_type: Some(common_tls_context::ValidationContextType::ValidationContext(
-                CertificateValidationContext {
-                    trusted_ca: Some(DataSource {
-                        specifier: Some(data_source::Specifier::InlineBytes(tls.ca_pem.clone())),
-                        ..DataSource::default()
-                    }),
-                    match_typed_subject_alt_names: names,
-                    ..CertificateValidationContext::default()
-                },
-            )),
+            validation_context_type: Some(
+                common_tls_context::ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
+                        trusted_ca: Some(DataSource {
+                            specifier: Some(data_source::Specifier::InlineBytes(
+                                tls.ca_pem.clone(),
+                            )),
+                            ..DataSource::default()
+                        }),
+                        match_typed_subject_alt_names: names,
+                        ..CertificateValidationContext::default()
+                    },
+                ),
+            ),
             ..CommonTlsContext::default()
         }),
         ..UpstreamTlsContext::default()
