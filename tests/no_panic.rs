@@ -1,12 +1,13 @@
-//! No input may panic translation: arbitrary Gateways and HTTPRoutes (random
-//! names, hostnames, ports, protocols, matches, filters, references, regexes and
-//! header names drawn from hostile alphabets) go through `translate` and
-//! `render`. Bounded: `PROPTEST_CASES` (default 300) cases.
+//! No input may panic translation: arbitrary Gateways (every protocol, TLS
+//! modes and certificate references), routes of every kind, and
+//! BackendTLSPolicies (random names, hostnames, ports, protocols, matches,
+//! filters, references, regexes and header names drawn from hostile
+//! alphabets) go through `translate` and `render`. Bounded: `PROPTEST_CASES`
+//! (default 300) cases.
 
 use std::sync::Arc;
 
 use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::httproutes::HttpRoute;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -143,25 +144,110 @@ fn rule() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A GRPCRoute rule: method matches of any type and content, headers,
+/// filters and backends.
+fn grpc_rule() -> impl Strategy<Value = Value> {
+    (
+        proptest::collection::vec(
+            (
+                prop_oneof![Just("Exact"), Just("RegularExpression"), Just("Other")],
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::collection::vec((text(), string_match()), 0..2),
+            ),
+            0..3,
+        ),
+        proptest::collection::vec(filter(), 0..2),
+        proptest::collection::vec(backend(), 0..3),
+    )
+        .prop_map(|(matches, filters, backends)| {
+            let matches: Vec<Value> = matches
+                .into_iter()
+                .map(|(kind, service, method, headers)| {
+                    let headers: Vec<Value> = headers
+                        .into_iter()
+                        .map(|(n, m)| json!({"name": n, "type": m["type"], "value": m["value"]}))
+                        .collect();
+                    json!({"method": {"type": kind, "service": service, "method": method}, "headers": headers})
+                })
+                .collect();
+            json!({"matches": matches, "filters": filters, "backendRefs": backends})
+        })
+}
+
 fn route() -> impl Strategy<Value = Value> {
     (
+        prop_oneof![
+            3 => Just("HTTPRoute"),
+            1 => Just("GRPCRoute"),
+            1 => Just("TLSRoute"),
+            1 => Just("TCPRoute"),
+            1 => Just("UDPRoute"),
+        ],
         name(),
         name(),
         proptest::collection::vec((gateway_name(), proptest::option::of(name()), proptest::option::of(text()), proptest::option::of(number())), 0..3),
         proptest::collection::vec(text(), 0..3),
         proptest::collection::vec(rule(), 0..3),
+        proptest::collection::vec(grpc_rule(), 0..3),
+        proptest::collection::vec(proptest::collection::vec(backend(), 0..3), 0..3),
     )
-        .prop_map(|(ns, n, parents, hostnames, rules)| {
+        .prop_map(|(kind, ns, n, parents, hostnames, rules, grpc_rules, l4_rules)| {
             let parents: Vec<Value> = parents
                 .into_iter()
                 .map(|(g, gns, section, port)| json!({"name": g, "namespace": gns, "sectionName": section, "port": port}))
                 .collect();
+            let l4_rules: Vec<Value> = l4_rules
+                .into_iter()
+                .map(|b| json!({"backendRefs": b}))
+                .collect();
+            let (version, spec) = match kind {
+                "HTTPRoute" => ("v1", json!({"parentRefs": parents, "hostnames": hostnames, "rules": rules})),
+                "GRPCRoute" => ("v1", json!({"parentRefs": parents, "hostnames": hostnames, "rules": grpc_rules})),
+                "TLSRoute" => ("v1", json!({"parentRefs": parents, "hostnames": hostnames, "rules": l4_rules})),
+                _ => ("v1alpha2", json!({"parentRefs": parents, "rules": l4_rules})),
+            };
             json!({
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "apiVersion": format!("gateway.networking.k8s.io/{version}"), "kind": kind,
                 "metadata": {"namespace": ns, "name": n, "generation": 1},
-                "spec": {"parentRefs": parents, "hostnames": hostnames, "rules": rules},
+                "spec": spec,
             })
         })
+}
+
+/// A BackendTLSPolicy on a Service, with CA references good, missing or of
+/// other kinds, and any hostname and subjectAltNames.
+fn policy() -> impl Strategy<Value = Value> {
+    (
+        name(),
+        name(),
+        proptest::collection::vec((prop_oneof![Just("ConfigMap"), Just("Secret")], prop_oneof![Just("ca"), Just("missing"), Just("bad-ca")]), 0..3),
+        text(),
+        proptest::option::of(text()),
+        proptest::collection::vec((prop_oneof![Just("Hostname"), Just("URI")], proptest::option::of(text())), 0..2),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(ns, n, cas, hostname, known, sans, section)| {
+            let cas: Vec<Value> = cas.into_iter().map(|(k, c)| json!({"group": "", "kind": k, "name": c})).collect();
+            let sans: Vec<Value> = sans.into_iter().map(|(t, v)| json!({"type": t, "hostname": v, "uri": v})).collect();
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+                "metadata": {"namespace": ns, "name": n, "generation": 1},
+                "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "web", "sectionName": section}],
+                         "validation": {"caCertificateRefs": cas, "hostname": hostname,
+                                        "wellKnownCACertificates": known, "subjectAltNames": sans}},
+            })
+        })
+}
+
+/// One object of any kind the file source reads, or None when the schema
+/// refuses it.
+fn object(v: Value) -> Option<InputObject> {
+    let text = serde_json::to_string(&strip_nulls(v)).ok()?;
+    let mut objects =
+        portico::inputs::files::parse_documents(std::path::Path::new("generated.json"), &text)
+            .ok()?;
+    objects.pop()
 }
 
 fn gateway() -> impl Strategy<Value = Value> {
@@ -175,12 +261,18 @@ fn gateway() -> impl Strategy<Value = Value> {
                 prop_oneof![
                     Just("HTTP".to_string()),
                     Just("HTTPS".to_string()),
+                    Just("TLS".to_string()),
                     Just("TCP".to_string()),
+                    Just("UDP".to_string()),
                     text()
                 ],
                 proptest::option::of(text()),
                 prop_oneof![Just("Same"), Just("All"), Just("Selector")],
                 proptest::option::of(text()),
+                proptest::option::of((
+                    prop_oneof![Just("Terminate"), Just("Passthrough")],
+                    proptest::collection::vec((prop_oneof![Just("cert"), Just("bad-cert"), Just("nope")], proptest::option::of(name()), proptest::option::of(text())), 0..3),
+                )),
             ),
             0..4,
         ),
@@ -188,14 +280,21 @@ fn gateway() -> impl Strategy<Value = Value> {
         .prop_map(|(ns, n, listeners)| {
             let listeners: Vec<Value> = listeners
                 .into_iter()
-                .map(|(ln, port, proto, host, from, op)| {
+                .map(|(ln, port, proto, host, from, op, tls)| {
                     let op = op.unwrap_or_else(|| "In".to_string());
+                    let tls = tls.map(|(mode, refs)| {
+                        let refs: Vec<Value> = refs
+                            .into_iter()
+                            .map(|(c, cns, kind)| json!({"name": c, "namespace": cns, "kind": kind}))
+                            .collect();
+                        json!({"mode": mode, "certificateRefs": refs})
+                    });
                     json!({
-                        "name": ln, "port": port, "protocol": proto, "hostname": host,
+                        "name": ln, "port": port, "protocol": proto, "hostname": host, "tls": tls,
                         "allowedRoutes": {"namespaces": {"from": from, "selector": {
                             "matchLabels": {"team": "a"},
                             "matchExpressions": [{"key": "k", "operator": op, "values": ["v"]}]}},
-                            "kinds": [{"kind": "HTTPRoute"}, {"kind": op}]},
+                            "kinds": [{"kind": "HTTPRoute"}, {"kind": "GRPCRoute"}, {"kind": "TLSRoute"}, {"kind": "TCPRoute"}, {"kind": "UDPRoute"}, {"kind": op}]},
                     })
                 })
                 .collect();
@@ -231,7 +330,29 @@ fn fixed_objects(b: &mut InputsBuilder) {
     b.insert(InputObject::GatewayClass(
         serde_json::from_value(class).expect("class"),
     ));
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["a.example.com".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
     for ns in ["a", "b", "web"] {
+        for (name, crt, pem_key) in [
+            ("cert", cert.pem(), key.serialize_pem()),
+            ("bad-cert", "garbage".to_string(), key.serialize_pem()),
+        ] {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"namespace": ns, "name": name},
+                "stringData": {"tls.crt": crt, "tls.key": pem_key}});
+            b.insert(object(secret).expect("secret"));
+        }
+        for (name, ca) in [
+            ("ca", cert.pem()),
+            ("bad-ca", "not a certificate".to_string()),
+        ] {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"namespace": ns, "name": name}, "data": {"ca.crt": ca}});
+            b.insert(object(cm).expect("config map"));
+        }
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": "web"},
             "spec": {"ports": [{"name": "http", "port": 80}, {"port": 8080}]}});
         b.insert(InputObject::Service(
@@ -267,19 +388,23 @@ fn translate_never_panics() {
         let strategy = (
             proptest::collection::vec(gateway(), 0..3),
             proptest::collection::vec(route(), 1..5),
+            proptest::collection::vec(policy(), 0..2),
         );
         let typed_routes = std::cell::Cell::new(0usize);
         let attached = std::cell::Cell::new(0usize);
         runner
-            .run(&strategy, |(gateways, routes)| {
+            .run(&strategy, |(gateways, routes, policies)| {
                 let mut b = InputsBuilder::default();
                 fixed_objects(&mut b);
                 for g in gateways.into_iter().filter_map(typed::<Gateway>) {
                     b.insert(InputObject::Gateway(g));
                 }
-                for r in routes.into_iter().filter_map(typed::<HttpRoute>) {
+                for r in routes.into_iter().filter_map(object) {
                     typed_routes.set(typed_routes.get() + 1);
-                    b.insert(InputObject::HttpRoute(r));
+                    b.insert(r);
+                }
+                for p in policies.into_iter().filter_map(object) {
+                    b.insert(p);
                 }
                 let inputs = Arc::new(b.build());
                 let outputs = translate(&inputs);
