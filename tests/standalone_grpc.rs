@@ -1,7 +1,7 @@
 //! gRPC, HTTP/2 backends and WebSocket through `portico standalone` and a
 //! real Envoy, with real peers (Python grpcio and websockets): GRPCRoute
-//! method and header matches with a header filter, over cleartext HTTP/2 and
-//! over HTTPS; an HTTPRoute to a Service port with `appProtocol:
+//! method and header matches with a header filter, weighted backends, over
+//! cleartext HTTP/2 and over HTTPS; an HTTPRoute to a Service port with `appProtocol:
 //! kubernetes.io/h2c` carrying gRPC (which needs HTTP/2 to the backend); and
 //! a WebSocket through an HTTPRoute to a `kubernetes.io/ws` backend.
 
@@ -51,6 +51,9 @@ fn grpc_h2c_and_websocket_reach_real_peers() {
          \x20   backendRefs: [{{name: a, port: 9000}}]\n\
          \x20 - matches: [{{method: {{service: echo.Echo}}}}]\n\
          \x20   backendRefs: [{{name: b, port: 9000}}]\n\
+         ---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: split, namespace: default}}\n\
+         spec:\n  parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [split.example.com]\n\
+         \x20 rules: [{{backendRefs: [{{name: a, port: 9000, weight: 1}}, {{name: b, port: 9000, weight: 1}}]}}]\n\
          ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: h2c, namespace: default}}\n\
          spec:\n  parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [h2c.example.com]\n\
          \x20 rules: [{{backendRefs: [{{name: b-h2c, port: 9000}}]}}]\n\
@@ -94,6 +97,18 @@ fn grpc_h2c_and_websocket_reach_real_peers() {
         grpc("grpc.example.com", "other.Service/Call", &[]),
         "status:UNIMPLEMENTED"
     );
+
+    // Weighted backends: calls reach both.
+    let mut seen = std::collections::BTreeSet::new();
+    wait_for(
+        "calls on both weighted backends",
+        Duration::from_secs(30),
+        || {
+            seen.insert(grpc("split.example.com", "echo.Echo/Ping", &[]));
+            seen.contains("a:Ping:hello:") && seen.contains("b:Ping:hello:")
+        },
+    );
+    assert_eq!(seen.len(), 2, "{seen:?}");
 
     // The same over HTTPS, HTTP/2 negotiated by ALPN.
     let ca_path = ca_file.0.join("ca.pem");
