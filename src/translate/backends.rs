@@ -150,7 +150,9 @@ impl<'a> BackendResolver<'a> {
     }
 
     /// The Services named by the references resolved since the last call
-    /// (one route's, when called after each route), sorted and deduplicated.
+    /// (one route's, when called after each route), sorted and deduplicated;
+    /// empty when no BackendTLSPolicy exists, since only their statuses
+    /// need them.
     pub fn take_referenced(&mut self) -> Vec<ObjectKey> {
         let mut out = std::mem::take(&mut self.referenced);
         out.sort();
@@ -178,10 +180,13 @@ impl<'a> BackendResolver<'a> {
         );
         let inputs = self.inputs;
         let tls = &self.tls;
-        self.referenced.push(ObjectKey::new(
-            r.namespace.unwrap_or(from.namespace),
-            r.name,
-        ));
+        // Only policy statuses read these; without policies, skip the work.
+        if !tls.policies.is_empty() {
+            self.referenced.push(ObjectKey::new(
+                r.namespace.unwrap_or(from.namespace),
+                r.name,
+            ));
+        }
         self.cache
             .entry(key)
             .or_insert_with(|| resolve(inputs, tls, from, r).map(Arc::new))

@@ -217,6 +217,10 @@ pub fn settle(
     models: &[HttpRouteModel<'_>],
     attachments: &mut [Vec<Attachment>],
 ) -> Vec<Lost> {
+    // Only routes of both kinds can conflict.
+    if !models.iter().any(|m| m.head.kind == RouteKind::Grpc) {
+        return Vec::new();
+    }
     let mut order: Vec<usize> = (0..models.len()).collect();
     order.sort_by(|a, b| models[*a].head.age_order(&models[*b].head));
     let mut accepted: BTreeMap<(ObjectKey, usize), Vec<Claim>> = BTreeMap::new();
