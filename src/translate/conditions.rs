@@ -125,6 +125,8 @@ pub mod spec {
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
+    pub const OVERLAPPING_TLS_CONFIG: &str = "OverlappingTLSConfig";
+    pub const OVERLAPPING_HOSTNAMES: &str = "OverlappingHostnames";
 
     pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
     pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";

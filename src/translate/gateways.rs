@@ -243,6 +243,7 @@ fn gateway_model(inputs: &Inputs, gateway: &Gateway, shift_privileged: bool) -> 
         .collect();
     mark_duplicate_names(&mut listeners);
     mark_conflicts(&mut listeners);
+    mark_overlapping_tls(&mut listeners);
     GatewayModel {
         key: ObjectKey::of(gateway),
         generation,
@@ -491,6 +492,47 @@ fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
             listeners[i]
                 .conditions
                 .set(spec::ACCEPTED, false, spec::UNSUPPORTED_VALUE, msg);
+        }
+    }
+}
+
+/// Sets `OverlappingTLSConfig=True/OverlappingHostnames` on listeners that
+/// terminate TLS on one port with hostnames that overlap (one covers the
+/// other, or one has none): a client may reuse a connection made for one of
+/// them for the other's hosts, and is then answered 421. The condition is
+/// absent, not False, when there is no overlap.
+fn mark_overlapping_tls(listeners: &mut [ListenerModel]) {
+    let terminating: Vec<usize> = (0..listeners.len())
+        .filter(|i| {
+            let l = &listeners[*i];
+            l.is_ready() && l.protocol.is_some_and(Protocol::terminates_tls)
+        })
+        .collect();
+    let overlap = |a: Option<&str>, b: Option<&str>| match (a, b) {
+        (Some(a), Some(b)) => a == b || hostnames::covers(a, b) || hostnames::covers(b, a),
+        _ => true,
+    };
+    for &i in &terminating {
+        let me = &listeners[i];
+        let others: Vec<String> = terminating
+            .iter()
+            .filter(|j| **j != i)
+            .map(|j| &listeners[*j])
+            .filter(|o| o.port == me.port && overlap(o.hostname.as_deref(), me.hostname.as_deref()))
+            .map(|o| format!("{:?}", o.name))
+            .collect();
+        if !others.is_empty() {
+            let message = format!(
+                "hostnames overlap with listener(s) {} on port {}; a reused connection for another listener's host is answered 421",
+                others.join(", "),
+                me.port
+            );
+            listeners[i].conditions.set(
+                spec::OVERLAPPING_TLS_CONFIG,
+                true,
+                spec::OVERLAPPING_HOSTNAMES,
+                message,
+            );
         }
     }
 }
