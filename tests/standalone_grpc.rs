@@ -10,20 +10,13 @@ mod common;
 use std::time::Duration;
 
 use common::peers::{call, serve};
-use common::standalone::{Portico, Workdir};
+use common::standalone::{CLASS, Portico, Workdir, loopback_service};
 use common::tls::{Ca, secret_yaml};
 use common::traffic::{free_port, wait_for};
 
+/// A Service `name` on port 9000 whose one endpoint is 127.0.0.1:`target`.
 fn service(name: &str, target: u16, app_protocol: Option<&str>) -> String {
-    let app = app_protocol.map_or(String::new(), |p| format!(", appProtocol: {p}"));
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-         spec: {{ports: [{{name: p, port: 9000{app}}}]}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-         addressType: IPv4\nports: [{{name: p, port: {target}}}]\n\
-         endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
-    )
+    loopback_service(name, 9000, "TCP", app_protocol, target)
 }
 
 #[test]
@@ -38,8 +31,7 @@ fn grpc_h2c_and_websocket_reach_real_peers() {
     let (http, https) = (free_port(), free_port());
     let dir = Workdir::new("grpc");
     let mut yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
-         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+        "{CLASS}---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
          spec:\n  gatewayClassName: portico\n  listeners:\n\
          \x20 - {{name: http, port: {http}, protocol: HTTP}}\n\

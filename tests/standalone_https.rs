@@ -8,14 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::standalone::{Portico, Workdir};
+use common::standalone::{CLASS, Portico, Workdir, loopback_service};
 use common::tls::{Ca, connect, http_on, https_backend, peer_serial, pem_serial, secret_yaml};
 use common::traffic::{backend, free_port, get, request, wait_for};
 
 fn gateway(http: u16, https: u16) -> String {
     format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
-         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+        "{CLASS}---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
          spec:\n  gatewayClassName: portico\n  listeners:\n\
          \x20 - {{name: http, port: {http}, protocol: HTTP}}\n\
@@ -25,16 +24,7 @@ fn gateway(http: u16, https: u16) -> String {
 }
 
 fn routes(a: u16, wild: u16) -> String {
-    let service = |name: &str, port: u16| {
-        format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-             spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
-             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-             metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-             addressType: IPv4\nports: [{{name: http, port: {port}}}]\n\
-             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
-        )
-    };
+    let service = |name: &str, target: u16| loopback_service(name, 80, "TCP", None, target);
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: to-https, namespace: default}}\n\
          spec:\n  parentRefs: [{{name: gw, sectionName: http}}]\n  rules:\n\
@@ -150,16 +140,7 @@ fn backend_tls_policies_verify_the_backend() {
     let untrusted = https_backend(&stranger.leaf(&["secure.internal"]), "untrusted");
     let port = free_port();
     let dir = Workdir::new("backend-tls");
-    let service = |name: &str, target: u16| {
-        format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-             spec: {{ports: [{{name: https, port: 443}}]}}\n---\n\
-             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-             metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-             addressType: IPv4\nports: [{{name: https, port: {target}}}]\n\
-             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
-        )
-    };
+    let service = |name: &str, target: u16| loopback_service(name, 443, "TCP", None, target);
     let policy = |name: &str, ca_map: &str, hostname: &str| {
         format!(
             "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n\
@@ -170,8 +151,7 @@ fn backend_tls_policies_verify_the_backend() {
     };
     let ca_pem: String = ca.pem.lines().map(|l| format!("    {l}\n")).collect();
     let mut yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: portico}}\n\
-         spec: {{controllerName: portico.dev/gateway-controller}}\n---\n\
+        "{CLASS}---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
          spec:\n  gatewayClassName: portico\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\n\

@@ -9,25 +9,15 @@ use std::collections::BTreeMap;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::standalone::{Portico, Workdir};
+use common::standalone::{CLASS, Portico, Workdir, loopback_service};
 use common::tls::{
     Ca, connect, exchange, peer_serial, pem_serial, secret_yaml, tcp_echo_backend, tls_echo_backend,
 };
 use common::traffic::{free_port, wait_for};
 
-const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
-                     spec: {controllerName: portico.dev/gateway-controller}\n";
-
-/// A Service `name` on `port` whose one endpoint is 127.0.0.1:`target`.
+/// A Service `name` on port 7000 whose one endpoint is 127.0.0.1:`target`.
 fn service(name: &str, protocol: &str, target: u16) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-         spec: {{ports: [{{name: p, port: 7000, protocol: {protocol}}}]}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-         addressType: IPv4\nports: [{{name: p, port: {target}, protocol: {protocol}}}]\n\
-         endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
-    )
+    loopback_service(name, 7000, protocol, None, target)
 }
 
 fn route(

@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 
 from e2e.harness.certs import Ca, tls_secret
@@ -198,10 +197,7 @@ def https_get(ca_pem, address, port, hostname, path="/"):
     """(status, body) of one HTTPS request that verifies the certificate
     against the test CA for `hostname` (also the SNI name); None if the
     connection or the verification fails."""
-    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca_file:
-        ca_file.write(ca_pem)
-        ca_file.flush()
-        context = ssl.create_default_context(cafile=ca_file.name)
+    context = ssl.create_default_context(cadata=ca_pem)
     try:
         with socket.create_connection((address, port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname=hostname) as tls:

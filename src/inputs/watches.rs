@@ -326,14 +326,6 @@ pub struct OptionalKinds {
 }
 
 impl OptionalKinds {
-    pub const ALL: Self = Self {
-        grpc_routes: true,
-        tls_routes: true,
-        tcp_routes: true,
-        udp_routes: true,
-        backend_tls_policies: true,
-    };
-
     /// Asks the API server which of the kinds it serves, in the versions
     /// portico reads. A group version that cannot be listed counts as not
     /// served, and is logged.

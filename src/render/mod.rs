@@ -83,12 +83,7 @@ fn add_policies(doc: &mut Value, outputs: &Outputs, only: Option<&ObjectKey>) {
             let ancestors: Vec<_> = status
                 .ancestors
                 .iter()
-                .filter(|a| {
-                    only.is_none_or(|o| {
-                        a.ancestor_ref.name == o.name
-                            && a.ancestor_ref.namespace.as_deref() == Some(o.namespace.as_str())
-                    })
-                })
+                .filter(|a| only.is_none_or(|o| a.ancestor_ref.names(&key.namespace, o)))
                 .collect();
             (!ancestors.is_empty()).then(|| {
                 json!({"kind": "BackendTLSPolicy", "namespace": key.namespace, "name": key.name, "status": {"ancestors": ancestors}})
@@ -130,12 +125,7 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
             let parents: Vec<_> = status
                 .parents
                 .iter()
-                .filter(|p| {
-                    only.is_none_or(|o| {
-                        p.parent_ref.name == o.name
-                            && p.parent_ref.namespace.as_deref().unwrap_or(&key.namespace) == o.namespace
-                    })
-                })
+                .filter(|p| only.is_none_or(|o| p.parent_ref.names(&key.namespace, o)))
                 .collect();
             (!parents.is_empty()).then(|| {
                 json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": {"parents": parents}})

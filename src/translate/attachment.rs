@@ -5,8 +5,8 @@
 //! names one of our Gateways, and the listeners (with hostnames) the route
 //! is placed on.
 
-use super::conditions::{Conditions, spec};
-use super::gateways::{CONTROLLER_NAME, GATEWAY_GROUP, GatewayIndex};
+use super::conditions::{self, Conditions, spec};
+use super::gateways::{CONTROLLER_NAME, GATEWAY_GROUP, GatewayIndex, GatewayModel};
 use super::hostnames;
 use super::routes::RouteHead;
 use super::status::{ParentRef, RouteParentStatus};
@@ -27,6 +27,44 @@ pub struct Attachment {
     pub parent: usize,
     pub listener: usize,
     pub hostnames: Vec<String>,
+}
+
+/// An attachment taken back after `attach`, because an older route holds
+/// the listener or its hostnames: the route (an index into the caller's
+/// models), its parent entry, the listener, and why.
+pub struct Lost {
+    pub route: usize,
+    pub parent: usize,
+    pub listener: usize,
+    pub message: String,
+}
+
+impl Lost {
+    /// Applies the loss: the listener stops counting the route unless
+    /// `on_listener` (the route still holds another placement there), and
+    /// the parent turns `Accepted=False/NotAllowedByListeners` unless
+    /// `parent_kept` (the parent still has another attachment).
+    pub fn apply(
+        self,
+        gateway: &mut GatewayModel,
+        parents: &mut [RouteParentStatus],
+        on_listener: bool,
+        parent_kept: bool,
+    ) {
+        if !on_listener {
+            let count = &mut gateway.listeners[self.listener].attached_routes;
+            *count = (*count - 1).max(0);
+        }
+        if !parent_kept && let Some(parent) = parents.get_mut(self.parent) {
+            conditions::replace(
+                &mut parent.conditions,
+                spec::ACCEPTED,
+                false,
+                spec::NOT_ALLOWED_BY_LISTENERS,
+                self.message,
+            );
+        }
+    }
 }
 
 /// Attaches a compiled route; `has_rules` is whether any rule survived

@@ -40,9 +40,9 @@ pub enum SubjectAltName {
     Uri(String),
 }
 
-/// How a Service port is reached.
+/// How a policy says a Service port is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Upstream {
+pub enum PolicyTarget {
     Tls(Arc<BackendTls>),
     /// The policy has no valid CA certificate: connections must fail.
     Refused(ObjectKey),
@@ -52,14 +52,13 @@ pub enum Upstream {
 #[derive(Debug, Default)]
 pub struct BackendTlsIndex {
     /// (Service, port name or None for every port) -> how to reach it.
-    targets: BTreeMap<(ObjectKey, Option<String>), Upstream>,
+    targets: BTreeMap<(ObjectKey, Option<String>), PolicyTarget>,
     /// Per policy: its conditions and the Services it targets.
     pub policies: BTreeMap<ObjectKey, PolicyVerdict>,
 }
 
 #[derive(Debug)]
 pub struct PolicyVerdict {
-    pub generation: Option<i64>,
     pub conditions: Conditions,
     pub services: Vec<ObjectKey>,
 }
@@ -97,8 +96,8 @@ impl BackendTlsIndex {
                 services.push(service.clone());
                 let slot = (service, t.section_name.clone());
                 match index.targets.get(&slot) {
-                    Some(Upstream::Tls(other)) => conflicted = Some(other.policy.clone()),
-                    Some(Upstream::Refused(other)) => conflicted = Some(other.clone()),
+                    Some(PolicyTarget::Tls(other)) => conflicted = Some(other.policy.clone()),
+                    Some(PolicyTarget::Refused(other)) => conflicted = Some(other.clone()),
                     None => {
                         if let Some(u) = &upstream {
                             index.targets.insert(slot, u.clone());
@@ -119,7 +118,6 @@ impl BackendTlsIndex {
             index.policies.insert(
                 key,
                 PolicyVerdict {
-                    generation: policy.metadata.generation,
                     conditions,
                     services,
                 },
@@ -129,7 +127,7 @@ impl BackendTlsIndex {
     }
 
     /// How to reach port `port_name` of `service`, if a policy covers it.
-    pub fn upstream(&self, service: &ObjectKey, port_name: Option<&str>) -> Option<&Upstream> {
+    pub fn upstream(&self, service: &ObjectKey, port_name: Option<&str>) -> Option<&PolicyTarget> {
         port_name
             .and_then(|n| self.targets.get(&(service.clone(), Some(n.to_string()))))
             .or_else(|| self.targets.get(&(service.clone(), None)))
@@ -142,7 +140,7 @@ fn validate(
     inputs: &Inputs,
     key: &ObjectKey,
     policy: &BackendTlsPolicy,
-) -> (Option<Upstream>, Conditions) {
+) -> (Option<PolicyTarget>, Conditions) {
     let mut conditions = Conditions::new(policy.metadata.generation);
     let v = &policy.spec.validation;
     if let Some(known) = v
@@ -223,7 +221,7 @@ fn validate(
             "NoValidCACertificate",
             "no CA certificate reference is valid; connections to the targeted Services fail",
         );
-        return (Some(Upstream::Refused(key.clone())), conditions);
+        return (Some(PolicyTarget::Refused(key.clone())), conditions);
     }
     let mut subject_alt_names = Vec::new();
     for (i, san) in v.subject_alt_names.iter().flatten().enumerate() {
@@ -248,7 +246,7 @@ fn validate(
                         "spec.validation.subjectAltNames[{i}]: the value for its type is missing"
                     ),
                 );
-                return (Some(Upstream::Refused(key.clone())), conditions);
+                return (Some(PolicyTarget::Refused(key.clone())), conditions);
             }
         }
     }
@@ -259,7 +257,7 @@ fn validate(
         ca_pem,
         subject_alt_names,
     };
-    (Some(Upstream::Tls(Arc::new(tls))), conditions)
+    (Some(PolicyTarget::Tls(Arc::new(tls))), conditions)
 }
 
 fn check_ca(pem: &str) -> Result<(), String> {

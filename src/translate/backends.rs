@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::inputs::{Inputs, ObjectKey};
 
-use super::backend_tls::{BackendTls, BackendTlsIndex, Upstream};
+use super::backend_tls::{BackendTls, BackendTlsIndex, PolicyTarget};
 use super::conditions::spec;
 
 /// One Envoy cluster: a Service port, spoken to in one protocol. Every
@@ -43,14 +43,6 @@ pub enum UpstreamProtocol {
 pub const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
 
 impl ClusterKey {
-    pub fn new(service: ObjectKey, port: u16) -> Self {
-        Self::with_protocol(service, port, UpstreamProtocol::Http1)
-    }
-
-    pub fn with_protocol(service: ObjectKey, port: u16, protocol: UpstreamProtocol) -> Self {
-        Self::upstream(service, port, protocol, None)
-    }
-
     pub fn upstream(
         service: ObjectKey,
         port: u16,
@@ -261,8 +253,8 @@ pub fn resolve(
     let port_name = service_port.and_then(|p| p.name.as_deref());
     let tls = match tls.upstream(&key, port_name) {
         None => None,
-        Some(Upstream::Tls(t)) => Some(Arc::clone(t)),
-        Some(Upstream::Refused(policy)) => {
+        Some(PolicyTarget::Tls(t)) => Some(Arc::clone(t)),
+        Some(PolicyTarget::Refused(policy)) => {
             return Err(BackendError {
                 reason: spec::INVALID_KIND,
                 message: format!(

@@ -20,7 +20,7 @@ use gateway_api::experimental::grpcroutes::{
 use gateway_api::experimental::httproutes::HttpRouteRules;
 use serde_json::{Value, json};
 
-use super::attachment::Attachment;
+use super::attachment::{Attachment, Lost};
 use super::backends::{BackendResolver, Referrer};
 use super::field_path::FieldPath;
 use super::gateways::{GATEWAY_GROUP, GatewayIndex};
@@ -200,23 +200,16 @@ fn is_service_name(s: &str) -> bool {
 /// hostnames it serves there.
 type Claim = (usize, Vec<String>);
 
-/// A route that lost a listener to a route of the other kind.
-pub struct Lost {
-    pub route: usize,
-    pub parent: usize,
-    pub message: String,
-}
-
 /// Where an HTTPRoute and a GRPCRoute share a listener with intersecting
 /// hostnames, the specification accepts exactly one: the older, then the
 /// first by namespace/name. `attachments[i]` are the placements of
-/// `models[i]`; the newer route's placement on that listener is removed (and
-/// no longer counted as attached) and returned.
+/// `models[i]`; the newer route's placement on that listener is removed and
+/// returned with its Gateway.
 pub fn settle(
-    idx: &mut GatewayIndex,
+    idx: &GatewayIndex,
     models: &[HttpRouteModel<'_>],
     attachments: &mut [Vec<Attachment>],
-) -> Vec<Lost> {
+) -> Vec<(ObjectKey, Lost)> {
     // Only routes of both kinds can conflict.
     if !models.iter().any(|m| m.head.kind == RouteKind::Grpc) {
         return Vec::new();
@@ -240,20 +233,21 @@ pub fn settle(
                         .get(&a.gateway)
                         .map(|g| g.listeners[a.listener].name.clone())
                         .unwrap_or_default();
-                    lost.push(Lost {
-                        route,
-                        parent: a.parent,
-                        message: format!(
-                            "{} {} is older (or first by name) and serves an intersecting hostname on listener {listener:?} of Gateway {}; an HTTPRoute and a GRPCRoute cannot share one",
-                            other.kind.name(),
-                            other.key,
-                            a.gateway
-                        ),
-                    });
-                    if let Some(g) = idx.gateways.get_mut(&a.gateway) {
-                        let count = &mut g.listeners[a.listener].attached_routes;
-                        *count = (*count - 1).max(0);
-                    }
+                    let message = format!(
+                        "{} {} is older (or first by name) and serves an intersecting hostname on listener {listener:?} of Gateway {}; an HTTPRoute and a GRPCRoute cannot share one",
+                        other.kind.name(),
+                        other.key,
+                        a.gateway
+                    );
+                    lost.push((
+                        a.gateway.clone(),
+                        Lost {
+                            route,
+                            parent: a.parent,
+                            listener: a.listener,
+                            message,
+                        },
+                    ));
                     false
                 }
                 None => {

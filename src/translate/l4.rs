@@ -15,6 +15,7 @@ use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
 
+use super::attachment::Lost;
 use super::backends::{BackendRef, BackendResolver, ClusterKey, Referrer};
 use super::field_path::FieldPath;
 use super::gateways::{GATEWAY_GROUP, GatewayModel};
@@ -216,21 +217,13 @@ pub struct L4Placement {
     pub hostnames: Vec<String>,
 }
 
-/// A placement that lost every hostname to older routes, and why.
-pub struct Lost {
-    pub route: usize,
-    pub parent: usize,
-    pub listener: usize,
-    pub message: String,
-}
-
 /// Settles competing claims on one Gateway. `placements` come in route age
 /// order (oldest first), so the first claim on a port and hostname wins.
 /// A TLS hostname belongs to the most specific listener that covers it;
-/// other listeners drop it. Placements left without hostnames are removed,
-/// no longer count as attached, and are returned.
+/// other listeners drop it. Placements left without hostnames are removed
+/// and returned.
 pub fn settle(
-    gateway: &mut GatewayModel,
+    gateway: &GatewayModel,
     models: &[L4RouteModel<'_>],
     placements: &mut Vec<L4Placement>,
 ) -> Vec<Lost> {
@@ -291,14 +284,5 @@ pub fn settle(
         });
         false
     });
-    for l in &lost {
-        let still_there = placements
-            .iter()
-            .any(|p| p.route == l.route && p.listener == l.listener);
-        if !still_there {
-            let count = &mut gateway.listeners[l.listener].attached_routes;
-            *count = (*count - 1).max(0);
-        }
-    }
     lost
 }

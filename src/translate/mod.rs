@@ -133,18 +133,15 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
         http_parents.push(attached.parents);
         http_attachments.push(attached.placements);
     }
-    for lost in grpc::settle(&mut idx, &http_models, &mut http_attachments) {
-        let kept = http_attachments[lost.route]
+    for (gateway, lost) in grpc::settle(&idx, &http_models, &mut http_attachments) {
+        let left = &http_attachments[lost.route];
+        let on_listener = left
             .iter()
-            .any(|a| a.parent == lost.parent);
-        if !kept {
-            conditions::replace(
-                &mut http_parents[lost.route][lost.parent].conditions,
-                spec::ACCEPTED,
-                false,
-                spec::NOT_ALLOWED_BY_LISTENERS,
-                lost.message,
-            );
+            .any(|a| a.gateway == gateway && a.listener == lost.listener);
+        let parent_kept = left.iter().any(|a| a.parent == lost.parent);
+        if let Some(g) = idx.gateways.get_mut(&gateway) {
+            let parents = &mut http_parents[lost.route];
+            lost.apply(g, parents, on_listener, parent_kept);
         }
     }
     // Service -> Gateways whose routes use it, for policy ancestors.
@@ -191,19 +188,14 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             continue;
         };
         for lost in l4::settle(gateway, &l4_models, list) {
-            let kept = list
+            let mine = |p: &&l4::L4Placement| p.route == lost.route;
+            let on_listener = list
                 .iter()
-                .any(|p| p.route == lost.route && p.parent == lost.parent);
-            if !kept {
-                let parent = &mut l4_parents[lost.route][lost.parent];
-                conditions::replace(
-                    &mut parent.conditions,
-                    spec::ACCEPTED,
-                    false,
-                    spec::NOT_ALLOWED_BY_LISTENERS,
-                    lost.message,
-                );
-            }
+                .filter(mine)
+                .any(|p| p.listener == lost.listener);
+            let parent_kept = list.iter().filter(mine).any(|p| p.parent == lost.parent);
+            let parents = &mut l4_parents[lost.route];
+            lost.apply(gateway, parents, on_listener, parent_kept);
         }
     }
     for (model, parents) in l4_models.iter().zip(l4_parents) {

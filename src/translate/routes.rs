@@ -20,8 +20,6 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    pub const ALL: [RouteKind; 5] = [Self::Http, Self::Grpc, Self::Tls, Self::Tcp, Self::Udp];
-
     /// The Kubernetes kind.
     pub fn name(self) -> &'static str {
         match self {

@@ -54,6 +54,14 @@ pub struct RouteParentStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl ParentRef {
+    /// Whether this reference, written by an object in `namespace`, names
+    /// the object `key` (the namespace defaults to the writer's).
+    pub fn names(&self, namespace: &str, key: &crate::inputs::ObjectKey) -> bool {
+        self.name == key.name && self.namespace.as_deref().unwrap_or(namespace) == key.namespace
+    }
+}
+
 /// A route's `parentRef` echoed back as the user wrote it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -66,3 +66,28 @@ impl Drop for Workdir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// portico's GatewayClass, the first document of every test input.
+pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
+                         spec: {controllerName: portico.dev/gateway-controller}\n";
+
+/// A Service `name` in `default` with one port (`port`, named `p`, of
+/// `protocol`, with `app_protocol` if given) whose one ready endpoint is
+/// 127.0.0.1:`target`, as a `---`-led YAML document pair.
+pub fn loopback_service(
+    name: &str,
+    port: u16,
+    protocol: &str,
+    app_protocol: Option<&str>,
+    target: u16,
+) -> String {
+    let app = app_protocol.map_or(String::new(), |p| format!(", appProtocol: {p}"));
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec: {{ports: [{{name: p, port: {port}, protocol: {protocol}{app}}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nports: [{{name: p, port: {target}, protocol: {protocol}}}]\n\
+         endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+    )
+}

@@ -152,6 +152,22 @@ pub fn http_on<S: Read + Write>(stream: &mut S, host: &str, path: &str) -> Optio
 /// A TLS server on 127.0.0.1 presenting `leaf`; for each connection it reads
 /// one line and answers `<tag>:<line>`. Returns its port.
 pub fn tls_echo_backend(leaf: &Leaf, tag: &'static str) -> u16 {
+    tls_server(leaf, move |stream| echo_line(stream, tag))
+}
+
+/// An HTTPS server on 127.0.0.1 presenting `leaf`, answering every request
+/// with 200 and `body`. Returns its port.
+pub fn https_backend(leaf: &Leaf, body: &'static str) -> u16 {
+    tls_server(leaf, move |stream| {
+        super::traffic::serve_one_on(stream, body)
+    })
+}
+
+type ServerStream = StreamOwned<rustls::ServerConnection, TcpStream>;
+
+/// A TLS server on 127.0.0.1 presenting `leaf` that hands each connection,
+/// after the handshake, to `serve` on its own thread. Returns its port.
+fn tls_server(leaf: &Leaf, serve: impl Fn(&mut ServerStream) + Copy + Send + 'static) -> u16 {
     let certs = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("cert PEM");
@@ -174,8 +190,7 @@ pub fn tls_echo_backend(leaf: &Leaf, tag: &'static str) -> u16 {
                 let Ok(conn) = rustls::ServerConnection::new(config) else {
                     return;
                 };
-                let mut stream = StreamOwned::new(conn, tcp);
-                echo_line(&mut stream, tag);
+                serve(&mut StreamOwned::new(conn, tcp));
             });
         }
     });
@@ -221,37 +236,4 @@ pub fn exchange<S: Read + Write>(stream: &mut S, line: &str) -> Option<String> {
         }
     }
     Some(String::from_utf8_lossy(&answer).trim_end().to_string())
-}
-
-/// An HTTPS server on 127.0.0.1 presenting `leaf`, answering every request
-/// with 200 and `body`. Returns its port.
-pub fn https_backend(leaf: &Leaf, body: &'static str) -> u16 {
-    let certs = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert PEM");
-    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key PEM");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config"),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let config = Arc::clone(&config);
-            std::thread::spawn(move || {
-                let Ok(conn) = rustls::ServerConnection::new(config) else {
-                    return;
-                };
-                let mut stream = StreamOwned::new(conn, tcp);
-                super::traffic::serve_one_on(&mut stream, body);
-            });
-        }
-    });
-    port
 }

@@ -50,20 +50,22 @@ impl Upstream {
     }
 }
 
-/// The upstream of a UDP route: its one live backend, or a weighted cluster
-/// of its own. Backends that did not resolve are left out.
-pub fn udp_upstream(route: &ObjectKey, backends: &[L4Backend]) -> Upstream {
-    let parts: Vec<(ClusterKey, u32)> = backends
+/// The live, resolved backends of a UDP route with their weights. Backends
+/// that did not resolve are left out.
+pub fn udp_parts(backends: &[L4Backend]) -> Vec<(&ClusterKey, u32)> {
+    backends
         .iter()
         .filter(|b| b.weight > 0)
-        .filter_map(|b| Some(((*b.cluster.clone()?).clone(), b.weight)))
-        .collect();
-    match parts.as_slice() {
-        [(key, _)] => Upstream::Service(key.clone()),
-        _ => Upstream::Weighted {
-            name: format!("portico/udp/{}/{}", route.namespace, route.name),
-            parts,
-        },
+        .filter_map(|b| Some((b.cluster.as_deref()?, b.weight)))
+        .collect()
+}
+
+/// The cluster of its own that a UDP route with several backends (or none
+/// that resolved) gets.
+pub fn udp_weighted(route: &ObjectKey, parts: &[(&ClusterKey, u32)]) -> Upstream {
+    Upstream::Weighted {
+        name: format!("portico/udp/{}/{}", route.namespace, route.name),
+        parts: parts.iter().map(|(k, w)| ((*k).clone(), *w)).collect(),
     }
 }
 

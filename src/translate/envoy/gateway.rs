@@ -130,24 +130,24 @@ pub fn resources(
                     continue;
                 };
                 let model = &routes.l4_models[p.route];
-                let upstream = cluster::udp_upstream(&model.head.key, &model.backends);
-                let l = stream::udp_listener(*port, address, container_port, upstream.name());
+                // One live backend: its Service port's cluster, shared with
+                // other routes. Otherwise a weighted cluster of the route's own.
+                let parts = cluster::udp_parts(&model.backends);
+                let target = match parts.as_slice() {
+                    [(key, _)] => {
+                        services.insert(key);
+                        key.name.clone()
+                    }
+                    _ => {
+                        let weighted = cluster::udp_weighted(&model.head.key, &parts);
+                        let name = weighted.name().to_string();
+                        upstreams.push(weighted);
+                        name
+                    }
+                };
+                let l = stream::udp_listener(*port, address, container_port, &target);
                 out.listeners
                     .push(Resource::encode(stream::udp_name(*port), &l));
-                match upstream {
-                    Upstream::Service(key) => {
-                        // Shared with other routes to the same Service port.
-                        if let Some(k) = model
-                            .backends
-                            .iter()
-                            .filter_map(|b| b.cluster.as_deref())
-                            .find(|k| **k == key)
-                        {
-                            services.insert(k);
-                        }
-                    }
-                    weighted => upstreams.push(weighted),
-                }
             }
             None => {}
         }
