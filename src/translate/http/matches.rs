@@ -61,47 +61,11 @@ pub fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// The largest regex program translation lets through. Envoy compiles regexes
-/// with RE2 and rejects programs above its configured size; every bootstrap
-/// portico writes raises that limit to `ENVOY_RE2_MAX_PROGRAM_SIZE`, and this
-/// bound leaves a margin for the difference between RE2's count and ours.
-pub const MAX_REGEX_PROGRAM: usize = 1000;
-
-/// Checks a regex the way Envoy's RE2 engine will see it: the syntax (Rust's
-/// regex syntax is RE2's, without backreferences or lookaround) and the size of
-/// the compiled program (the Thompson NFA's state count tracks RE2's program
-/// size closely).
+/// Checks a regex the way Envoy's RE2 engine will see it (`translate::re2`):
+/// its grammar, RE2's repetition limits and the size of its program. The
+/// error names the field.
 pub fn check_regex(field: &FieldPath<'_>, pattern: &str) -> Result<(), String> {
-    const MAX_LEN: usize = 1024;
-    if pattern.len() > MAX_LEN {
-        return Err(format!(
-            "{field}: regular expression longer than {MAX_LEN} characters"
-        ));
-    }
-    let nfa = regex_automata::nfa::thompson::NFA::new(pattern).map_err(|e| {
-        // The innermost cause is the syntax error with its summary.
-        let mut cause: &dyn std::error::Error = &e;
-        while let Some(inner) = cause.source() {
-            cause = inner;
-        }
-        let detail = cause.to_string();
-        format!(
-            "{field}: invalid regular expression {pattern:?}: {}",
-            last_line(&detail)
-        )
-    })?;
-    let size = nfa.states().len();
-    if size > MAX_REGEX_PROGRAM {
-        return Err(format!(
-            "{field}: regular expression {pattern:?} compiles to {size} states, more than the {MAX_REGEX_PROGRAM} allowed; simplify it (bounded repetitions such as {{1,200}} multiply its size)"
-        ));
-    }
-    Ok(())
-}
-
-/// Syntax errors end with their one-line summary.
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or(s).trim().to_string()
+    crate::translate::re2::check(pattern).map_err(|refusal| format!("{field}: {refusal}"))
 }
 
 /// A header name in lowercase, borrowed when it already is.
