@@ -263,6 +263,7 @@ async fn translator(
     ready: Arc<AtomicBool>,
 ) {
     let mut previous: Translated = None;
+    let mut last_good = translate::last_good::LastGood::default();
     loop {
         let current = inputs.borrow_and_update().clone();
         if let Some(current) = current {
@@ -276,7 +277,15 @@ async fn translator(
                 Some((old_inputs, old_outputs)) if old_inputs.same_but_endpoints(&current) => {
                     Arc::new(translate::refresh_endpoints(&current, old_outputs))
                 }
-                _ => Arc::new(translate::translate(&current)),
+                _ => {
+                    let (outputs, next) = translate::last_good::translate(
+                        &current,
+                        &translate::Options::default(),
+                        &last_good,
+                    );
+                    last_good = next;
+                    Arc::new(outputs)
+                }
             };
             if previous
                 .as_ref()

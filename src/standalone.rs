@@ -166,6 +166,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let mut feedback = hub.feedback_changes();
     let mut seen: Option<Fingerprint> = None;
     let mut last: Option<(crate::inputs::Inputs, Outputs)> = None;
+    let mut last_good = translate::last_good::LastGood::default();
     let mut last_status = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     // Registered once, before the loop: a signal that arrives while the loop
@@ -204,7 +205,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     Some((before, previous)) if before.same_but_endpoints(&inputs) => {
                         translate::refresh_endpoints(&inputs, previous)
                     }
-                    _ => translate::translate_with(&inputs, &options),
+                    _ => {
+                        let (outputs, next) =
+                            translate::last_good::translate(&inputs, &options, &last_good);
+                        last_good = next;
+                        outputs
+                    }
                 };
                 hub.publish(&outputs);
                 fleet.reconcile(&outputs);

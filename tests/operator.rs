@@ -24,7 +24,9 @@ use portico::provision::apply::{LiveFleet, Provisioner};
 use portico::provision::desired::Settings;
 use portico::status::gateway::Observed;
 use portico::status::writer::{Kind, StatusWriter, plan};
-use portico::translate::{Outputs, translate};
+use portico::translate::conditions::ConditionStatus;
+use portico::translate::last_good::{self, LastGood};
+use portico::translate::{Options, Outputs, translate};
 use portico::xds::hub::GatewayFeedback;
 use serde_json::{Value, json};
 
@@ -239,6 +241,90 @@ async fn the_fleet_is_created_updated_with_listeners_and_drift_is_corrected() {
     api.edit(GATEWAY, |g| g["spec"]["gatewayClassName"] = json!("other"));
     let _ = round(&api, &mut p).await;
     assert!(api.get(DEPLOYMENT).is_none() && api.get(SERVICE).is_none());
+}
+
+/// Keep last good: an invalid edit of a serving Gateway (its parameters, its
+/// class, its addresses) removes nothing, also for a provisioner that just
+/// started and never saw the Gateway valid; the conditions say what is wrong
+/// and, while portico remembers the last accepted configuration, that it is
+/// still served.
+/// One edit of the API's objects.
+type Edit = fn(&FakeApi);
+
+#[tokio::test]
+async fn invalid_edits_never_remove_a_serving_fleet() {
+    let api = FakeApi::default();
+    api.seed(WORLD);
+    let mut p = provisioner(&api);
+    let inputs = inputs_of(&api);
+    let (_, memory) = last_good::translate(&inputs, &Options::default(), &LastGood::default());
+    let _ = round(&api, &mut p).await;
+    assert!(api.get(DEPLOYMENT).is_some() && api.get(SERVICE).is_some());
+
+    let edits: [(&str, Edit); 3] = [
+        ("a parametersRef to nothing", |api| {
+            api.edit(GATEWAY, |g| {
+                g["spec"]["infrastructure"] = json!({"parametersRef": {
+                    "group": "portico.dev", "kind": "GatewayParameters", "name": "typo"}});
+                g["metadata"]["generation"] = json!(2);
+            })
+        }),
+        ("an address that is not an IP", |api| {
+            api.edit(GATEWAY, |g| {
+                g["spec"]["addresses"] = json!([{"type": "IPAddress", "value": "not-an-ip"}]);
+                g["metadata"]["generation"] = json!(3);
+            })
+        }),
+        ("a class whose parameters break", |api| {
+            api.seed(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+                 metadata: {name: portico, generation: 2}\n\
+                 spec:\n  controllerName: portico.dev/gateway-controller\n  \
+                 parametersRef: {group: portico.dev, kind: GatewayParameters, name: gone, namespace: apps}\n",
+            )
+        }),
+    ];
+    for (what, edit) in edits {
+        edit(&api);
+        let inputs = inputs_of(&api);
+        let (outputs, next) = last_good::translate(&inputs, &Options::default(), &memory);
+        assert!(next.remembers(&ObjectKey::new("apps", "web")), "{what}");
+        let accepted = &outputs.gateways[&ObjectKey::new("apps", "web")]
+            .status
+            .conditions[0];
+        assert_eq!(
+            (accepted.type_, accepted.status),
+            ("Accepted", ConditionStatus::False),
+            "{what}"
+        );
+        assert!(
+            accepted
+                .message
+                .contains("keeps serving the last accepted configuration (generation 1)"),
+            "{what}: {}",
+            accepted.message
+        );
+        // Applied with the remembered infrastructure, and a fresh
+        // provisioner (a restarted portico, no memory) removes nothing.
+        p.reconcile(
+            &inputs,
+            &outputs,
+            &Live(api.clone()),
+            &GatewayEvents::disabled(),
+        )
+        .await;
+        let mut fresh = provisioner(&api);
+        let _ = round(&api, &mut fresh).await;
+        assert!(
+            !api.calls().iter().any(|c| c.method == Method::DELETE),
+            "{what}: {:?}",
+            api.calls()
+        );
+        assert!(
+            api.get(DEPLOYMENT).is_some() && api.get(SERVICE).is_some(),
+            "{what}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -347,6 +347,115 @@ spec:
     world.cluster.kubectl("delete", "service", "vault")
 
 
+def test_typos_and_hostile_regexes_never_stop_a_serving_gateway(world):
+    """Keep last good on the real API server: a parametersRef typo and a deleted
+    certificate Secret leave the fleet, its Service, its MetalLB address and its
+    HTTPS traffic untouched while the conditions say what is wrong and that the
+    last accepted configuration is still served; regexes Envoy's RE2 would
+    refuse are reported on their route and the listener keeps taking updates."""
+    ca = Ca()
+    cert, key = ca.leaf("*.example.com")
+    world.cluster.apply(tls_secret("steady-cert", "default", cert, key))
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: steady, namespace: default}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: steady-cert}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: steady, namespace: default}
+spec:
+  parentRefs: [{name: steady}]
+  hostnames: [steady.example.com]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+    )
+    address = world.gateway_address("steady")
+    expected = (200, "<html><body><h1>It works!</h1></body></html>\n")
+    wait_for("HTTPS on the steady Gateway", 60,
+             lambda: https_get(ca.pem, address, 443, "steady.example.com") == expected)
+    service_uid = world.cluster.get("service", "envoy-steady", "default")["metadata"]["uid"]
+    deployment_uid = world.cluster.get("deployment", "envoy-steady", "default")["metadata"]["uid"]
+
+    def accepted():
+        return condition(world.cluster.get("gateway", "steady", "default"), "Accepted")
+
+    def untouched(what):
+        for _ in range(5):
+            assert https_get(ca.pem, address, 443, "steady.example.com") == expected, what
+            time.sleep(0.5)
+        assert world.cluster.get("service", "envoy-steady", "default")["metadata"]["uid"] == service_uid, what
+        assert world.cluster.get("deployment", "envoy-steady", "default")["metadata"]["uid"] == deployment_uid, what
+        assert world.gateway_address("steady") == address, what
+
+    # Hostile regexes on the serving listener: refused on their route with
+    # the field and the reason; a route added afterwards is still served.
+    world.cluster.apply(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: hostile, namespace: default}
+spec:
+  parentRefs: [{name: steady}]
+  hostnames: [steady.example.com]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: "(?x) /a | /b"}}]
+    backendRefs: [{name: my-httpd, port: 80}]
+  - matches: [{path: {type: RegularExpression, value: "(?:(?:(?:a{1000}){1000}){1000})"}}]
+    backendRefs: [{name: my-httpd, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: fresh, namespace: default}
+spec:
+  parentRefs: [{name: steady}]
+  hostnames: [fresh.example.com]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+    )
+    hostile = wait_for("the hostile route's verdict", 30, lambda: (
+        c := parent_condition(world.cluster.get("httproute", "hostile", "default"), "Accepted"))
+        and c["status"] == "False" and c)
+    assert "spec.rules[0].matches[0].path.value" in hostile["message"], hostile
+    assert "spec.rules[1].matches[0].path.value" in hostile["message"], hostile
+    wait_for("a route added after the hostile one", 60,
+             lambda: https_get(ca.pem, address, 443, "fresh.example.com") == expected)
+    untouched("hostile regexes")
+
+    # A parametersRef typo: Accepted=False naming it, nothing else changes.
+    world.cluster.kubectl(
+        "patch", "gateway", "steady", "--type=merge", "-p",
+        json.dumps({"spec": {"infrastructure": {"parametersRef": {
+            "group": "portico.dev", "kind": "GatewayParameters", "name": "typo"}}}}),
+    )
+    c = wait_for("the typo reported", 30, lambda: (c := accepted()) and c["status"] == "False" and c)
+    assert c["reason"] == "InvalidParameters" and "typo" in c["message"], c
+    assert "keeps serving the last accepted configuration" in c["message"], c
+    untouched("a parametersRef typo")
+    world.cluster.kubectl("patch", "gateway", "steady", "--type=json", "-p",
+                          json.dumps([{"op": "remove", "path": "/spec/infrastructure"}]))
+    wait_for("the Gateway accepted again", 30, lambda: (c := accepted()) and c["status"] == "True")
+
+    # The only listener's certificate Secret is deleted: the last good
+    # certificate keeps being served, and the conditions say why.
+    world.cluster.kubectl("delete", "secret", "steady-cert")
+    c = wait_for("the missing certificate reported", 30,
+                 lambda: (c := accepted()) and c["status"] == "False" and c)
+    assert "keeps serving the last accepted configuration" in c["message"], c
+    untouched("a deleted certificate Secret")
+
+    for kind, name in (("gateway", "steady"), ("httproute", "steady"), ("httproute", "hostile"),
+                       ("httproute", "fresh")):
+        world.cluster.kubectl("delete", kind, name)
+
+
 def test_an_envoy_rejection_turns_programmed_false_with_its_message(world):
     # Something in the Envoy pod's network namespace holds port 9099, so
     # Envoy cannot bind a listener there and rejects the configuration.

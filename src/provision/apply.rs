@@ -26,6 +26,7 @@ use crate::events::GatewayEvents;
 use crate::inputs::{Inputs, ObjectKey};
 use crate::pki::{Authority, Issued};
 use crate::translate::Outputs;
+use crate::translate::gateways::CONTROLLER_NAME;
 use crate::xds::cache::content_version;
 
 pub const FIELD_MANAGER: &str = "portico";
@@ -164,12 +165,12 @@ impl Provisioner {
                 }
             }
         }
+        // A fleet goes only with its Gateway (owner references) or when the
+        // Gateway leaves portico's classes; an invalid edit never removes it.
         for fleet in live.fleets() {
-            let served = outputs
-                .gateways
-                .get(&fleet)
-                .is_some_and(|o| o.infra.is_some());
-            if !served && inputs.gateways.contains_key(&fleet) {
+            if let Some(gateway) = inputs.gateways.get(&fleet)
+                && !of_portico_class(inputs, gateway)
+            {
                 self.remove(&fleet).await;
             }
         }
@@ -318,4 +319,16 @@ impl LiveFleet for crate::inputs::watches::Stores {
             })
             .collect()
     }
+}
+
+/// Whether `gateway` names a GatewayClass of portico's controller (valid or
+/// not).
+fn of_portico_class(inputs: &Inputs, gateway: &Gateway) -> bool {
+    inputs
+        .gateway_classes
+        .get(&ObjectKey::new(
+            "",
+            gateway.spec.gateway_class_name.as_str(),
+        ))
+        .is_some_and(|c| c.spec.controller_name == CONTROLLER_NAME)
 }

@@ -203,13 +203,22 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
         );
     }
     for gateway in inputs.gateways.values() {
-        let Some(class) = idx
-            .classes
-            .get(&gateway.spec.gateway_class_name)
-            .filter(|c| c.accepted())
-        else {
+        let Some(class) = idx.classes.get(&gateway.spec.gateway_class_name) else {
             continue;
         };
+        // A Gateway of portico's class that is not accepted is reported
+        // (and keeps what it served, see `last_good`) rather than ignored.
+        let class_error = (!class.accepted()).then(|| {
+            let why = class
+                .conditions
+                .get(spec::ACCEPTED)
+                .map(|c| c.message.to_string())
+                .unwrap_or_default();
+            format!(
+                "spec.gatewayClassName: GatewayClass {} is not accepted: {why}",
+                class.name
+            )
+        });
         let own = infra::gateway_parameters(inputs, gateway);
         let parameters = infra::merge(
             class.parameters.as_deref().map(|p| &p.spec),
@@ -221,7 +230,7 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
         let shift = shift_privileged && parameters.listener_port_as_container_port != Some(true);
         let mut model = gateway_model(inputs, gateway, shift);
         model.parameters = parameters;
-        model.parameters_error = own.err();
+        model.parameters_error = class_error.or(own.err());
         idx.gateways.insert(model.key.clone(), model);
     }
     idx

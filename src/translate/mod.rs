@@ -22,6 +22,7 @@ pub mod http;
 pub mod infra;
 pub mod l4;
 pub mod labels;
+pub mod last_good;
 pub mod re2;
 pub mod route_table;
 pub mod routes;

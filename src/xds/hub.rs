@@ -70,13 +70,19 @@ impl Hub {
         Arc::new(Self::default())
     }
 
-    /// Publishes the Envoy resources of every Gateway in `outputs`. Gateways
+    /// Publishes the Envoy resources of every accepted (or held) Gateway in
+    /// `outputs`. Gateways
     /// whose snapshot did not change keep the same `Arc`, and streams see a
     /// change only when something changed.
     pub fn publish(&self, outputs: &Outputs) {
         let current = self.snapshots.borrow().clone();
         let mut next = Snapshots::new();
         for (key, gateway) in &outputs.gateways {
+            // A Gateway with nothing accepted has no configuration to serve:
+            // its Envoys (after a restart of portico, say) keep what they have.
+            if gateway.infra.is_none() {
+                continue;
+            }
             let id = gateway_id(key);
             let snapshot = Snapshot::from_resources(&gateway.resources);
             let entry = match current.get(&id) {

@@ -3,6 +3,7 @@
 //! (`delta` or `sotw`) and sends what comes out; ACK/NACK feedback goes to the
 //! hub. Envoys are told apart by `node.cluster` (`<namespace>/<gateway>`).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -162,6 +163,25 @@ async fn drive<M: Machine>(
         return;
     }
     hub.stream_opened(&gateway);
+    // A Gateway without configuration (never accepted since portico
+    // started) gets no answer yet: an empty one would make its Envoys drop
+    // what they serve. Requests wait in order.
+    let mut waiting = VecDeque::from([first]);
+    while !snapshots.borrow_and_update().contains_key(&gateway) {
+        tokio::select! {
+            req = inbound.message() => match req {
+                Ok(Some(req)) => waiting.push_back(req),
+                _ => {
+                    hub.stream_closed(&gateway);
+                    return;
+                }
+            },
+            changed = snapshots.changed() => if changed.is_err() {
+                hub.stream_closed(&gateway);
+                return;
+            },
+        }
+    }
     let current = |snapshots: &tokio::sync::watch::Receiver<Arc<super::hub::Snapshots>>| {
         snapshots
             .borrow()
@@ -171,9 +191,9 @@ async fn drive<M: Machine>(
     };
     let mut snapshot = current(&snapshots);
     snapshots.mark_unchanged();
-    let mut next = Some(first);
+    let mut next = waiting.pop_front();
     loop {
-        if let Some(req) = next.take() {
+        if let Some(req) = next.take().or_else(|| waiting.pop_front()) {
             match machine.request(&req, &snapshot) {
                 Ok(Handled {
                     feedback,
@@ -192,6 +212,9 @@ async fn drive<M: Machine>(
                     break;
                 }
             }
+        }
+        if !waiting.is_empty() {
+            continue;
         }
         tokio::select! {
             req = inbound.message() => match req {
