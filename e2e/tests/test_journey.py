@@ -443,12 +443,21 @@ spec:
                           json.dumps([{"op": "remove", "path": "/spec/infrastructure"}]))
     wait_for("the Gateway accepted again", 30, lambda: (c := accepted()) and c["status"] == "True")
 
-    # The only listener's certificate Secret is deleted: the last good
-    # certificate keeps being served, and the conditions say why.
+    # The only listener's certificate Secret is deleted: the last valid
+    # certificate keeps being served, and the listener says why.
     world.cluster.kubectl("delete", "secret", "steady-cert")
+
+    def refs():
+        gw = world.cluster.get("gateway", "steady", "default")
+        for l in gw.get("status", {}).get("listeners", []):
+            if l["name"] == "https":
+                return condition({"status": l}, "ResolvedRefs")
+        return None
     c = wait_for("the missing certificate reported", 30,
-                 lambda: (c := accepted()) and c["status"] == "False" and c)
-    assert "keeps serving the last accepted configuration" in c["message"], c
+                 lambda: (c := refs()) and c["status"] == "False" and c)
+    assert c["reason"] == "InvalidCertificateRef", c
+    assert "steady-cert does not exist" in c["message"], c
+    assert "the last valid certificate is still served" in c["message"], c
     untouched("a deleted certificate Secret")
 
     for kind, name in (("gateway", "steady"), ("httproute", "steady"), ("httproute", "hostile"),

@@ -1,7 +1,8 @@
 //! Keep last good: a Gateway that was accepted keeps serving what it was last
 //! accepted with while a later edit makes it invalid (its class or its own
-//! parameters, its addresses, the certificates of all its listeners), instead
-//! of losing its fleet, its address and its traffic to a typo.
+//! parameters, its addresses), instead of losing its fleet, its address and
+//! its traffic to a typo; a listener whose certificate Secret is deleted or
+//! broken keeps serving the last valid certificate (`certificates`).
 //!
 //! In: the fresh `Outputs` of a translation and the `LastGood` of the one
 //! before. Out: the outputs with every such Gateway's last accepted Envoy
@@ -15,6 +16,8 @@
 //! what they serve (the xDS server answers no stream of a Gateway that has
 //! no configuration).
 
+mod certificates;
+
 use std::collections::BTreeMap;
 
 use super::conditions::{ConditionStatus, spec};
@@ -24,10 +27,12 @@ use super::infra::Infra;
 use super::{GatewayOutput, Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 
-/// What each Gateway was last accepted with.
+/// What each Gateway was last accepted with, and the certificate Secrets
+/// its listeners last served.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LastGood {
     gateways: BTreeMap<ObjectKey, Accepted>,
+    certificates: certificates::Remembered,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -53,11 +58,18 @@ impl LastGood {
     }
 }
 
-/// A full translation with the memory applied: held Gateways get their
-/// endpoints from `inputs`, like everyone else.
+/// A full translation with the memory applied: broken certificates put
+/// back first (`certificates`), then Gateways that are no longer accepted;
+/// held Gateways get their endpoints from `inputs`, like everyone else.
 pub fn translate(inputs: &Inputs, options: &Options, last: &LastGood) -> (Outputs, LastGood) {
-    let mut outputs = super::translate_with(inputs, options);
-    let (next, held) = hold(&mut outputs, last);
+    let patched = certificates::patch(inputs, &last.certificates);
+    let used = patched.as_ref().map_or(inputs, |(p, _)| p);
+    let mut outputs = super::translate_with(used, options);
+    if let Some((_, kept)) = &patched {
+        certificates::report(used, &mut outputs, kept);
+    }
+    let (mut next, held) = hold(&mut outputs, last);
+    next.certificates = certificates::remember(used, &outputs);
     if held {
         outputs = super::refresh_endpoints(inputs, &outputs);
     }
@@ -131,7 +143,6 @@ fn put_back(output: &mut GatewayOutput, accepted: &Accepted) {
 mod tests {
     use super::*;
     use crate::inputs::files;
-    use crate::translate::translate;
 
     fn outputs(yaml: &str) -> Outputs {
         let dir = std::env::temp_dir().join(format!("portico-last-good-{}", std::process::id()));
@@ -142,7 +153,7 @@ mod tests {
         std::fs::write(&file, yaml).expect("write");
         let inputs = files::load(&file).expect("loads");
         let _ = std::fs::remove_file(&file);
-        translate(&inputs)
+        crate::translate::translate(&inputs)
     }
 
     const BASE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
@@ -194,6 +205,93 @@ mod tests {
         let mut fixed = gateway(3, "");
         let (memory, held) = hold(&mut fixed, &memory);
         assert!(!held && memory.remembers(&key));
+    }
+
+    /// An HTTPS listener and an HTTP one; the certificate's Secret as
+    /// `secret` (YAML, empty for none).
+    fn https(secret: &str) -> Inputs {
+        let yaml = format!(
+            "{}---\n{secret}",
+            BASE.replace("GEN", "1").replace(
+                "listeners: [{name: http, port: 80, protocol: HTTP}]\nINFRA",
+                "listeners:\n  - {name: http, port: 80, protocol: HTTP}\n  \
+                 - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}\n",
+            )
+        );
+        let dir =
+            std::env::temp_dir().join(format!("portico-last-good-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let file = dir.join(format!(
+            "{}.yaml",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&file, yaml).expect("write");
+        let inputs = files::load(&file).expect("loads");
+        let _ = std::fs::remove_file(&file);
+        inputs
+    }
+
+    fn tls_secret() -> String {
+        let issued = rcgen::generate_simple_self_signed(vec!["a.example.com".to_string()])
+            .expect("certificate");
+        let b64 = |s: String| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: cert, namespace: default}}\n\
+             type: kubernetes.io/tls\ndata: {{tls.crt: {}, tls.key: {}}}\n",
+            b64(issued.cert.pem()),
+            b64(issued.signing_key.serialize_pem())
+        )
+    }
+
+    #[test]
+    fn a_deleted_certificate_keeps_being_served_and_is_reported() {
+        let options = Options::default();
+        let (good, memory) = translate(&https(&tls_secret()), &options, &LastGood::default());
+        let key = ObjectKey::new("default", "gw");
+        assert_eq!(good.gateways[&key].resources.secrets.len(), 1);
+
+        let (kept, memory) = translate(&https(""), &options, &memory);
+        let out = &kept.gateways[&key];
+        assert_eq!(out.resources.secrets, good.gateways[&key].resources.secrets);
+        assert_eq!(
+            out.resources.listeners,
+            good.gateways[&key].resources.listeners
+        );
+        let listener = out
+            .status
+            .listeners
+            .iter()
+            .find(|l| l.name == "https")
+            .expect("https");
+        let refs = listener
+            .conditions
+            .iter()
+            .find(|c| c.type_ == spec::RESOLVED_REFS)
+            .expect("ResolvedRefs");
+        assert_eq!(refs.status, ConditionStatus::False);
+        assert!(
+            refs.message.contains("Secret default/cert does not exist"),
+            "{}",
+            refs.message
+        );
+        assert!(refs.message.contains("still served"), "{}", refs.message);
+
+        // Still remembered on the next translation; gone once a new valid
+        // Secret is served instead.
+        let (again, memory) = translate(&https(""), &options, &memory);
+        assert_eq!(
+            again.gateways[&key].resources.secrets,
+            good.gateways[&key].resources.secrets
+        );
+        let (fresh, _) = translate(&https(&tls_secret()), &options, &memory);
+        assert_ne!(
+            fresh.gateways[&key].resources.secrets,
+            good.gateways[&key].resources.secrets
+        );
     }
 
     #[test]
