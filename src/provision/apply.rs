@@ -171,7 +171,7 @@ impl Provisioner {
             if let Some(gateway) = inputs.gateways.get(&fleet)
                 && !of_portico_class(inputs, gateway)
             {
-                self.remove(&fleet).await;
+                self.remove(gateway).await;
             }
         }
         self.applied.retain(|k, _| outputs.gateways.contains_key(k));
@@ -214,28 +214,32 @@ impl Provisioner {
         Ok(issued)
     }
 
-    async fn apply(&self, gateway: &Gateway, d: &DesiredObjects) -> Result<Observed, kube::Error> {
+    async fn apply(&self, gateway: &Gateway, d: &DesiredObjects) -> Result<Observed, ApplyError> {
         let ns = gateway.namespace().unwrap_or_default();
-        apply_one::<ServiceAccount>(&self.client, &ns, &d.service_account).await?;
-        apply_one::<ConfigMap>(&self.client, &ns, &d.config_map).await?;
-        apply_one::<Secret>(&self.client, &ns, &d.secret).await?;
-        let deployment = apply_one::<Deployment>(&self.client, &ns, &d.deployment).await?;
-        let service = apply_one::<Service>(&self.client, &ns, &d.service).await?;
+        let owner = gateway.uid().unwrap_or_default();
+        let c = &self.client;
+        apply_one::<ServiceAccount>(c, &ns, &owner, &d.service_account).await?;
+        apply_one::<ConfigMap>(c, &ns, &owner, &d.config_map).await?;
+        apply_one::<Secret>(c, &ns, &owner, &d.secret).await?;
+        let deployment = apply_one::<Deployment>(c, &ns, &owner, &d.deployment).await?;
+        let service = apply_one::<Service>(c, &ns, &owner, &d.service).await?;
         Ok(Observed::of(Some(&deployment), Some(&service)))
     }
 
-    async fn remove(&mut self, key: &ObjectKey) {
+    async fn remove(&mut self, gateway: &Gateway) {
+        let key = &ObjectKey::of(gateway);
+        let owner = gateway.uid().unwrap_or_default();
         let name = fleet_name(&key.name);
         tracing::info!(gateway = %key, "removing the Envoy fleet of a Gateway portico no longer serves");
         let dp = DeleteParams::background();
         let c = &self.client;
         let ns = &key.namespace;
         let results = [
-            delete::<Service>(c, ns, &name, &dp).await,
-            delete::<Deployment>(c, ns, &name, &dp).await,
-            delete::<Secret>(c, ns, &name, &dp).await,
-            delete::<ConfigMap>(c, ns, &name, &dp).await,
-            delete::<ServiceAccount>(c, ns, &name, &dp).await,
+            delete::<Service>(c, ns, &name, &owner, &dp).await,
+            delete::<Deployment>(c, ns, &name, &owner, &dp).await,
+            delete::<Secret>(c, ns, &name, &owner, &dp).await,
+            delete::<ConfigMap>(c, ns, &name, &owner, &dp).await,
+            delete::<ServiceAccount>(c, ns, &name, &owner, &dp).await,
         ];
         for e in results.into_iter().filter_map(Result::err) {
             tracing::warn!(gateway = %key, error = %e, "removing a fleet object failed");
@@ -257,7 +261,35 @@ fn fingerprint(d: &DesiredObjects) -> String {
     content_version(text.as_bytes())
 }
 
-async fn apply_one<K>(client: &Client, namespace: &str, object: &K) -> Result<K, kube::Error>
+/// Why applying a fleet failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "{kind} {namespace}/{name} exists and is not owned by this Gateway; portico does not \
+         take over objects it did not create (remove or rename it)"
+    )]
+    NotOwned {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+/// Whether `object` is owned by the object with UID `owner`.
+fn owned_by<K: Resource>(object: &K, owner: &str) -> bool {
+    object.owner_references().iter().any(|o| o.uid == owner)
+}
+
+/// Applies `object` unless an object of that name exists that the Gateway
+/// with UID `owner` does not own.
+async fn apply_one<K>(
+    client: &Client,
+    namespace: &str,
+    owner: &str,
+    object: &K,
+) -> Result<K, ApplyError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -266,22 +298,35 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    if let Some(live) = api.get_opt(&object.name_any()).await?
+        && !owned_by(&live, owner)
+    {
+        return Err(ApplyError::NotOwned {
+            kind: K::kind(&()).into_owned(),
+            namespace: namespace.to_string(),
+            name: object.name_any(),
+        });
+    }
     let mut body = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
     // Server-side apply needs the type in the body.
     body["apiVersion"] = K::api_version(&()).into();
     body["kind"] = K::kind(&()).into();
-    api.patch(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
+    Ok(api
+        .patch(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?)
 }
 
+/// Deletes the object if the Gateway with UID `owner` owns it (and it is
+/// still that object when the API server deletes it).
 async fn delete<K>(
     client: &Client,
     namespace: &str,
     name: &str,
+    owner: &str,
     dp: &DeleteParams,
 ) -> Result<(), kube::Error>
 where
@@ -291,7 +336,21 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    match api.delete(name, dp).await {
+    let Some(live) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    if !owned_by(&live, owner) {
+        tracing::warn!(kind = %K::kind(&()), %namespace, %name, "not removed: not owned by the Gateway");
+        return Ok(());
+    }
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: live.uid(),
+            resource_version: None,
+        }),
+        ..dp.clone()
+    };
+    match api.delete(name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e),
