@@ -159,9 +159,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         work: work.clone(),
         running: BTreeMap::new(),
     };
+    // Each Envoy's admin and readiness ports are free ports picked at its
+    // start; no listener port is reserved up front.
     let options = Options {
         listen_address: settings.listen_address.clone(),
         shift_privileged_ports: false,
+        reserved_ports: Vec::new(),
     };
     let mut feedback = hub.feedback_changes();
     let mut seen: Option<Fingerprint> = None;
