@@ -11,6 +11,7 @@ pub mod backend_tls;
 pub mod backends;
 pub mod certificates;
 pub mod conditions;
+pub mod control_chars;
 pub mod endpoints;
 pub mod envoy;
 pub mod features;
