@@ -500,3 +500,69 @@ impl StatusWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::conditions::{CUT_MARKER, MAX_MESSAGE};
+    use crate::xds::hub::GatewayFeedback;
+
+    fn inputs() -> Inputs {
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
+                    spec: {controllerName: portico.dev/gateway-controller}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n\
+                    spec:\n  gatewayClassName: portico\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+        let mut b = crate::inputs::InputsBuilder::default();
+        for o in crate::inputs::files::parse_documents(std::path::Path::new("t.yaml"), yaml)
+            .expect("valid")
+        {
+            b.insert(o);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn an_envoy_rejection_of_100_kib_is_written_capped() {
+        let inputs = inputs();
+        let outputs = crate::translate::translate(&inputs);
+        let key = ObjectKey::new("default", "gw");
+        let nack = "x".repeat(100 * 1024);
+        let feedback = GatewayFeedback {
+            streams: 1,
+            acked: None,
+            rejected: Some(("v1".into(), nack)),
+        };
+        let observed = BTreeMap::from([(
+            key.clone(),
+            Observed {
+                feedback: Some(&feedback),
+                current_version: Some("v1"),
+                ..Observed::default()
+            },
+        )]);
+        let writes = plan(&inputs, &outputs, &observed, "2026-01-01T00:00:00Z");
+        let gateway = writes
+            .iter()
+            .find(|w| w.kind == Kind::Gateway && w.key == key)
+            .expect("a Gateway status write");
+        let mut messages = Vec::new();
+        let mut conditions: Vec<&Value> = gateway.status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        for l in gateway.status["listeners"].as_array().into_iter().flatten() {
+            conditions.extend(l["conditions"].as_array().into_iter().flatten());
+        }
+        for c in conditions {
+            let m = c["message"].as_str().expect("message");
+            assert!(m.len() <= MAX_MESSAGE, "{} bytes", m.len());
+            messages.push(m);
+        }
+        let capped = messages
+            .iter()
+            .filter(|m| m.ends_with(CUT_MARKER) && m.contains("Envoy rejected"))
+            .count();
+        assert_eq!(capped, 2, "the Gateway's and the listener's Programmed");
+    }
+}
