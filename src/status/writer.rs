@@ -8,6 +8,7 @@
 //! holds), translation's `Outputs`, and each Gateway's observed state. Out: only the writes whose content differs from the live
 //! status, ignoring `lastTransitionTime`, at most `CONCURRENCY` at a time.
 //! A condition keeps its live `lastTransitionTime` while its status stays.
+//! What was sent for an object that no longer exists is forgotten.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -390,6 +391,25 @@ pub fn now() -> String {
 /// Per object: the last status written and the live version it was based on.
 type Sent = BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>;
 
+/// Whether the object a write was for still exists.
+fn exists(inputs: &Inputs, kind: Kind, key: &ObjectKey) -> bool {
+    match kind {
+        Kind::GatewayClass => inputs.gateway_classes.contains_key(key),
+        Kind::Gateway => inputs.gateways.contains_key(key),
+        Kind::Route(RouteKind::Http) => inputs.http_routes.contains_key(key),
+        Kind::Route(RouteKind::Grpc) => inputs.grpc_routes.contains_key(key),
+        Kind::Route(RouteKind::Tls) => inputs.tls_routes.contains_key(key),
+        Kind::Route(RouteKind::Tcp) => inputs.tcp_routes.contains_key(key),
+        Kind::Route(RouteKind::Udp) => inputs.udp_routes.contains_key(key),
+        Kind::BackendTlsPolicy => inputs.backend_tls_policies.contains_key(key),
+    }
+}
+
+/// Drops what was sent for objects that no longer exist.
+fn forget_gone(sent: &mut Sent, inputs: &Inputs) {
+    sent.retain(|(kind, key), _| exists(inputs, *kind, key));
+}
+
 /// Sends planned writes, skipping any already sent for the same live version.
 pub struct StatusWriter {
     client: Client,
@@ -402,6 +422,14 @@ impl StatusWriter {
             client,
             sent: Mutex::default(),
         }
+    }
+
+    /// Forgets what was sent for objects `inputs` no longer holds.
+    pub fn forget_gone(&self, inputs: &Inputs) {
+        forget_gone(
+            &mut self.sent.lock().unwrap_or_else(|e| e.into_inner()),
+            inputs,
+        );
     }
 
     /// Writes what `plan` found; returns how many writes succeeded.
@@ -519,6 +547,35 @@ mod tests {
             b.insert(o);
         }
         b.build()
+    }
+
+    #[test]
+    fn what_was_sent_for_deleted_objects_is_forgotten() {
+        let inputs = inputs();
+        let mut sent = Sent::new();
+        let entry = (json!({}), None);
+        for (kind, key) in [
+            (Kind::GatewayClass, ObjectKey::new("", "portico")),
+            (Kind::Gateway, ObjectKey::new("default", "gw")),
+            (Kind::Gateway, ObjectKey::new("default", "deleted")),
+            (Kind::GatewayClass, ObjectKey::new("", "deleted")),
+            (Kind::Route(RouteKind::Http), ObjectKey::new("default", "r")),
+            (Kind::Route(RouteKind::Udp), ObjectKey::new("default", "u")),
+            (Kind::BackendTlsPolicy, ObjectKey::new("default", "p")),
+        ] {
+            sent.insert((kind, key), entry.clone());
+        }
+        forget_gone(&mut sent, &inputs);
+        let left: Vec<_> = sent.keys().cloned().collect();
+        assert_eq!(
+            left,
+            vec![
+                (Kind::GatewayClass, ObjectKey::new("", "portico")),
+                (Kind::Gateway, ObjectKey::new("default", "gw")),
+            ]
+        );
+        forget_gone(&mut sent, &Inputs::default());
+        assert!(sent.is_empty());
     }
 
     #[test]
