@@ -1,8 +1,9 @@
 //! The Envoy bootstrap of one Gateway, rendered from
 //! `templates/bootstrap.yaml.j2`: node identity (`node.cluster` names the
 //! Gateway), ADS over gRPC (delta by default), admin on loopback only, a
-//! readiness listener, and the RE2 program size limit translation relies on.
-//! With mutual TLS, two file-based SDS resources (`templates/sds.yaml.j2`)
+//! readiness listener, the RE2 program size limit translation relies on, and
+//! the overload manager (a heap limit with actions near it, and a global cap
+//! on downstream connections). With mutual TLS, two file-based SDS resources (`templates/sds.yaml.j2`)
 //! point Envoy at the certificate files of a mounted Secret.
 
 use minijinja::{Environment, context};
@@ -46,6 +47,28 @@ pub const ADMIN_PORT: u16 = 19000;
 /// The readiness listener: `GET /ready` answers 200 once Envoy is initialised.
 pub const READY_PORT: u16 = 19001;
 
+/// The heap limit of an Envoy whose container has no memory limit (and of
+/// standalone Envoys).
+pub const DEFAULT_MAX_HEAP_BYTES: u64 = 1 << 30;
+/// Downstream connections one Envoy holds at most, over all listeners (the
+/// readiness listener does not count); further connections are refused.
+pub const MAX_DOWNSTREAM_CONNECTIONS: u64 = 50_000;
+/// Heap pressure (a fraction of the heap limit) at which Envoy returns free
+/// memory to the system, and at which it answers new requests with 503.
+pub const SHRINK_HEAP_AT: f64 = 0.95;
+pub const STOP_ACCEPTING_REQUESTS_AT: f64 = 0.98;
+
+/// The heap limit for an Envoy container with `memory_limit` bytes: four
+/// fifths of it, leaving the rest for Envoy's code, thread stacks and what
+/// the allocator keeps outside the heap; `DEFAULT_MAX_HEAP_BYTES` without a
+/// limit.
+pub fn max_heap_for_container(memory_limit: Option<u64>) -> u64 {
+    match memory_limit {
+        Some(limit) => (limit / 5).saturating_mul(4).max(1),
+        None => DEFAULT_MAX_HEAP_BYTES,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BootstrapParams {
     /// `<namespace>/<name>` of the Gateway.
@@ -60,6 +83,8 @@ pub struct BootstrapParams {
     pub delta: bool,
     /// Mutual TLS to portico (on Kubernetes); plain TCP when `None`.
     pub tls: Option<XdsTls>,
+    /// The overload manager's heap limit (`max_heap_for_container`).
+    pub max_heap_bytes: u64,
 }
 
 impl BootstrapParams {
@@ -73,6 +98,7 @@ impl BootstrapParams {
             ready_port: READY_PORT,
             delta: true,
             tls: None,
+            max_heap_bytes: DEFAULT_MAX_HEAP_BYTES,
         }
     }
 }
@@ -90,5 +116,9 @@ pub fn render(p: &BootstrapParams) -> Result<String, minijinja::Error> {
         delta => p.delta,
         tls => minijinja::Value::from(minijinja::value::Serde(&p.tls)),
         re2_max_program_size => ENVOY_RE2_MAX_PROGRAM_SIZE,
+        max_heap_bytes => p.max_heap_bytes,
+        max_downstream_connections => MAX_DOWNSTREAM_CONNECTIONS,
+        shrink_heap_at => SHRINK_HEAP_AT,
+        stop_accepting_requests_at => STOP_ACCEPTING_REQUESTS_AT,
     })
 }

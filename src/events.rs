@@ -1,6 +1,7 @@
 //! Kubernetes Events on Gateways for what a user must see in
 //! `kubectl describe gateway`: provisioning failures and Envoy rejecting
-//! configuration. The same message is published once, not on every round.
+//! configuration. The same message is published once, not on every round;
+//! what was published about a Gateway portico no longer serves is forgotten.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -72,6 +73,14 @@ impl GatewayEvents {
         }
     }
 
+    /// Forgets the notes of every Gateway `served` says no to.
+    pub fn forget_gone(&self, served: impl Fn(&ObjectKey) -> bool) {
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(gateway, _), _| served(gateway));
+    }
+
     /// Forgets a reason's last note once the problem is gone, so a recurrence
     /// is published again.
     pub fn clear(&self, gateway: &ObjectKey, reason: &'static str) {
@@ -79,5 +88,41 @@ impl GatewayEvents {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(gateway.clone(), reason));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(name: &str) -> Gateway {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"gatewayClassName": "portico", "listeners": []},
+        }))
+        .expect("gateway")
+    }
+
+    #[test]
+    fn notes_of_gateways_no_longer_served_are_forgotten() {
+        let events = GatewayEvents::disabled();
+        futures::executor::block_on(async {
+            for g in ["a", "b"] {
+                events
+                    .warn(&gateway(g), "ConfigurationRejected", "Program", "no".into())
+                    .await;
+                events
+                    .warn(&gateway(g), "ProvisioningFailed", "Provision", "no".into())
+                    .await;
+            }
+        });
+        let len = || events.sent.lock().unwrap_or_else(|e| e.into_inner()).len();
+        assert_eq!(len(), 4);
+        let a = ObjectKey::new("default", "a");
+        events.forget_gone(|k| *k == a);
+        assert_eq!(len(), 2);
+        events.forget_gone(|_| false);
+        assert_eq!(len(), 0);
     }
 }

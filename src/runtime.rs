@@ -363,6 +363,9 @@ impl Sinks {
         self.provisioner
             .reconcile(inputs, outputs, &self.stores, &self.events)
             .await;
+        self.events
+            .forget_gone(|gateway| outputs.gateways.contains_key(gateway));
+        self.status.forget_gone(inputs);
         let snapshots = self.hub.subscribe().borrow().clone();
         let mut held: BTreeMap<ObjectKey, Held> = BTreeMap::new();
         for key in outputs.gateways.keys() {

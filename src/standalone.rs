@@ -1,7 +1,8 @@
 //! `portico standalone`: no Kubernetes. Watches a directory of YAML, translates
 //! it on every change, serves the result over ADS on loopback, and runs one
 //! real Envoy process per Gateway, bootstrapped by portico. Statuses are
-//! printed when they change; Envoy's ACKs and NACKs are logged.
+//! printed when they change; Envoy's ACKs and NACKs are logged. A removed
+//! Gateway's Envoy is stopped and its working directory deleted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,11 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// A Gateway's working directory: its bootstrap and Envoy's log.
+    fn dir(&self, gateway: &str) -> PathBuf {
+        self.work.join(gateway.replace('/', "_"))
+    }
+
     /// Starts Envoys for new Gateways and stops those of removed ones.
     fn reconcile(&mut self, outputs: &Outputs) {
         let wanted: Vec<String> = outputs.gateways.keys().map(gateway_id).collect();
@@ -67,6 +73,7 @@ impl Fleet {
         for g in gone {
             if let Some(mut child) = self.running.remove(&g) {
                 let _ = child.start_kill();
+                let _ = std::fs::remove_dir_all(self.dir(&g));
                 tracing::info!(gateway = %g, "Gateway removed; Envoy stopped");
             }
         }
@@ -89,7 +96,7 @@ impl Fleet {
         params.node_id = format!("standalone-{}", gateway.replace('/', "-"));
         params.admin_port = free_port()?;
         params.ready_port = free_port()?;
-        let dir = self.work.join(gateway.replace('/', "_"));
+        let dir = self.dir(gateway);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let config = dir.join("bootstrap.yaml");
         let text = bootstrap::render(&params).map_err(|e| e.to_string())?;
@@ -159,9 +166,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         work: work.clone(),
         running: BTreeMap::new(),
     };
+    // Each Envoy's admin and readiness ports are free ports picked at its
+    // start; no listener port is reserved up front.
     let options = Options {
         listen_address: settings.listen_address.clone(),
         shift_privileged_ports: false,
+        reserved_ports: Vec::new(),
     };
     let mut feedback = hub.feedback_changes();
     let mut seen: Option<Fingerprint> = None;
@@ -238,4 +248,57 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::ObjectKey;
+    use crate::translate::GatewayOutput;
+    use crate::translate::envoy::EnvoyResources;
+    use crate::translate::status::GatewayStatus;
+
+    fn outputs(gateways: &[&str]) -> Outputs {
+        let mut out = Outputs::default();
+        for g in gateways {
+            out.gateways.insert(
+                ObjectKey::new("default", *g),
+                GatewayOutput {
+                    status: GatewayStatus {
+                        conditions: Vec::new(),
+                        listeners: Vec::new(),
+                    },
+                    resources: EnvoyResources::default(),
+                    clusters: Vec::new(),
+                    infra: None,
+                },
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_removed_gateway_leaves_no_process_or_directory() {
+        let work =
+            std::env::temp_dir().join(format!("portico-standalone-test-{}", std::process::id()));
+        let mut fleet = Fleet {
+            // Stands in for Envoy: starts, ignores its arguments, exits.
+            envoy: PathBuf::from("true"),
+            xds_port: 1,
+            delta: true,
+            work: work.clone(),
+            running: BTreeMap::new(),
+        };
+        fleet.reconcile(&outputs(&["a", "b"]));
+        assert_eq!(fleet.running.len(), 2);
+        assert!(fleet.dir("default/b").join("bootstrap.yaml").is_file());
+        fleet.reconcile(&outputs(&["a"]));
+        assert_eq!(fleet.running.keys().collect::<Vec<_>>(), vec!["default/a"]);
+        assert!(!fleet.dir("default/b").exists());
+        assert!(fleet.dir("default/a").exists());
+        fleet.reconcile(&outputs(&[]));
+        assert!(fleet.running.is_empty());
+        assert!(!fleet.dir("default/a").exists());
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }

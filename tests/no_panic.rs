@@ -2,8 +2,9 @@
 //! modes and certificate references), routes of every kind, and
 //! BackendTLSPolicies (random names, hostnames, ports, protocols, matches,
 //! filters, references, regexes and header names drawn from hostile
-//! alphabets) go through `translate` and `render`. Bounded: `PROPTEST_CASES`
-//! (default 300) cases.
+//! alphabets) go through `translate` and `render`; routes whose values carry
+//! control characters never bring one into the Envoy configuration. Bounded:
+//! `PROPTEST_CASES` (default 300) cases.
 
 use std::sync::Arc;
 
@@ -368,6 +369,31 @@ fn fixed_objects(b: &mut InputsBuilder) {
     }
 }
 
+/// Every string of the rendered Envoy configuration that came from a route
+/// or policy field, as (JSON path, value), where it holds a control character
+/// other than a tab. Names are skipped: they carry listener names, which
+/// nothing copies into a request or a header.
+fn control_characters(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) if s.chars().any(|c| c != '\t' && (c < ' ' || c == '\u{7f}')) => {
+            out.push((path.to_string(), s.clone()));
+        }
+        Value::Object(m) => {
+            for (k, v) in m {
+                if !matches!(k.as_str(), "name" | "route_config_name" | "stat_prefix") {
+                    control_characters(v, &format!("{path}.{k}"), out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                control_characters(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Generated strategies are deep; debug builds need more stack than a test
 /// thread's default to build them.
 const STACK: usize = 64 * 1024 * 1024;
@@ -434,6 +460,129 @@ fn translate_never_panics() {
         attached >= cases as usize / 5,
         "only {attached} routes reached a Gateway"
     );
+}
+
+/// A value for a field of `control_route`: mostly fine, often with a control
+/// character (a tab sometimes, which only header values may hold inside).
+fn maybe_hostile(good: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => Just(good.to_string()),
+        3 => (0usize..=good.len(), "[\\x00-\\x1f\\x7f]").prop_map(move |(at, c)| {
+            let at = (0..=at).rev().find(|i| good.is_char_boundary(*i)).unwrap_or(0);
+            format!("{}{c}{}", &good[..at], &good[at..])
+        }),
+    ]
+}
+
+/// An HTTPRoute on the Gateway `gw` whose rules each copy one possibly
+/// hostile value into Envoy configuration, and a GRPCRoute likewise.
+fn control_routes() -> impl Strategy<Value = [Value; 2]> {
+    (
+        (
+            maybe_hostile("/exact"),
+            maybe_hostile("/prefix"),
+            maybe_hostile("header-value"),
+            maybe_hostile("query-value"),
+            maybe_hostile("query"),
+            maybe_hostile("rule-name"),
+        ),
+        (
+            maybe_hostile("set-value"),
+            maybe_hostile("added value"),
+            maybe_hostile("response-value"),
+            maybe_hostile("backend-value"),
+            maybe_hostile("/redirected"),
+            maybe_hostile("/rewritten"),
+            maybe_hostile("https://origin.example.com"),
+        ),
+        maybe_hostile("grpc-header"),
+    )
+        .prop_map(|((exact, prefix, header, query, query_name, rule_name), (set, add, response, backend, redirect, rewrite, origin), grpc)| {
+            let to_web = json!([{"name": "web", "port": 80}]);
+            let http = json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"namespace": "a", "name": "hostile", "generation": 1},
+                "spec": {"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"path": {"type": "Exact", "value": exact}}], "backendRefs": to_web},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": prefix}}], "backendRefs": to_web},
+                    {"matches": [{"path": {"value": "/h"}, "headers": [{"name": "x-h", "value": header}]}], "backendRefs": to_web},
+                    {"matches": [{"path": {"value": "/q"}, "queryParams": [{"name": query_name, "value": query}]}], "backendRefs": to_web},
+                    {"name": rule_name, "matches": [{"path": {"value": "/named"}}], "backendRefs": to_web},
+                    {"matches": [{"path": {"value": "/mods"}}], "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-s", "value": set}], "add": [{"name": "x-a", "value": add}]}},
+                        {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-r", "value": response}]}},
+                    ], "backendRefs": to_web},
+                    {"matches": [{"path": {"value": "/backend"}}], "backendRefs": [{"name": "web", "port": 80, "filters": [
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-b", "value": backend}]}}]}]},
+                    {"matches": [{"path": {"value": "/redirect"}}], "filters": [
+                        {"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": redirect}}}]},
+                    {"matches": [{"path": {"value": "/rewrite"}}], "filters": [
+                        {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": rewrite}}}], "backendRefs": to_web},
+                    {"matches": [{"path": {"value": "/cors"}}], "filters": [
+                        {"type": "CORS", "cors": {"allowOrigins": [origin]}}], "backendRefs": to_web},
+                ]},
+            });
+            let grpc = json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                "metadata": {"namespace": "a", "name": "hostile-grpc", "generation": 1},
+                "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["grpc.example.com"], "rules": [
+                    {"matches": [{"method": {"service": "s.S"}, "headers": [{"name": "x-g", "value": grpc}]}],
+                     "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-g", "value": grpc}]}}],
+                     "backendRefs": to_web},
+                ]},
+            });
+            [http, grpc]
+        })
+}
+
+/// Control characters in route values never reach Envoy: each rule holding
+/// one is dropped (the route says which field), the others are served.
+#[test]
+fn control_characters_never_reach_envoy() {
+    let gateway = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"namespace": "a", "name": "gw", "generation": 1},
+        "spec": {"gatewayClassName": "portico", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    });
+    let config = ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let dropped = std::cell::Cell::new(0usize);
+    runner
+        .run(&control_routes(), |routes| {
+            let mut b = InputsBuilder::default();
+            fixed_objects(&mut b);
+            b.insert(object(gateway.clone()).expect("gateway"));
+            // Typed directly, as from the API server: YAML (the file source)
+            // cannot even carry some control characters.
+            let [http, grpc] = routes;
+            b.insert(InputObject::HttpRoute(
+                typed(http).expect("the HTTPRoute is typed"),
+            ));
+            b.insert(InputObject::GrpcRoute(
+                typed(grpc).expect("the GRPCRoute is typed"),
+            ));
+            let outputs = translate(&b.build());
+            for status in outputs.routes.values() {
+                let text = serde_json::to_string(status).expect("status serializes");
+                dropped.set(dropped.get() + text.matches("control character U+").count());
+            }
+            let doc = portico::render::document(&outputs, None).map_err(TestCaseError::fail)?;
+            let mut found = Vec::new();
+            for g in doc["gateways"].as_array().into_iter().flatten() {
+                control_characters(&g["envoy"], "envoy", &mut found);
+            }
+            prop_assert!(
+                found.is_empty(),
+                "control characters reach Envoy: {found:?}"
+            );
+            Ok(())
+        })
+        .expect("no failing case");
+    assert!(dropped.get() > 100, "only {} values refused", dropped.get());
 }
 
 /// The file source never panics either: arbitrary text made of YAML-ish

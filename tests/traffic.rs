@@ -282,6 +282,16 @@ fn filter_routes() -> String {
     route("filters", "[filters.test]", T0, &rules)
 }
 
+/// The edge defaults: a protected `/admin` prefix beside a catch-all.
+fn edge_routes() -> String {
+    let rules = [
+        tagged("admin", "[{path: {type: PathPrefix, value: /admin}}]"),
+        tagged("public", "[{path: {type: PathPrefix, value: /}}]"),
+    ]
+    .concat();
+    route("edge", "[edge.test]", T0, &rules)
+}
+
 fn backend_routes() -> String {
     route(
         "weights",
@@ -339,6 +349,7 @@ fn inputs(listener_port: u16, b: &Backends) -> (portico::inputs::Inputs, usize) 
         + &hostname_routes()
         + &filter_routes()
         + &backend_routes()
+        + &edge_routes()
         + &service("echo", b.echo.port)
         + &service("mirror", b.mirror.port)
         + &service("wa", b.wa.port)
@@ -1149,6 +1160,89 @@ fn zero_weights_and_backend_filters(env: &Env, c: &mut Checks) {
     );
 }
 
+/// What an edge proxy must not let through: an escaped slash that would take
+/// a request past the route of the path it decodes to, and header names
+/// with underscores (which many backends read as dashes).
+fn edge_defaults(env: &Env, c: &mut Checks) {
+    let get = |path| ("GET", "edge.test", path);
+    let none: &[(&str, &str)] = &[];
+    c.rule(env, get("/admin/x"), none, Some("admin"));
+    c.rule(env, get("/adminx"), none, Some("public"));
+    // Envoy unescapes %2F, normalizes, and sends the client to the result
+    // (a relative Location), which then routes as usual.
+    for (escaped, location) in [
+        ("/admin%2Fx", "/admin/x"),
+        ("/admin%2fx?y=1", "/admin/x?y=1"),
+        ("/admin%2F..%2Fx", "/x"),
+    ] {
+        let before = env.backends.echo.requests().len();
+        let r = env.get("edge.test", escaped);
+        c.check(
+            r.status == 307 && r.header("location") == Some(location),
+            || {
+                format!(
+                    "GET edge.test{escaped}: expected 307 to {location}, got {} to {:?}",
+                    r.status,
+                    r.header("location")
+                )
+            },
+        );
+        c.check(env.backends.echo.requests().len() == before, || {
+            format!("GET edge.test{escaped} reached a backend")
+        });
+    }
+    c.rule(env, get("/admin/x?y=1"), none, Some("admin"));
+    for (name, value) in [("x_foo", "1"), ("X_Forwarded_For", "10.0.0.1")] {
+        let before = env.backends.echo.requests().len();
+        let r = env.send("GET", "edge.test", "/", &[(name, value)]);
+        c.check(r.status == 400, || {
+            format!(
+                "GET edge.test/ with header {name}: expected 400, got {}",
+                r.status
+            )
+        });
+        c.check(env.backends.echo.requests().len() == before, || {
+            format!("GET edge.test/ with header {name} reached a backend")
+        });
+    }
+    // Dashes are fine.
+    c.rule(env, get("/"), &[("x-foo", "1")], Some("public"));
+}
+
+/// A client that sends part of a request head and then nothing: Envoy
+/// answers 408 and closes once the request-header timeout has passed. Runs
+/// on its own thread while the other checks go on; the result is what
+/// happened, or what differed.
+fn slow_headers(port: u16) -> std::thread::JoinHandle<Result<(), String>> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: edge.test\r\nx-slow: ")
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let waited = started.elapsed();
+        let text = String::from_utf8_lossy(&answer);
+        let timeout = portico::translate::envoy::listener::REQUEST_HEADERS_TIMEOUT;
+        if !text.starts_with("HTTP/1.1 408") {
+            return Err(format!(
+                "a client that never finishes its headers: expected 408, got {:?} after {waited:?}",
+                text.lines().next()
+            ));
+        }
+        if waited < timeout - Duration::from_millis(500) || waited > timeout * 2 {
+            return Err(format!(
+                "a client that never finishes its headers got 408 after {waited:?}, expected about {timeout:?}"
+            ));
+        }
+        Ok(())
+    })
+}
+
 fn invalid_backends(env: &Env, c: &mut Checks) {
     let r = env.get("invalid.test", "/missing");
     c.check(r.status == 500, || {
@@ -1173,6 +1267,7 @@ fn traffic_through_envoy() {
     let started = Instant::now();
     let env = Env::start();
     let mut c = Checks::default();
+    let slow = slow_headers(env.port);
     path_matching(&env, &mut c);
     header_query_method_matching(&env, &mut c);
     hostnames(&env, &mut c);
@@ -1186,6 +1281,11 @@ fn traffic_through_envoy() {
     weights(&env, &mut c);
     zero_weights_and_backend_filters(&env, &mut c);
     invalid_backends(&env, &mut c);
+    edge_defaults(&env, &mut c);
+    let slow = slow
+        .join()
+        .unwrap_or_else(|_| Err("the slow client panicked".into()));
+    c.check(slow.is_ok(), || slow.err().unwrap_or_default());
     eprintln!("{} checks in {:?}", c.count, started.elapsed());
     c.finish("traffic");
 }

@@ -32,6 +32,9 @@ pub struct GatewayParametersSpec {
     /// Envoy image (default envoyproxy/envoy:v1.40.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Compute resources of the Envoy container. A memory limit (at least
+    /// 64Mi) also gives Envoy's overload manager its heap limit: four fifths
+    /// of the memory limit (1Gi without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -391,3 +391,78 @@ fn of_portico_class(inputs: &Inputs, gateway: &Gateway) -> bool {
         ))
         .is_some_and(|c| c.spec.controller_name == CONTROLLER_NAME)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::GatewayOutput;
+    use crate::translate::envoy::EnvoyResources;
+    use crate::translate::status::GatewayStatus;
+
+    struct NoFleets;
+
+    impl LiveFleet for NoFleets {
+        fn deployment(&self, _: &str, _: &str) -> Option<Arc<Deployment>> {
+            None
+        }
+        fn service(&self, _: &str, _: &str) -> Option<Arc<Service>> {
+            None
+        }
+        fn fleets(&self) -> Vec<ObjectKey> {
+            Vec::new()
+        }
+    }
+
+    /// A client whose every call fails; the rounds below make none.
+    fn offline_client() -> Client {
+        let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+            Err::<http::Response<kube::client::Body>, _>(std::io::Error::other(
+                "no API server in this test",
+            ))
+        });
+        Client::new(service, "default")
+    }
+
+    /// Served but not accepted (no `Infra`): nothing to apply.
+    fn outputs(gateways: &[&str]) -> Outputs {
+        let mut out = Outputs::default();
+        for g in gateways {
+            out.gateways.insert(
+                ObjectKey::new("default", *g),
+                GatewayOutput {
+                    status: GatewayStatus {
+                        conditions: Vec::new(),
+                        listeners: Vec::new(),
+                    },
+                    resources: EnvoyResources::default(),
+                    clusters: Vec::new(),
+                    infra: None,
+                },
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn fleet_state_of_removed_gateways_is_forgotten() {
+        let now = SystemTime::now();
+        let authority = Arc::new(Authority::generate(now).expect("CA"));
+        let issued = authority.issue_gateway("default/a", now).expect("issued");
+        let mut p = Provisioner::new(offline_client(), Settings::default(), authority);
+        for g in ["a", "b"] {
+            let key = ObjectKey::new("default", g);
+            p.applied.insert(key.clone(), Applied::default());
+            p.certificates.insert(key, issued.clone());
+        }
+        let events = GatewayEvents::disabled();
+        let inputs = Inputs::default();
+        p.reconcile(&inputs, &outputs(&["a"]), &NoFleets, &events)
+            .await;
+        let a = vec![ObjectKey::new("default", "a")];
+        assert_eq!(p.applied.keys().cloned().collect::<Vec<_>>(), a);
+        assert_eq!(p.certificates.keys().cloned().collect::<Vec<_>>(), a);
+        p.reconcile(&inputs, &outputs(&[]), &NoFleets, &events)
+            .await;
+        assert!(p.applied.is_empty() && p.certificates.is_empty());
+    }
+}

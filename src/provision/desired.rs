@@ -4,7 +4,8 @@
 //! Deployment and Service, each owned by the Gateway and labelled with it and
 //! with `spec.infrastructure` labels and annotations. In: the Gateway, its
 //! `Infra` (merged parameters, ports) and operator settings. Service port =
-//! listener port; container port = the translated one.
+//! listener port; container port = the translated one. The bootstrap's heap
+//! limit follows the Envoy container's memory limit.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ use super::names::{object_name, selector_labels};
 use crate::bootstrap::{self, BootstrapParams, READY_PORT, XdsTls};
 use crate::inputs::ObjectKey;
 use crate::pki::Issued;
-use crate::translate::infra::Infra;
+use crate::translate::infra::{self, Infra};
 use crate::xds::cache::content_version;
 
 const TEMPLATE: &str = include_str!("../../templates/envoy-workload.yaml.j2");
@@ -161,6 +162,9 @@ pub fn desired_objects(
     let mut bootstrap_params =
         BootstrapParams::new(id.clone(), settings.xds_host.clone(), settings.xds_port);
     bootstrap_params.tls = Some(xds_tls.clone());
+    // Parameters were validated; an unreadable limit counts as none.
+    bootstrap_params.max_heap_bytes =
+        bootstrap::max_heap_for_container(infra::memory_limit(params).ok().flatten());
     let bootstrap = bootstrap::render(&bootstrap_params).map_err(|e| e.to_string())?;
     let mut config_files = BTreeMap::from([("bootstrap.yaml".to_string(), bootstrap)]);
     for (file, text) in bootstrap::sds_files(&xds_tls).map_err(|e| e.to_string())? {

@@ -8,6 +8,7 @@
 //! holds), translation's `Outputs`, and each Gateway's observed state. Out: only the writes whose content differs from the live
 //! status, ignoring `lastTransitionTime`, at most `CONCURRENCY` at a time.
 //! A condition keeps its live `lastTransitionTime` while its status stays.
+//! What was sent for an object that no longer exists is forgotten.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -390,6 +391,25 @@ pub fn now() -> String {
 /// Per object: the last status written and the live version it was based on.
 type Sent = BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>;
 
+/// Whether the object a write was for still exists.
+fn exists(inputs: &Inputs, kind: Kind, key: &ObjectKey) -> bool {
+    match kind {
+        Kind::GatewayClass => inputs.gateway_classes.contains_key(key),
+        Kind::Gateway => inputs.gateways.contains_key(key),
+        Kind::Route(RouteKind::Http) => inputs.http_routes.contains_key(key),
+        Kind::Route(RouteKind::Grpc) => inputs.grpc_routes.contains_key(key),
+        Kind::Route(RouteKind::Tls) => inputs.tls_routes.contains_key(key),
+        Kind::Route(RouteKind::Tcp) => inputs.tcp_routes.contains_key(key),
+        Kind::Route(RouteKind::Udp) => inputs.udp_routes.contains_key(key),
+        Kind::BackendTlsPolicy => inputs.backend_tls_policies.contains_key(key),
+    }
+}
+
+/// Drops what was sent for objects that no longer exist.
+fn forget_gone(sent: &mut Sent, inputs: &Inputs) {
+    sent.retain(|(kind, key), _| exists(inputs, *kind, key));
+}
+
 /// Sends planned writes, skipping any already sent for the same live version.
 pub struct StatusWriter {
     client: Client,
@@ -402,6 +422,14 @@ impl StatusWriter {
             client,
             sent: Mutex::default(),
         }
+    }
+
+    /// Forgets what was sent for objects `inputs` no longer holds.
+    pub fn forget_gone(&self, inputs: &Inputs) {
+        forget_gone(
+            &mut self.sent.lock().unwrap_or_else(|e| e.into_inner()),
+            inputs,
+        );
     }
 
     /// Writes what `plan` found; returns how many writes succeeded.
@@ -498,5 +526,100 @@ impl StatusWriter {
         api.patch_status(&w.key.name, &PatchParams::default(), &Patch::Merge(body))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::conditions::{CUT_MARKER, MAX_MESSAGE};
+    use crate::xds::hub::GatewayFeedback;
+
+    fn inputs() -> Inputs {
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
+                    spec: {controllerName: portico.dev/gateway-controller}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n\
+                    spec:\n  gatewayClassName: portico\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+        let mut b = crate::inputs::InputsBuilder::default();
+        for o in crate::inputs::files::parse_documents(std::path::Path::new("t.yaml"), yaml)
+            .expect("valid")
+        {
+            b.insert(o);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn what_was_sent_for_deleted_objects_is_forgotten() {
+        let inputs = inputs();
+        let mut sent = Sent::new();
+        let entry = (json!({}), None);
+        for (kind, key) in [
+            (Kind::GatewayClass, ObjectKey::new("", "portico")),
+            (Kind::Gateway, ObjectKey::new("default", "gw")),
+            (Kind::Gateway, ObjectKey::new("default", "deleted")),
+            (Kind::GatewayClass, ObjectKey::new("", "deleted")),
+            (Kind::Route(RouteKind::Http), ObjectKey::new("default", "r")),
+            (Kind::Route(RouteKind::Udp), ObjectKey::new("default", "u")),
+            (Kind::BackendTlsPolicy, ObjectKey::new("default", "p")),
+        ] {
+            sent.insert((kind, key), entry.clone());
+        }
+        forget_gone(&mut sent, &inputs);
+        let left: Vec<_> = sent.keys().cloned().collect();
+        assert_eq!(
+            left,
+            vec![
+                (Kind::GatewayClass, ObjectKey::new("", "portico")),
+                (Kind::Gateway, ObjectKey::new("default", "gw")),
+            ]
+        );
+        forget_gone(&mut sent, &Inputs::default());
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn an_envoy_rejection_of_100_kib_is_written_capped() {
+        let inputs = inputs();
+        let outputs = crate::translate::translate(&inputs);
+        let key = ObjectKey::new("default", "gw");
+        let nack = "x".repeat(100 * 1024);
+        let feedback = GatewayFeedback {
+            streams: 1,
+            acked: None,
+            rejected: Some(("v1".into(), nack)),
+        };
+        let observed = BTreeMap::from([(
+            key.clone(),
+            Observed {
+                feedback: Some(&feedback),
+                current_version: Some("v1"),
+                ..Observed::default()
+            },
+        )]);
+        let writes = plan(&inputs, &outputs, &observed, "2026-01-01T00:00:00Z");
+        let gateway = writes
+            .iter()
+            .find(|w| w.kind == Kind::Gateway && w.key == key)
+            .expect("a Gateway status write");
+        let mut messages = Vec::new();
+        let mut conditions: Vec<&Value> = gateway.status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        for l in gateway.status["listeners"].as_array().into_iter().flatten() {
+            conditions.extend(l["conditions"].as_array().into_iter().flatten());
+        }
+        for c in conditions {
+            let m = c["message"].as_str().expect("message");
+            assert!(m.len() <= MAX_MESSAGE, "{} bytes", m.len());
+            messages.push(m);
+        }
+        let capped = messages
+            .iter()
+            .filter(|m| m.ends_with(CUT_MARKER) && m.contains("Envoy rejected"))
+            .count();
+        assert_eq!(capped, 2, "the Gateway's and the listener's Programmed");
     }
 }

@@ -19,6 +19,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::conditions::{Conditions, spec};
+use super::control_chars::check_text;
+use super::field_path::FieldPath;
+use super::hostnames;
 use crate::inputs::{Inputs, ObjectKey};
 
 /// What Envoy checks when it connects to a backend over TLS.
@@ -223,8 +226,36 @@ fn validate(
         );
         return (Some(PolicyTarget::Refused(key.clone())), conditions);
     }
+    if let Err(e) = check_hostname(&v.hostname, false) {
+        conditions.set(
+            spec::ACCEPTED,
+            false,
+            spec::INVALID,
+            format!("spec.validation.hostname: {e}"),
+        );
+        return (Some(PolicyTarget::Refused(key.clone())), conditions);
+    }
     let mut subject_alt_names = Vec::new();
+    let sans_field = FieldPath::Root("spec.validation.subjectAltNames");
     for (i, san) in v.subject_alt_names.iter().flatten().enumerate() {
+        let san_field = sans_field.index(i);
+        let problem = match (&san.hostname, &san.uri) {
+            (Some(h), _)
+                if san.r#type == BackendTlsPolicyValidationSubjectAltNamesType::Hostname =>
+            {
+                check_hostname(h, true)
+                    .err()
+                    .map(|e| format!("{}: {e}", san_field.key("hostname")))
+            }
+            (_, Some(u)) if san.r#type == BackendTlsPolicyValidationSubjectAltNamesType::Uri => {
+                check_text(&san_field.key("uri"), u).err()
+            }
+            _ => None,
+        };
+        if let Some(message) = problem {
+            conditions.set(spec::ACCEPTED, false, spec::INVALID, message);
+            return (Some(PolicyTarget::Refused(key.clone())), conditions);
+        }
         let value = match san.r#type {
             BackendTlsPolicyValidationSubjectAltNamesType::Hostname => {
                 san.hostname.clone().map(SubjectAltName::Dns)
@@ -258,6 +289,18 @@ fn validate(
         subject_alt_names,
     };
     (Some(PolicyTarget::Tls(Arc::new(tls))), conditions)
+}
+
+/// A DNS name Envoy sends as SNI or checks a certificate against: RFC 1123,
+/// a leading `*.` only where `wildcard` allows it.
+fn check_hostname(hostname: &str, wildcard: bool) -> Result<(), String> {
+    hostnames::validate(hostname)?;
+    if !wildcard && hostname.starts_with('*') {
+        return Err(format!(
+            "hostname {hostname:?} is a wildcard; the backend's exact name is required"
+        ));
+    }
+    Ok(())
 }
 
 fn check_ca(pem: &str) -> Result<(), String> {

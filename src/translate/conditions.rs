@@ -1,10 +1,39 @@
 //! Status conditions as translation computes them: type, status, reason, message
 //! and the generation they describe. No timestamps here: translation has no clock;
 //! the status writer stamps `lastTransitionTime` when a condition really changes.
+//!
+//! Every condition leaves portico serialized, for the API server or for
+//! `render`; serializing caps its message at `MAX_MESSAGE`, so no message
+//! (Envoy's NACK text, a list of dropped rules) can make a status write fail.
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// The API's limit for `Condition.message` (`maxLength` 32768 in
+/// metav1.Condition and the Gateway API CRDs). Counted in bytes here, which
+/// also keeps the character count under it.
+pub const MAX_MESSAGE: usize = 32768;
+
+/// Ends a message cut to `MAX_MESSAGE`.
+pub const CUT_MARKER: &str = " [message truncated]";
+
+/// `message` if it fits, else its longest prefix (cut on a character
+/// boundary) that fits with `CUT_MARKER` appended.
+pub fn capped(message: &str) -> Cow<'_, str> {
+    if message.len() <= MAX_MESSAGE {
+        return Cow::Borrowed(message);
+    }
+    let mut cut = MAX_MESSAGE - CUT_MARKER.len();
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}{CUT_MARKER}", &message[..cut]))
+}
+
+fn serialize_capped<S: Serializer>(message: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&capped(message))
+}
 
 /// One Kubernetes-style condition, without its transition time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -14,6 +43,8 @@ pub struct Condition {
     pub type_: &'static str,
     pub status: ConditionStatus,
     pub reason: &'static str,
+    /// Capped at `MAX_MESSAGE` when serialized.
+    #[serde(serialize_with = "serialize_capped")]
     pub message: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -136,4 +167,42 @@ pub mod spec {
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
     pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serialized_message(message: String) -> String {
+        let mut c = Conditions::new(Some(1));
+        c.set(spec::ACCEPTED, false, spec::INVALID, message);
+        let json = serde_json::to_value(&c.into_vec()[0]).expect("serializes");
+        json["message"].as_str().expect("a string").to_string()
+    }
+
+    #[test]
+    fn messages_are_capped_on_a_char_boundary_with_a_marker() {
+        // 100 KiB of two-byte characters, offset by one byte so the cut
+        // would fall inside a character.
+        let long = format!("x{}", "\u{e9}".repeat(50 * 1024));
+        assert!(long.len() > 100 * 1024);
+        let out = serialized_message(long.clone());
+        assert!(out.len() <= MAX_MESSAGE, "{} bytes", out.len());
+        assert!(out.chars().count() <= MAX_MESSAGE);
+        assert!(out.ends_with(CUT_MARKER));
+        let kept = out.strip_suffix(CUT_MARKER).expect("marker");
+        assert!(long.starts_with(kept));
+        assert!(kept.len() > MAX_MESSAGE - CUT_MARKER.len() - 4);
+
+        let ascii = "a".repeat(100 * 1024);
+        let out = serialized_message(ascii);
+        assert_eq!(out.len(), MAX_MESSAGE);
+        assert!(out.ends_with(CUT_MARKER));
+
+        for fits in [String::new(), "short".to_string(), "b".repeat(MAX_MESSAGE)] {
+            assert_eq!(serialized_message(fits.clone()), fits);
+        }
+        let over = "c".repeat(MAX_MESSAGE + 1);
+        assert!(serialized_message(over).ends_with(CUT_MARKER));
+    }
 }

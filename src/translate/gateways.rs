@@ -171,7 +171,16 @@ pub fn container_port(port: i32, shift_privileged: bool) -> u32 {
     }
 }
 
-pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
+/// A port Envoy itself binds inside its container, which no Gateway
+/// listener may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedPort {
+    pub port: u32,
+    /// What Envoy uses it for, as a message says it.
+    pub used_for: &'static str,
+}
+
+pub fn index(inputs: &Inputs, shift_privileged: bool, reserved: &[ReservedPort]) -> GatewayIndex {
     let mut idx = GatewayIndex::default();
     for class in inputs.gateway_classes.values() {
         if class.spec.controller_name != CONTROLLER_NAME {
@@ -228,7 +237,7 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
                 .map(|p| &p.spec),
         );
         let shift = shift_privileged && parameters.listener_port_as_container_port != Some(true);
-        let mut model = gateway_model(inputs, gateway, shift);
+        let mut model = gateway_model(inputs, gateway, shift, reserved);
         model.parameters = parameters;
         model.parameters_error = class_error.or(own.err());
         idx.gateways.insert(model.key.clone(), model);
@@ -236,7 +245,12 @@ pub fn index(inputs: &Inputs, shift_privileged: bool) -> GatewayIndex {
     idx
 }
 
-fn gateway_model(inputs: &Inputs, gateway: &Gateway, shift_privileged: bool) -> GatewayModel {
+fn gateway_model(
+    inputs: &Inputs,
+    gateway: &Gateway,
+    shift_privileged: bool,
+    reserved: &[ReservedPort],
+) -> GatewayModel {
     let generation = gateway.metadata.generation;
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let mut listeners: Vec<ListenerModel> = gateway
@@ -251,6 +265,7 @@ fn gateway_model(inputs: &Inputs, gateway: &Gateway, shift_privileged: bool) -> 
         })
         .collect();
     mark_duplicate_names(&mut listeners);
+    mark_reserved_ports(&mut listeners, reserved);
     mark_conflicts(&mut listeners);
     mark_overlapping_tls(&mut listeners);
     GatewayModel {
@@ -501,6 +516,27 @@ fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
             listeners[i]
                 .conditions
                 .set(spec::ACCEPTED, false, spec::UNSUPPORTED_VALUE, msg);
+        }
+    }
+}
+
+/// Listeners whose container port is one Envoy binds for itself (admin,
+/// readiness) are not accepted (`PortUnavailable`): Envoy could not bind
+/// them, and would reject the whole listener update. UDP listeners do not
+/// collide with those TCP ports. Runs before the conflict checks, so such a
+/// listener conflicts with no other.
+fn mark_reserved_ports(listeners: &mut [ListenerModel], reserved: &[ReservedPort]) {
+    for (i, l) in listeners.iter_mut().enumerate() {
+        if !l.conditions.is_true(spec::ACCEPTED) || l.protocol.is_some_and(Protocol::is_udp) {
+            continue;
+        }
+        if let Some(r) = reserved.iter().find(|r| r.port == l.container_port) {
+            let message = format!(
+                "spec.listeners[{i}].port: port {} maps to container port {}, which Envoy uses for {}; choose another port",
+                l.port, l.container_port, r.used_for
+            );
+            l.conditions
+                .set(spec::ACCEPTED, false, spec::PORT_UNAVAILABLE, message);
         }
     }
 }

@@ -104,8 +104,97 @@ const LOG_LEVELS: &[&str] = &[
     "trace", "debug", "info", "warning", "warn", "error", "critical", "off",
 ];
 
+/// The memory limit of the Envoy container (`spec.resources.limits.memory`)
+/// in bytes, if set; the message names the field when it is not a quantity
+/// or is too small for Envoy.
+pub fn memory_limit(spec: &GatewayParametersSpec) -> Result<Option<u64>, String> {
+    let Some(q) = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+    else {
+        return Ok(None);
+    };
+    let field = "spec.resources.limits.memory";
+    let bytes = quantity_bytes(&q.0).map_err(|e| format!("{field}: {e}"))?;
+    if bytes < MIN_ENVOY_MEMORY {
+        return Err(format!(
+            "{field}: {:?} is less than the {} MiB an Envoy needs",
+            q.0,
+            MIN_ENVOY_MEMORY >> 20
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// The smallest memory limit portico provisions an Envoy with: Envoy alone,
+/// idle, takes a few tens of MiB.
+pub const MIN_ENVOY_MEMORY: u64 = 64 << 20;
+
+/// A Kubernetes resource quantity (`512Mi`, `1G`, `1.5Gi`, `2e9`, `1000`) in
+/// whole units, rounded down.
+fn quantity_bytes(text: &str) -> Result<u64, String> {
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(number_end);
+    let not_a_quantity = || format!("{text:?} is not a Kubernetes quantity");
+    let unsigned = number.strip_prefix('+').unwrap_or(number);
+    let digits = unsigned.replace('.', "");
+    if unsigned.matches('.').count() > 1
+        || digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(not_a_quantity());
+    }
+    let mantissa: f64 = if unsigned.starts_with('.') {
+        format!("0{unsigned}").parse()
+    } else {
+        unsigned.trim_end_matches('.').parse()
+    }
+    .map_err(|_| not_a_quantity())?;
+    // Negative powers divide, so `2000m` is exactly 2.
+    let (times, divide) = match suffix {
+        "" => (1.0, 1.0),
+        "n" => (1.0, 1e9),
+        "u" => (1.0, 1e6),
+        "m" => (1.0, 1e3),
+        "k" => (1e3, 1.0),
+        "M" => (1e6, 1.0),
+        "G" => (1e9, 1.0),
+        "T" => (1e12, 1.0),
+        "P" => (1e15, 1.0),
+        "E" => (1e18, 1.0),
+        "Ki" => (1024f64, 1.0),
+        "Mi" => (1024f64.powi(2), 1.0),
+        "Gi" => (1024f64.powi(3), 1.0),
+        "Ti" => (1024f64.powi(4), 1.0),
+        "Pi" => (1024f64.powi(5), 1.0),
+        "Ei" => (1024f64.powi(6), 1.0),
+        exponent => {
+            let e = exponent
+                .strip_prefix(['e', 'E'])
+                .and_then(|e| e.parse::<i32>().ok())
+                .ok_or_else(not_a_quantity)?
+                .clamp(-400, 400);
+            if e < 0 {
+                (1.0, 10f64.powi(-e))
+            } else {
+                (10f64.powi(e), 1.0)
+            }
+        }
+    };
+    let value = mantissa * times / divide;
+    if !value.is_finite() || value >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(value as u64)
+}
+
 /// Checks what the CRD schema cannot say; the message names the field.
 pub fn validate(spec: &GatewayParametersSpec) -> Result<(), String> {
+    memory_limit(spec)?;
     if let Some(r) = spec.replicas
         && r < 0
     {
@@ -270,11 +359,63 @@ mod tests {
             ),
             ("envoy: {logLevel: loud}", "spec.envoy.logLevel"),
             ("envoy: {concurrency: 0}", "spec.envoy.concurrency"),
+            (
+                "resources: {limits: {memory: lots}}",
+                "spec.resources.limits.memory",
+            ),
+            (
+                "resources: {limits: {memory: 16Mi}}",
+                "spec.resources.limits.memory",
+            ),
         ];
         for (yaml, field) in cases {
             let err = validate(&spec(yaml)).expect_err(yaml);
             assert!(err.starts_with(field), "{yaml}: {err}");
         }
         assert!(validate(&spec("replicas: 2\nenvoy: {logLevel: warn}")).is_ok());
+    }
+
+    #[test]
+    fn memory_limits_are_read_as_kubernetes_quantities() {
+        let cases = [
+            ("512Mi", 512 << 20),
+            ("1Gi", 1 << 30),
+            ("1.5Gi", 3 << 29),
+            ("1G", 1_000_000_000),
+            ("100M", 100_000_000),
+            ("2e9", 2_000_000_000),
+            ("2E9", 2_000_000_000),
+            ("1073741824", 1 << 30),
+            ("+1Gi", 1 << 30),
+            (".5Gi", 1 << 29),
+            ("1.Gi", 1 << 30),
+            ("200000000000m", 200_000_000),
+            ("65536Ki", 64 << 20),
+        ];
+        for (q, bytes) in cases {
+            assert_eq!(quantity_bytes(q), Ok(bytes), "{q}");
+        }
+        for bad in [
+            "",
+            "Gi",
+            "1 Gi",
+            "1GB",
+            "1.2.3",
+            "-1Gi",
+            "1e",
+            "1e999999999",
+            "9Ei9",
+            "1..",
+            "\u{7}",
+        ] {
+            assert!(quantity_bytes(bad).is_err(), "{bad:?}");
+        }
+        assert!(quantity_bytes("99999999Ei").is_err());
+        let limit = spec("resources: {limits: {memory: 256Mi, cpu: '1'}}");
+        assert_eq!(memory_limit(&limit), Ok(Some(256 << 20)));
+        assert_eq!(
+            memory_limit(&spec("resources: {requests: {memory: 1Gi}}")),
+            Ok(None)
+        );
     }
 }

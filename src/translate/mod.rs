@@ -11,6 +11,7 @@ pub mod backend_tls;
 pub mod backends;
 pub mod certificates;
 pub mod conditions;
+pub mod control_chars;
 pub mod endpoints;
 pub mod envoy;
 pub mod features;
@@ -81,6 +82,9 @@ pub struct Options {
     pub listen_address: String,
     /// Listener ports below 1024 bind port + 10000 (Envoy runs unprivileged).
     pub shift_privileged_ports: bool,
+    /// Ports Envoy binds for itself where it runs; a listener whose
+    /// container port is one of them is `PortUnavailable`.
+    pub reserved_ports: Vec<gateways::ReservedPort>,
 }
 
 impl Default for Options {
@@ -88,6 +92,16 @@ impl Default for Options {
         Self {
             listen_address: "0.0.0.0".into(),
             shift_privileged_ports: true,
+            reserved_ports: vec![
+                gateways::ReservedPort {
+                    port: u32::from(crate::bootstrap::ADMIN_PORT),
+                    used_for: "its admin interface",
+                },
+                gateways::ReservedPort {
+                    port: u32::from(crate::bootstrap::READY_PORT),
+                    used_for: "its readiness probe",
+                },
+            ],
         }
     }
 }
@@ -98,7 +112,11 @@ pub fn translate(inputs: &Inputs) -> Outputs {
 }
 
 pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
-    let mut idx = gateways::index(inputs, options.shift_privileged_ports);
+    let mut idx = gateways::index(
+        inputs,
+        options.shift_privileged_ports,
+        &options.reserved_ports,
+    );
     // GRPCRoute rules written as HTTPRoute rules; the models borrow them.
     let grpc_rules: Vec<_> = inputs
         .grpc_routes

@@ -1,7 +1,9 @@
 //! The hub between translation and the ADS streams: the current snapshot of
 //! every Gateway (published as one value on a watch channel, unchanged
 //! Gateways keeping their `Arc`), and the feedback Envoys sent back (last ACKed
-//! snapshot version, last NACK message) for the status side.
+//! snapshot version, last NACK message) for the status side. A Gateway's
+//! feedback and its stream metric are forgotten once it is no longer
+//! published and none of its Envoys is connected.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +106,24 @@ impl Hub {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Instant::now();
             self.snapshots.send_replace(Arc::new(next));
+            self.forget_gone();
         }
+    }
+
+    /// Drops the feedback and stream metric of every Gateway that is not
+    /// published and has no open stream.
+    fn forget_gone(&self) {
+        let mut all = self.lock();
+        let published = self.snapshots.borrow();
+        all.retain(|gateway, f| {
+            let keep = f.streams > 0 || published.contains_key(gateway);
+            if !keep {
+                self.metrics.streams.remove(&GatewayLabel {
+                    gateway: gateway.clone(),
+                });
+            }
+            keep
+        });
     }
 
     /// Responses sent to Envoys since start (every response carries changes).
@@ -135,6 +154,7 @@ impl Hub {
     pub fn publish_snapshots(&self, snapshots: Snapshots) {
         self.snapshots.send_replace(Arc::new(snapshots));
         self.synced.send_replace(true);
+        self.forget_gone();
     }
 
     /// Resolves once the first snapshots have been published.
@@ -181,25 +201,38 @@ impl Hub {
     }
 
     pub(crate) fn stream_opened(&self, gateway: &str) {
-        self.metrics
-            .streams
-            .get_or_create(&GatewayLabel {
-                gateway: gateway.into(),
-            })
-            .inc();
-        self.lock().entry(gateway.to_string()).or_default().streams += 1;
+        {
+            // The metric changes under the feedback lock, so a concurrent
+            // close that forgets the Gateway cannot remove a fresh count.
+            let mut all = self.lock();
+            all.entry(gateway.to_string()).or_default().streams += 1;
+            self.metrics
+                .streams
+                .get_or_create(&GatewayLabel {
+                    gateway: gateway.into(),
+                })
+                .inc();
+        }
         self.feedback_changed.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn stream_closed(&self, gateway: &str) {
-        self.metrics
-            .streams
-            .get_or_create(&GatewayLabel {
+        {
+            let mut all = self.lock();
+            let label = GatewayLabel {
                 gateway: gateway.into(),
-            })
-            .dec();
-        if let Some(entry) = self.lock().get_mut(gateway) {
-            entry.streams = entry.streams.saturating_sub(1);
+            };
+            let streams = all.get_mut(gateway).map(|entry| {
+                entry.streams = entry.streams.saturating_sub(1);
+                entry.streams
+            });
+            if streams == Some(0) && !self.snapshots.borrow().contains_key(gateway) {
+                // The last Envoy of a Gateway that is gone.
+                all.remove(gateway);
+                self.metrics.streams.remove(&label);
+            } else {
+                self.metrics.streams.get_or_create(&label).dec();
+            }
         }
         self.feedback_changed.send_modify(|n| *n += 1);
     }
@@ -208,5 +241,75 @@ impl Hub {
         // The map stays consistent even if a holder panicked: every update is
         // a single assignment.
         self.feedback.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::GatewayOutput;
+    use crate::translate::envoy::EnvoyResources;
+    use crate::translate::status::GatewayStatus;
+
+    fn outputs(gateways: &[&str]) -> Outputs {
+        let mut out = Outputs::default();
+        for g in gateways {
+            out.gateways.insert(
+                ObjectKey::new("default", *g),
+                GatewayOutput {
+                    status: GatewayStatus {
+                        conditions: Vec::new(),
+                        listeners: Vec::new(),
+                    },
+                    resources: EnvoyResources::default(),
+                    clusters: Vec::new(),
+                    infra: None,
+                },
+            );
+        }
+        out
+    }
+
+    fn ack() -> Feedback {
+        Feedback::Ack {
+            kind: ResourceType::Listener,
+            snapshot: "v1".into(),
+        }
+    }
+
+    #[test]
+    fn feedback_and_stream_metrics_of_removed_gateways_are_forgotten() {
+        let hub = Hub::default();
+        hub.publish(&outputs(&["a", "b"]));
+        for g in ["default/a", "default/b"] {
+            hub.stream_opened(g);
+            hub.record(g, &ack());
+        }
+        assert_eq!(hub.lock().len(), 2);
+        assert!(hub.metrics.encode().contains("gateway=\"default/b\""));
+
+        // b is removed while its Envoy is still connected: kept until it
+        // disconnects, then forgotten.
+        hub.publish(&outputs(&["a"]));
+        assert_eq!(hub.lock().len(), 2);
+        hub.stream_closed("default/b");
+        assert_eq!(hub.lock().len(), 1);
+        assert_eq!(hub.feedback("default/b"), GatewayFeedback::default());
+        assert!(!hub.metrics.encode().contains("default/b"));
+
+        // a's Envoy disconnects while a still exists: kept.
+        hub.stream_closed("default/a");
+        assert_eq!(hub.feedback("default/a").acked.as_deref(), Some("v1"));
+        assert!(hub.metrics.encode().contains("gateway=\"default/a\""));
+        // ...and a's removal forgets it at once.
+        hub.publish(&outputs(&[]));
+        assert!(hub.lock().is_empty());
+        assert!(!hub.metrics.encode().contains("default/a"));
+
+        // An Envoy of a Gateway that never existed leaves nothing behind.
+        hub.stream_opened("default/stray");
+        hub.stream_closed("default/stray");
+        assert!(hub.lock().is_empty());
+        assert!(!hub.metrics.encode().contains("stray"));
     }
 }

@@ -3,9 +3,20 @@
 //! port has one filter chain per Gateway listener, matched on the SNI
 //! hostname, each terminating TLS with that listener's certificates and
 //! routing with its own route configuration.
+//!
+//! The edge defaults (ARCHITECTURE.md, "Edge defaults"): nothing the client
+//! sends is trusted as control input, paths are normalized and escaped
+//! slashes redirected to their unescaped form before routing, header names
+//! with underscores are refused, slow or idle clients are cut off, and HTTP/2
+//! clients get bounded concurrency and flow-control windows.
 
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, Http2ProtocolOptions, HttpProtocolOptions, SocketAddress, address,
+    http_protocol_options, socket_address,
+};
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter,
 };
@@ -17,7 +28,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
-use super::{ads_source, any, tls};
+use super::{ads_source, any, duration, tls};
 use crate::inputs::ObjectKey;
 
 /// Listener and route configuration names for an HTTP Gateway port.
@@ -124,6 +135,21 @@ pub fn socket_address(address: &str, port: u32, udp: bool) -> Address {
     }
 }
 
+/// How long a client may take to send a request's headers, from its first
+/// byte (slowloris clients hold connections otherwise).
+pub const REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// A stream with no bytes either way for this long is reset (Envoy's own
+/// default, written out so it does not change under portico's feet).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A connection without streams for this long is closed.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Concurrent streams an HTTP/2 client may open on one connection.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// HTTP/2 flow-control windows: per stream, and per connection. They bound
+/// what one client can make Envoy buffer.
+pub const HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
+pub const HTTP2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
 /// The HTTP connection manager, routing with RDS configuration `routes`.
 fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
     let hcm = HttpConnectionManager {
@@ -160,6 +186,33 @@ fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
         }],
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
+        // `/admin%2Fx` would otherwise miss a route for `/admin/` and reach a
+        // backend that decodes it as `/admin/x`: the client is redirected to
+        // the unescaped path, which routes like any other.
+        path_with_escaped_slashes_action:
+            http_connection_manager::PathWithEscapedSlashesAction::UnescapeAndRedirect as i32,
+        common_http_protocol_options: Some(HttpProtocolOptions {
+            // Backends (CGI, many frameworks) read `x_foo` and `x-foo` as one
+            // header; such names could slip past a header match or a removal.
+            headers_with_underscores_action:
+                http_protocol_options::HeadersWithUnderscoresAction::RejectRequest as i32,
+            idle_timeout: Some(duration(CONNECTION_IDLE_TIMEOUT)),
+            ..HttpProtocolOptions::default()
+        }),
+        request_headers_timeout: Some(duration(REQUEST_HEADERS_TIMEOUT)),
+        stream_idle_timeout: Some(duration(STREAM_IDLE_TIMEOUT)),
+        http2_protocol_options: Some(Http2ProtocolOptions {
+            max_concurrent_streams: Some(UInt32Value {
+                value: HTTP2_MAX_CONCURRENT_STREAMS,
+            }),
+            initial_stream_window_size: Some(UInt32Value {
+                value: HTTP2_STREAM_WINDOW,
+            }),
+            initial_connection_window_size: Some(UInt32Value {
+                value: HTTP2_CONNECTION_WINDOW,
+            }),
+            ..Http2ProtocolOptions::default()
+        }),
         strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
             true,
         )),
@@ -175,5 +228,80 @@ fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
     Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::http_protocol_options::HeadersWithUnderscoresAction;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::PathWithEscapedSlashesAction;
+    use prost::Message;
+
+    fn hcm_of(listener: &Listener) -> Vec<HttpConnectionManager> {
+        listener
+            .filter_chains
+            .iter()
+            .flat_map(|c| &c.filters)
+            .filter_map(|f| match &f.config_type {
+                Some(filter::ConfigType::TypedConfig(any)) => {
+                    HttpConnectionManager::decode(any.value.as_slice()).ok()
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_connection_manager_has_the_edge_defaults() {
+        let certificates = [ObjectKey::new("default", "cert")];
+        let chains = [
+            HttpsChain {
+                listener: "a",
+                hostname: Some("a.example.com"),
+                certificates: &certificates,
+            },
+            HttpsChain {
+                listener: "b",
+                hostname: None,
+                certificates: &certificates,
+            },
+        ];
+        let listeners = [
+            http_listener(80, "0.0.0.0", 10080),
+            https_listener(443, "0.0.0.0", 10443, &chains),
+        ];
+        let all: Vec<HttpConnectionManager> = listeners.iter().flat_map(hcm_of).collect();
+        assert_eq!(all.len(), 3);
+        for hcm in all {
+            assert_eq!(
+                hcm.path_with_escaped_slashes_action,
+                PathWithEscapedSlashesAction::UnescapeAndRedirect as i32
+            );
+            let common = hcm.common_http_protocol_options.expect("common options");
+            assert_eq!(
+                common.headers_with_underscores_action,
+                HeadersWithUnderscoresAction::RejectRequest as i32
+            );
+            assert_eq!(common.idle_timeout, Some(duration(CONNECTION_IDLE_TIMEOUT)));
+            assert_eq!(
+                hcm.request_headers_timeout,
+                Some(duration(Duration::from_secs(10)))
+            );
+            assert_eq!(
+                hcm.stream_idle_timeout,
+                Some(duration(Duration::from_secs(300)))
+            );
+            let h2 = hcm.http2_protocol_options.expect("HTTP/2 options");
+            assert_eq!(h2.max_concurrent_streams, Some(UInt32Value { value: 100 }));
+            assert_eq!(
+                h2.initial_stream_window_size,
+                Some(UInt32Value { value: 65536 })
+            );
+            assert_eq!(
+                h2.initial_connection_window_size,
+                Some(UInt32Value { value: 1 << 20 })
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ use super::RouteContext;
 use super::matches::{StringMatch, check_regex, is_header_name, lowercase};
 use crate::translate::backends::{self, BackendRef, ClusterKey};
 use crate::translate::conditions::spec;
+use crate::translate::control_chars::{check_header_value, check_text};
 use crate::translate::field_path::FieldPath;
 
 /// Headers to add, set and remove on a request or response: lowercase names,
@@ -131,9 +132,7 @@ fn header_name<'a>(f: &FieldPath<'_>, name: &'a str) -> Result<Cow<'a, str>, Str
 }
 
 fn header_value<'a>(f: &FieldPath<'_>, value: &'a str) -> Result<&'a str, String> {
-    if value.contains(['\r', '\n', '\0']) {
-        return Err(format!("{f}: header values must not contain CR, LF or NUL"));
-    }
+    check_header_value(f, value)?;
     Ok(value)
 }
 
@@ -174,17 +173,18 @@ fn path_replace(
     } else {
         (prefix, PathReplace::Prefix)
     };
+    let which = if full_path {
+        "replaceFullPath"
+    } else {
+        "replacePrefixMatch"
+    };
     let Some(value) = value else {
-        let which = if full_path {
-            "replaceFullPath"
-        } else {
-            "replacePrefixMatch"
-        };
         return Err(format!("{field}.{which}: must be set for this type"));
     };
+    check_text(&field.key(which), value)?;
     // An empty prefix replacement strips the matched prefix.
     let empty_prefix = !full_path && value.is_empty();
-    if !empty_prefix && (!value.starts_with('/') || value.contains(['\r', '\n', '?', '#'])) {
+    if !empty_prefix && (!value.starts_with('/') || value.contains(['?', '#'])) {
         return Err(format!(
             "{field}: {value:?} must be an absolute path without query or fragment"
         ));
@@ -193,6 +193,7 @@ fn path_replace(
 }
 
 fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch<'static>, String> {
+    check_text(field, origin)?;
     if origin == "*" {
         return Ok(StringMatch::Regex(".*".into()));
     }
@@ -368,6 +369,12 @@ pub fn compile<'a>(
                 let origins = cors_field.key("allowOrigins");
                 for (j, o) in c.allow_origins.iter().flatten().enumerate() {
                     cors.allow_origins.push(cors_origin(&origins.index(j), o)?);
+                }
+                let methods = cors_field.key("allowMethods");
+                for (j, m) in cors.allow_methods.iter().enumerate() {
+                    if m != "*" && !is_header_name(m) {
+                        return Err(format!("{}: {m:?} is not an HTTP method", methods.index(j)));
+                    }
                 }
                 for (j, h) in cors
                     .allow_headers

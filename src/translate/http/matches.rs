@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use crate::translate::control_chars::{check_header_value, check_text};
 use crate::translate::field_path::FieldPath;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
@@ -106,6 +107,7 @@ pub fn compile<'a>(
                             "{field}.path.value: {value:?} must not contain \"//\", \"?\" or \"#\""
                         ));
                     }
+                    check_text(&field.key("path").key("value"), value)?;
                     if kind == HttpRouteRulesMatchesPathType::Exact {
                         PathMatch::Exact(value)
                     } else {
@@ -134,7 +136,10 @@ pub fn compile<'a>(
             .clone()
             .unwrap_or(HttpRouteRulesMatchesHeadersType::Exact)
         {
-            HttpRouteRulesMatchesHeadersType::Exact => StringMatch::Exact(h.value.as_str().into()),
+            HttpRouteRulesMatchesHeadersType::Exact => {
+                check_header_value(&f.key("value"), &h.value)?;
+                StringMatch::Exact(h.value.as_str().into())
+            }
             HttpRouteRulesMatchesHeadersType::RegularExpression => {
                 check_regex(&f.key("value"), &h.value)?;
                 StringMatch::Regex(h.value.as_str().into())
@@ -153,6 +158,7 @@ pub fn compile<'a>(
                 q.name
             ));
         }
+        check_text(&f.key("name"), &q.name)?;
         if query_params.iter().any(|(n, _)| *n == q.name.as_str()) {
             continue;
         }
@@ -162,6 +168,7 @@ pub fn compile<'a>(
             .unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact)
         {
             HttpRouteRulesMatchesQueryParamsType::Exact => {
+                check_text(&f.key("value"), &q.value)?;
                 StringMatch::Exact(q.value.as_str().into())
             }
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {

@@ -134,6 +134,10 @@ pub(crate) fn compile_rule<'a>(
 ) -> Result<RuleModel<'a>, String> {
     let rules_field = FieldPath::Root("spec.rules");
     let field = rules_field.index(index);
+    // Rule names end up in Envoy route names, and so in logs and stats.
+    if let Some(name) = &rule.name {
+        super::control_chars::check_text(&field.key("name"), name)?;
+    }
     let matches_field = field.key("matches");
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![MatchModel::any()],
