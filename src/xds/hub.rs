@@ -263,7 +263,8 @@ mod tests {
                     },
                     resources: EnvoyResources::default(),
                     clusters: Vec::new(),
-                    infra: None,
+                    // Accepted: only accepted Gateways are published.
+                    infra: Some(crate::translate::infra::Infra::default()),
                 },
             );
         }
