@@ -64,7 +64,9 @@ pub async fn serve_with(
     ready: Arc<AtomicBool>,
     limits: Limits,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut backoff = AcceptBackoff::new("admin");
     let mut refusals = Refusals::new("admin", "admin connections");
     loop {
