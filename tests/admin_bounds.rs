@@ -71,8 +71,9 @@ fn open_now(stream: &mut TcpStream) -> bool {
 fn a_slowloris_client_is_dropped_after_the_header_timeout_while_healthz_answers() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let port = start(&rt, None);
-    let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // Taken before connecting: the server's clock starts later.
     let connected = Instant::now();
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     slow.write_all(b"GET /healthz HTTP/1.1\r\n")
         .expect("request line");
     // One header line every 200 ms: always sending, never finishing.
