@@ -49,6 +49,21 @@ enum Command {
         /// The Lease used for leader election.
         #[arg(long, default_value = "portico-leader")]
         lease: String,
+        /// ADS streams this replica serves at once (one per Envoy); more are
+        /// refused with RESOURCE_EXHAUSTED.
+        #[arg(long, default_value_t = crate::xds::server::MAX_STREAMS, value_parser = count)]
+        xds_max_streams: usize,
+        /// Open xDS connections, TLS handshakes included; more are closed at once.
+        #[arg(long, default_value_t = crate::xds::server::MAX_CONNECTIONS, value_parser = count)]
+        xds_max_connections: usize,
+        /// TLS handshakes in progress at once; more wait for a turn (at most
+        /// the handshake timeout).
+        #[arg(long, default_value_t = crate::xds::server::MAX_HANDSHAKES, value_parser = count)]
+        xds_max_handshakes: usize,
+        /// Seconds a client has to get a handshake turn, then to complete its
+        /// TLS handshake, then to send its first HTTP/2 bytes.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        xds_handshake_timeout: u64,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
         log_format: LogFormat,
@@ -148,6 +163,10 @@ pub fn run() -> ExitCode {
             envoy_image,
             ca_secret,
             lease,
+            xds_max_streams,
+            xds_max_connections,
+            xds_max_handshakes,
+            xds_handshake_timeout,
             log_format: _,
         } => {
             let pod_name = pod_name
@@ -165,6 +184,13 @@ pub fn run() -> ExitCode {
                 },
                 ca_secret,
                 lease,
+                xds_limits: crate::xds::server::Limits {
+                    max_streams: xds_max_streams,
+                    max_connections: xds_max_connections,
+                    max_handshakes: xds_max_handshakes,
+                    handshake_timeout: std::time::Duration::from_secs(xds_handshake_timeout),
+                    ..crate::xds::server::Limits::default()
+                },
             })
         }
         Command::Render {
@@ -206,6 +232,15 @@ pub fn run() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A count limit: from 1 to a million.
+fn count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        Ok(_) => Err("must be from 1 to 1000000".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -5,6 +5,7 @@
 //! and `xds` (versioned snapshots and the ADS stream state machine).
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod admin;
 pub mod bootstrap;
 pub mod cli;

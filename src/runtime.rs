@@ -5,9 +5,10 @@
 //! (provisioner and status writer, woken by new outputs, fleet changes,
 //! Envoy feedback, leadership and a periodic resync); the ADS server over
 //! mutual TLS with a CA kept in a Secret of portico's namespace and a server
-//! certificate renewed in place; Lease leader election; the admin server
-//! (`/healthz`, `/readyz` once the first snapshot is served and xDS listens,
-//! `/metrics`). SIGTERM or SIGINT stops everything, giving up the Lease.
+//! certificate renewed in place, under `RunSettings::xds_limits`; Lease
+//! leader election; the admin server (`/healthz`, `/readyz` once the first
+//! snapshot is served and xDS listens, `/metrics`; bounded by `admin`'s
+//! limits). SIGTERM or SIGINT stops everything, giving up the Lease.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub struct RunSettings {
     pub fleet: Settings,
     pub ca_secret: String,
     pub lease: String,
+    /// What Envoys (or anything else) may take from the xDS server.
+    pub xds_limits: server::Limits,
 }
 
 type Translated = Option<(Arc<Inputs>, Arc<Outputs>)>;
@@ -82,11 +85,14 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     {
         let hub = Arc::clone(&hub);
         let mut stop = stop_rx.clone();
+        let limits = settings.xds_limits.clone();
         tasks.spawn(async move {
             let shutdown = async move {
                 let _ = stop.changed().await;
             };
-            if let Err(e) = server::serve_tls(hub, xds_listener, acceptor, shutdown).await {
+            if let Err(e) =
+                server::serve_tls_with(hub, xds_listener, acceptor, &limits, shutdown).await
+            {
                 tracing::error!(error = %e, "xDS server failed");
             }
         });

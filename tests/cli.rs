@@ -1,5 +1,6 @@
 //! The `portico render` command as a user runs it: output formats, the
-//! `--gateway` filter, and exit code 1 with a precise message on bad input.
+//! `--gateway` filter, and exit code 1 with a precise message on bad input;
+//! `portico run`'s xDS limit flags: their defaults and their bounds.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -105,4 +106,37 @@ fn bad_input_exits_1_naming_file_document_and_field() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(Path::new(&dir).exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_lists_the_xds_limits_with_their_defaults_and_refuses_zero() {
+    let help = portico(&["run", "--help"]);
+    assert!(help.status.success());
+    let text = stdout(&help);
+    for (flag, default) in [
+        ("--xds-max-streams", "4096"),
+        ("--xds-max-connections", "5120"),
+        ("--xds-max-handshakes", "256"),
+        ("--xds-handshake-timeout", "10"),
+    ] {
+        let line = text
+            .split("\n  -")
+            .find(|entry| entry.contains(flag))
+            .unwrap_or_else(|| panic!("{flag} is listed:\n{text}"));
+        assert!(
+            line.contains(&format!("[default: {default}]")),
+            "{flag} defaults to {default}:\n{line}"
+        );
+    }
+    for (flag, value) in [
+        ("--xds-max-streams", "0"),
+        ("--xds-max-connections", "2000000"),
+        ("--xds-max-handshakes", "99999999999999999999999"),
+        ("--xds-handshake-timeout", "0"),
+    ] {
+        let refused = portico(&["run", flag, value]);
+        assert!(!refused.status.success(), "{flag} {value} is refused");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
 }

@@ -1,6 +1,8 @@
 //! xDS metrics in the Prometheus text format: open streams per Gateway,
-//! responses pushed, ACKs and NACKs by resource type, and the time from a
-//! snapshot change to the responses for it being handed to the stream.
+//! responses pushed, ACKs and NACKs by resource type, the time from a
+//! snapshot change to the responses for it being handed to the stream, and
+//! the server's limits at work (open connections, TLS handshakes in progress,
+//! connections and streams refused by reason).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +38,36 @@ impl TypeLabel {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Why a connection or stream was dropped before it was served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--xds-max-connections` connections were open.
+    ConnectionLimit,
+    /// `--xds-max-streams` ADS streams were open.
+    StreamLimit,
+    /// No TLS handshake (or HTTP/2 preface) within the handshake timeout.
+    HandshakeTimeout,
+    /// The TLS handshake failed (no or a wrong client certificate, not TLS).
+    HandshakeFailed,
+}
+
+impl Refusal {
+    fn label(self) -> ReasonLabel {
+        let reason = match self {
+            Refusal::ConnectionLimit => "connection_limit",
+            Refusal::StreamLimit => "stream_limit",
+            Refusal::HandshakeTimeout => "handshake_timeout",
+            Refusal::HandshakeFailed => "handshake_failed",
+        };
+        ReasonLabel { reason }
+    }
+}
+
 #[derive(Debug)]
 pub struct XdsMetrics {
     pub streams: Family<GatewayLabel, Gauge>,
@@ -43,6 +75,11 @@ pub struct XdsMetrics {
     pub acks: Family<TypeLabel, Counter>,
     pub nacks: Family<TypeLabel, Counter>,
     pub push_latency: Histogram,
+    /// Open connections, from accept (TLS handshake included) to close.
+    pub connections: Gauge,
+    /// TLS handshakes in progress.
+    pub handshakes: Gauge,
+    refused: Family<ReasonLabel, Counter>,
     registry: Registry,
 }
 
@@ -54,6 +91,9 @@ impl Default for XdsMetrics {
         let nacks = Family::<TypeLabel, Counter>::default();
         // 0.1 ms to about 1.6 s.
         let push_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
+        let connections = Gauge::default();
+        let handshakes = Gauge::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
         let mut registry = Registry::with_prefix("portico_xds");
         registry.register("streams", "Open ADS streams per Gateway", streams.clone());
         registry.register("pushes", "Responses sent to Envoys", pushes.clone());
@@ -64,18 +104,40 @@ impl Default for XdsMetrics {
             "Time from a snapshot change to its responses being queued on a stream",
             push_latency.clone(),
         );
+        registry.register(
+            "connections",
+            "Open xDS connections, TLS handshakes included",
+            connections.clone(),
+        );
+        registry.register(
+            "handshakes",
+            "TLS handshakes in progress",
+            handshakes.clone(),
+        );
+        registry.register(
+            "refused",
+            "Connections and streams dropped before being served, by reason",
+            refused.clone(),
+        );
         Self {
             streams,
             pushes,
             acks,
             nacks,
             push_latency,
+            connections,
+            handshakes,
+            refused,
             registry,
         }
     }
 }
 
 impl XdsMetrics {
+    pub fn refused(&self, why: Refusal) {
+        self.refused.get_or_create(&why.label()).inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

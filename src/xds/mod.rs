@@ -2,12 +2,14 @@
 //! resources into a versioned `Snapshot`; `hub` holds the current snapshots and
 //! the ACK/NACK feedback; `delta` and `sotw` are the I/O-free state machines of
 //! one ADS stream in each protocol variant; `server` is the tonic shell that
-//! drives them; `tls` authenticates Envoys by client certificate; `metrics`
-//! counts what happens.
+//! drives them; `incoming` admits connections under the server's limits;
+//! `tls` authenticates Envoys by client certificate; `metrics` counts what
+//! happens.
 
 pub mod cache;
 pub mod delta;
 pub mod hub;
+pub mod incoming;
 pub mod metrics;
 pub mod server;
 pub mod sotw;

@@ -2,9 +2,16 @@
 //! feeds requests and snapshot changes into the stream's state machine
 //! (`delta` or `sotw`) and sends what comes out; ACK/NACK feedback goes to the
 //! hub. Envoys are told apart by `node.cluster` (`<namespace>/<gateway>`).
+//!
+//! Bounded by `Limits`: connections are admitted by `incoming`; each
+//! connection may carry `streams_per_connection` HTTP/2 streams and the
+//! server `max_streams` ADS streams in all (one more is refused with
+//! `RESOURCE_EXHAUSTED`); requests are decoded up to `max_request_bytes`,
+//! header lists up to `max_header_list_bytes`; HTTP/2 keepalive pings drop
+//! peers that stopped answering.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -15,14 +22,74 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{ResourceType, Snapshot};
 use super::delta::{DeltaStream, Handled, StreamError};
 use super::hub::Hub;
+use super::incoming;
+use super::metrics::Refusal;
 use super::sotw::SotwStream;
+use crate::accept::Refusals;
+
+/// ADS streams served at once by default: one per Envoy, so thousands of
+/// Envoy replicas across Gateways per portico replica.
+pub const MAX_STREAMS: usize = 4096;
+/// Open connections by default: the streams, plus room for reconnects that
+/// overlap their dead predecessor until keepalive drops it, for connections
+/// in their handshake, and for a refused stream to be told why.
+pub const MAX_CONNECTIONS: usize = MAX_STREAMS + 1024;
+/// TLS handshakes in progress by default. A handshake costs about a
+/// millisecond of CPU; this many at once is far more than two cores finish,
+/// and bounds the memory of clients that stall.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// What one client, or many, may take from the ADS server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open connections, handshakes included; more are closed at once.
+    pub max_connections: usize,
+    /// TLS handshakes in progress; more wait for a turn.
+    pub max_handshakes: usize,
+    /// Time to get a handshake turn, then to complete the TLS handshake,
+    /// then to send the first HTTP/2 bytes.
+    pub handshake_timeout: Duration,
+    /// ADS streams in all; more are refused with `RESOURCE_EXHAUSTED`.
+    pub max_streams: usize,
+    /// HTTP/2 streams one connection may open at once (Envoy opens one).
+    pub streams_per_connection: u32,
+    /// The largest request message decoded.
+    pub max_request_bytes: usize,
+    /// The largest HTTP/2 header list accepted.
+    pub max_header_list_bytes: u32,
+    /// A connection silent this long is pinged...
+    pub keepalive_interval: Duration,
+    /// ...and closed if the ping is not answered within this.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            max_handshakes: MAX_HANDSHAKES,
+            handshake_timeout: Duration::from_secs(10),
+            max_streams: MAX_STREAMS,
+            // Envoy uses one; a few more let a client replace a stream
+            // before the old one is gone.
+            streams_per_connection: 8,
+            // A reconnecting Envoy lists every resource it holds (name and
+            // version) in one request: 4 MiB is tens of thousands of them.
+            max_request_bytes: 4 * 1024 * 1024,
+            // gRPC requests carry a handful of short headers.
+            max_header_list_bytes: 16 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// One ADS stream's protocol logic, whichever variant.
 trait Machine: Default + Send + 'static {
@@ -86,23 +153,47 @@ pub struct AdsServer {
     hub: Arc<Hub>,
     /// Whether streams must come with a client certificate naming their Gateway.
     authenticate: bool,
+    /// One permit per open stream.
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    refusals: Arc<Mutex<Refusals>>,
 }
 
 impl AdsServer {
     pub fn new(hub: Arc<Hub>) -> Self {
+        Self::limited(hub, false, MAX_STREAMS)
+    }
+
+    fn limited(hub: Arc<Hub>, authenticate: bool, max_streams: usize) -> Self {
+        let max_streams = max_streams.min(Semaphore::MAX_PERMITS);
         Self {
             hub,
-            authenticate: false,
+            authenticate,
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+            refusals: Arc::new(Mutex::new(Refusals::new("xDS", "--xds-max-streams"))),
         }
     }
 
     fn start<M: Machine>(
         &self,
         request: Request<Streaming<M::Req>>,
-    ) -> ReceiverStream<Result<M::Resp, Status>>
+    ) -> Result<ReceiverStream<Result<M::Resp, Status>>, Status>
     where
         M::Req: prost::Message + Default,
     {
+        let Ok(permit) = Arc::clone(&self.streams).try_acquire_owned() else {
+            self.hub.metrics.refused(Refusal::StreamLimit);
+            self.refusals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .refused(self.max_streams);
+            return Err(Status::resource_exhausted(format!(
+                "this portico replica serves at most {} ADS streams and all are open; \
+                 retry later (another replica may have room) or raise --xds-max-streams",
+                self.max_streams
+            )));
+        };
         let peer = if self.authenticate {
             Peer::Certified(
                 request
@@ -118,17 +209,20 @@ impl AdsServer {
             peer,
             request.into_inner(),
             tx,
+            permit,
         ));
-        ReceiverStream::new(rx)
+        Ok(ReceiverStream::new(rx))
     }
 }
 
-/// Runs one stream until Envoy or the server ends it.
+/// Runs one stream until Envoy or the server ends it; its place under the
+/// stream limit is given back when it ends.
 async fn drive<M: Machine>(
     hub: Arc<Hub>,
     peer: Peer,
     mut inbound: Streaming<M::Req>,
     tx: mpsc::Sender<Result<M::Resp, Status>>,
+    _permit: OwnedSemaphorePermit,
 ) where
     M::Req: prost::Message + Default,
 {
@@ -136,7 +230,12 @@ async fn drive<M: Machine>(
     // The first request names the Gateway.
     let first = match inbound.message().await {
         Ok(Some(req)) => req,
-        _ => return,
+        Ok(None) => return,
+        // Say why (a request above the size limit, say), if anyone listens.
+        Err(status) => {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
     };
     // Nothing is answered before the first translation: an empty answer
     // would make a reconnecting Envoy drop the configuration it serves.
@@ -171,7 +270,12 @@ async fn drive<M: Machine>(
         tokio::select! {
             req = inbound.message() => match req {
                 Ok(Some(req)) => waiting.push_back(req),
-                _ => {
+                Ok(None) => {
+                    hub.stream_closed(&gateway);
+                    return;
+                }
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
                     hub.stream_closed(&gateway);
                     return;
                 }
@@ -219,7 +323,11 @@ async fn drive<M: Machine>(
         tokio::select! {
             req = inbound.message() => match req {
                 Ok(Some(req)) => next = Some(req),
-                _ => break,
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    break;
+                }
             },
             changed = snapshots.changed() => {
                 if changed.is_err() {
@@ -257,50 +365,79 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.start::<SotwStream>(request)))
+        self.start::<SotwStream>(request).map(Response::new)
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.start::<DeltaStream>(request)))
+        self.start::<DeltaStream>(request).map(Response::new)
     }
 }
 
-/// Serves ADS over mutual TLS on `listener` until `shutdown` completes. Each
-/// Envoy gets only the configuration of the Gateway its certificate names.
+/// Serves ADS over mutual TLS on `listener` with the default limits until
+/// `shutdown` completes. Each Envoy gets only the configuration of the
+/// Gateway its certificate names.
 pub async fn serve_tls(
     hub: Arc<Hub>,
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = AdsServer {
-        hub,
-        authenticate: true,
-    };
-    builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(service))
-        .serve_with_incoming_shutdown(super::tls::incoming(listener, acceptor), shutdown)
+    serve_tls_with(hub, listener, acceptor, &Limits::default(), shutdown).await
+}
+
+/// `serve_tls` with `limits`.
+pub async fn serve_tls_with(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = AdsServer::limited(Arc::clone(&hub), true, limits.max_streams);
+    builder(limits)
+        .add_service(service_of(service, limits))
+        .serve_with_incoming_shutdown(incoming::tls(listener, acceptor, limits, hub), shutdown)
         .await
 }
 
-fn builder() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-}
-
-/// Serves ADS on `listener` until `shutdown` completes, believing each
-/// Envoy's `node.cluster` (loopback and standalone use).
+/// Serves ADS on `listener` with the default limits until `shutdown`
+/// completes, believing each Envoy's `node.cluster` (loopback and
+/// standalone use).
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(AdsServer::new(hub)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+    serve_with(hub, listener, &Limits::default(), shutdown).await
+}
+
+/// `serve` with `limits` (the TLS ones do not apply).
+pub async fn serve_with(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = AdsServer::limited(Arc::clone(&hub), false, limits.max_streams);
+    builder(limits)
+        .add_service(service_of(service, limits))
+        .serve_with_incoming_shutdown(incoming::plain(listener, limits, hub), shutdown)
         .await
+}
+
+fn service_of(service: AdsServer, limits: &Limits) -> AggregatedDiscoveryServiceServer<AdsServer> {
+    AggregatedDiscoveryServiceServer::new(service)
+        .max_decoding_message_size(limits.max_request_bytes)
+}
+
+/// HTTP/2 settings of every connection.
+fn builder(limits: &Limits) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.streams_per_connection)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
 }

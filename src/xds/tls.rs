@@ -3,12 +3,11 @@
 //! (new handshakes get the new one; open streams keep theirs).
 //!
 //! In: the CA certificate and the current server certificate (from `pki`).
-//! Out: a stream of authenticated TLS connections for tonic; the Gateway a
+//! Out: the acceptor `incoming` completes handshakes with; the Gateway a
 //! connection's certificate names reaches the ADS service through tonic's
 //! connection info.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::crypto::ring::sign::any_supported_type;
@@ -17,11 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::pki::Issued;
 
@@ -103,42 +98,4 @@ pub fn acceptor(ca_pem: &str, server: Arc<ServerCertificate>) -> Result<TlsAccep
         .with_cert_resolver(server);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Accepts TCP connections and completes TLS handshakes (each in its own task,
-/// bounded by a timeout), yielding only authenticated connections.
-pub fn incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "xDS accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let acceptor = acceptor.clone();
-            let sender = tx.clone();
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-                match handshake {
-                    Ok(Ok(stream)) => {
-                        let _ = sender.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "xDS TLS handshake refused"),
-                    Err(_) => tracing::info!(%peer, "xDS TLS handshake timed out"),
-                }
-            });
-            if tx.is_closed() {
-                break;
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }
