@@ -248,6 +248,42 @@ async fn the_fleet_is_created_updated_with_listeners_and_drift_is_corrected() {
 /// started and never saw the Gateway valid; the conditions say what is wrong
 /// and, while portico remembers the last accepted configuration, that it is
 /// still served.
+/// An `envoy-<gateway>` object portico did not create is never applied over
+/// nor deleted: provisioning fails (with an Event naming it) and the object
+/// stays as its owner wrote it.
+#[tokio::test]
+async fn an_existing_object_portico_does_not_own_is_never_taken_over() {
+    let api = FakeApi::default();
+    api.seed(WORLD);
+    api.seed(
+        "apiVersion: apps/v1\nkind: Deployment\n\
+         metadata: {name: envoy-web, namespace: apps,\n\
+                    labels: {app: theirs, gateway.networking.k8s.io/gateway-name: web}}\n\
+         spec:\n  replicas: 3\n  selector: {matchLabels: {app: theirs}}\n  \
+         template:\n    metadata: {labels: {app: theirs}}\n    \
+         spec: {containers: [{name: app, image: example.com/theirs}]}\n",
+    );
+    let mut p = provisioner(&api);
+    let (_, _, applied) = round(&api, &mut p).await;
+    assert!(!applied.contains(&DEPLOYMENT.to_string()), "{applied:?}");
+    assert!(!applied.contains(&SERVICE.to_string()), "{applied:?}");
+    let theirs = api.get(DEPLOYMENT).expect("still there");
+    assert_eq!(theirs["spec"]["replicas"], 3);
+    assert_eq!(theirs["metadata"]["labels"]["app"], "theirs");
+
+    // The Gateway leaves portico's classes: nothing of theirs is deleted.
+    api.seed(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+         metadata: {name: other}\nspec: {controllerName: example.com/other}\n",
+    );
+    api.edit(GATEWAY, |g| g["spec"]["gatewayClassName"] = json!("other"));
+    let _ = round(&api, &mut p).await;
+    assert!(
+        api.get(DEPLOYMENT).is_some(),
+        "a Deployment portico does not own was deleted"
+    );
+}
+
 /// One edit of the API's objects.
 type Edit = fn(&FakeApi);
 

@@ -144,16 +144,22 @@ mod tests {
     use super::*;
     use crate::inputs::files;
 
-    fn outputs(yaml: &str) -> Outputs {
-        let dir = std::env::temp_dir().join(format!("portico-last-good-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+    /// Loads `yaml` through the file source, leaving nothing behind.
+    fn load(yaml: &str) -> Inputs {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = dir.join(format!("{n}.yaml"));
+        let dir =
+            std::env::temp_dir().join(format!("portico-last-good-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("input.yaml");
         std::fs::write(&file, yaml).expect("write");
         let inputs = files::load(&file).expect("loads");
-        let _ = std::fs::remove_file(&file);
-        crate::translate::translate(&inputs)
+        let _ = std::fs::remove_dir_all(&dir);
+        inputs
+    }
+
+    fn outputs(yaml: &str) -> Outputs {
+        crate::translate::translate(&load(yaml))
     }
 
     const BASE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
@@ -218,18 +224,7 @@ mod tests {
                  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}\n",
             )
         );
-        let dir =
-            std::env::temp_dir().join(format!("portico-last-good-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let file = dir.join(format!(
-            "{}.yaml",
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::write(&file, yaml).expect("write");
-        let inputs = files::load(&file).expect("loads");
-        let _ = std::fs::remove_file(&file);
-        inputs
+        load(&yaml)
     }
 
     fn tls_secret() -> String {
