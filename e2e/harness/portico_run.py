@@ -17,7 +17,7 @@ from .network import HOST
 DEPLOY = REPO / "deploy"
 # The operator Deployment itself is only dry-run: the harness runs portico as
 # a local process instead of a pod.
-APPLIED = ["00-namespace.yaml", "10-crds.yaml", "20-rbac.yaml", "40-gatewayclass.yaml"]
+APPLIED = ["00-namespace.yaml", "10-crds.yaml", "20-rbac.yaml", "25-admission-policy.yaml", "40-gatewayclass.yaml"]
 
 
 def free_port(host="127.0.0.1"):

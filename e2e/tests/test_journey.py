@@ -465,6 +465,43 @@ spec:
         world.cluster.kubectl("delete", kind, name)
 
 
+def test_the_admission_policy_keeps_portico_to_its_own_objects(world):
+    """deploy/'s ValidatingAdmissionPolicy on the real API server: RBAC lets
+    portico's ServiceAccount patch any Deployment, but the policy denies it
+    every object it does not manage, while its own fleets keep being applied
+    (the seed Gateway serves)."""
+    world.cluster.apply(
+        """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: envoy-foreign, namespace: default, labels: {app: foreign}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: foreign}}
+  template:
+    metadata: {labels: {app: foreign}}
+    spec: {containers: [{name: app, image: example.com/foreign}]}
+"""
+    )
+    as_portico = world.operator.kubeconfig
+    for attempt in (
+        ("label", "deployment", "envoy-foreign", "taken=over"),
+        ("label", "deployment", "envoy-foreign", "app.kubernetes.io/managed-by=portico"),
+        ("delete", "deployment", "envoy-foreign"),
+    ):
+        out = world.cluster.kubectl(*attempt, check=False, kubeconfig=as_portico)
+        assert out.returncode != 0, (attempt, out.stdout)
+        assert "portico may change only the envoy- objects it manages" in out.stderr, (attempt, out.stderr)
+    live = world.cluster.get("deployment", "envoy-foreign", "default")
+    assert live and "taken" not in live["metadata"].get("labels", {}), live
+    # portico's own fleet is still its to change.
+    out = world.cluster.kubectl("annotate", "--overwrite", "deployment", FLEET, "e2e/checked=yes",
+                                check=False, kubeconfig=as_portico)
+    assert out.returncode == 0, out.stderr
+    assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+    world.cluster.kubectl("delete", "deployment", "envoy-foreign")
+
+
 def test_an_envoy_rejection_turns_programmed_false_with_its_message(world):
     # Something in the Envoy pod's network namespace holds port 9099, so
     # Envoy cannot bind a listener there and rejects the configuration.
