@@ -253,29 +253,6 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::ObjectKey;
-    use crate::translate::GatewayOutput;
-    use crate::translate::envoy::EnvoyResources;
-    use crate::translate::status::GatewayStatus;
-
-    fn outputs(gateways: &[&str]) -> Outputs {
-        let mut out = Outputs::default();
-        for g in gateways {
-            out.gateways.insert(
-                ObjectKey::new("default", *g),
-                GatewayOutput {
-                    status: GatewayStatus {
-                        conditions: Vec::new(),
-                        listeners: Vec::new(),
-                    },
-                    resources: EnvoyResources::default(),
-                    clusters: Vec::new(),
-                    infra: None,
-                },
-            );
-        }
-        out
-    }
 
     #[tokio::test]
     async fn a_removed_gateway_leaves_no_process_or_directory() {
@@ -289,14 +266,14 @@ mod tests {
             work: work.clone(),
             running: BTreeMap::new(),
         };
-        fleet.reconcile(&outputs(&["a", "b"]));
+        fleet.reconcile(&Outputs::of_gateways(&["a", "b"], false));
         assert_eq!(fleet.running.len(), 2);
         assert!(fleet.dir("default/b").join("bootstrap.yaml").is_file());
-        fleet.reconcile(&outputs(&["a"]));
+        fleet.reconcile(&Outputs::of_gateways(&["a"], false));
         assert_eq!(fleet.running.keys().collect::<Vec<_>>(), vec!["default/a"]);
         assert!(!fleet.dir("default/b").exists());
         assert!(fleet.dir("default/a").exists());
-        fleet.reconcile(&outputs(&[]));
+        fleet.reconcile(&Outputs::of_gateways(&[], false));
         assert!(fleet.running.is_empty());
         assert!(!fleet.dir("default/a").exists());
         let _ = std::fs::remove_dir_all(&work);

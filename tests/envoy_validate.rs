@@ -50,25 +50,6 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-/// `envoy --mode validate` on one bootstrap file; the error is Envoy's output.
-fn validate(envoy: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
-    let out = Command::new(envoy)
-        .args(["--mode", "validate", "--log-level", "error", "-c"])
-        .arg(file)
-        .output()
-        .expect("envoy runs");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// The heap limit a bootstrap gives the overload manager.
 fn max_heap_of(bootstrap: &str) -> Option<u64> {
     let doc: serde_json::Value = yaml_serde::from_str(bootstrap).ok()?;
@@ -102,7 +83,7 @@ fn real_envoy_accepts_every_bootstrap() {
         assert!(text.contains("envoy.resource_monitors.global_downstream_max_connections"));
         let file = dir.join(format!("plain-{delta}.yaml"));
         std::fs::write(&file, text).expect("write");
-        failures.extend(validate(&envoy, &file).err());
+        failures.extend(common::envoy_validate(&envoy, &file).err());
     }
 
     let now = std::time::SystemTime::now();
@@ -162,7 +143,7 @@ fn real_envoy_accepts_every_bootstrap() {
             Some(heap),
             "memory limit {memory:?}"
         );
-        failures.extend(validate(&envoy, &sds_dir.join("bootstrap.yaml")).err());
+        failures.extend(common::envoy_validate(&envoy, &sds_dir.join("bootstrap.yaml")).err());
     }
     assert!(
         failures.is_empty(),

@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -254,20 +253,7 @@ fn envoy_verdict(envoy: &Path, dir: &Path, patterns: &[&String]) -> Result<(), S
     let json = portico::render::envoy_json::to_json(&bootstrap).expect("bootstrap serializes");
     let file = dir.join("bootstrap.json");
     std::fs::write(&file, serde_json::to_vec(&json).expect("json")).expect("write bootstrap");
-    let out = Command::new(envoy)
-        .args(["--mode", "validate", "--log-level", "critical", "-c"])
-        .arg(&file)
-        .output()
-        .expect("envoy runs");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    common::envoy_validate(envoy, &file)
 }
 
 /// The first pattern of `patterns` that Envoy rejects on its own.

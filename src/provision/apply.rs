@@ -395,9 +395,6 @@ fn of_portico_class(inputs: &Inputs, gateway: &Gateway) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::GatewayOutput;
-    use crate::translate::envoy::EnvoyResources;
-    use crate::translate::status::GatewayStatus;
 
     struct NoFleets;
 
@@ -423,26 +420,6 @@ mod tests {
         Client::new(service, "default")
     }
 
-    /// Served but not accepted (no `Infra`): nothing to apply.
-    fn outputs(gateways: &[&str]) -> Outputs {
-        let mut out = Outputs::default();
-        for g in gateways {
-            out.gateways.insert(
-                ObjectKey::new("default", *g),
-                GatewayOutput {
-                    status: GatewayStatus {
-                        conditions: Vec::new(),
-                        listeners: Vec::new(),
-                    },
-                    resources: EnvoyResources::default(),
-                    clusters: Vec::new(),
-                    infra: None,
-                },
-            );
-        }
-        out
-    }
-
     #[tokio::test]
     async fn fleet_state_of_removed_gateways_is_forgotten() {
         let now = SystemTime::now();
@@ -456,13 +433,23 @@ mod tests {
         }
         let events = GatewayEvents::disabled();
         let inputs = Inputs::default();
-        p.reconcile(&inputs, &outputs(&["a"]), &NoFleets, &events)
-            .await;
+        p.reconcile(
+            &inputs,
+            &Outputs::of_gateways(&["a"], false),
+            &NoFleets,
+            &events,
+        )
+        .await;
         let a = vec![ObjectKey::new("default", "a")];
         assert_eq!(p.applied.keys().cloned().collect::<Vec<_>>(), a);
         assert_eq!(p.certificates.keys().cloned().collect::<Vec<_>>(), a);
-        p.reconcile(&inputs, &outputs(&[]), &NoFleets, &events)
-            .await;
+        p.reconcile(
+            &inputs,
+            &Outputs::of_gateways(&[], false),
+            &NoFleets,
+            &events,
+        )
+        .await;
         assert!(p.applied.is_empty() && p.certificates.is_empty());
     }
 }

@@ -75,6 +75,30 @@ pub struct GatewayOutput {
     pub infra: Option<infra::Infra>,
 }
 
+#[cfg(test)]
+impl Outputs {
+    /// Outputs naming `gateways` in namespace `default`, with no resources;
+    /// accepted ones carry a default `Infra`. For tests of the sinks.
+    pub fn of_gateways(gateways: &[&str], accepted: bool) -> Self {
+        let mut out = Self::default();
+        for g in gateways {
+            out.gateways.insert(
+                ObjectKey::new("default", *g),
+                GatewayOutput {
+                    status: GatewayStatus {
+                        conditions: Vec::new(),
+                        listeners: Vec::new(),
+                    },
+                    resources: EnvoyResources::default(),
+                    clusters: Vec::new(),
+                    infra: accepted.then(infra::Infra::default),
+                },
+            );
+        }
+        out
+    }
+}
+
 /// Where Envoy listens; the defaults are those of an Envoy pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {

@@ -247,29 +247,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::GatewayOutput;
-    use crate::translate::envoy::EnvoyResources;
-    use crate::translate::status::GatewayStatus;
-
-    fn outputs(gateways: &[&str]) -> Outputs {
-        let mut out = Outputs::default();
-        for g in gateways {
-            out.gateways.insert(
-                ObjectKey::new("default", *g),
-                GatewayOutput {
-                    status: GatewayStatus {
-                        conditions: Vec::new(),
-                        listeners: Vec::new(),
-                    },
-                    resources: EnvoyResources::default(),
-                    clusters: Vec::new(),
-                    // Accepted: only accepted Gateways are published.
-                    infra: Some(crate::translate::infra::Infra::default()),
-                },
-            );
-        }
-        out
-    }
 
     fn ack() -> Feedback {
         Feedback::Ack {
@@ -281,7 +258,7 @@ mod tests {
     #[test]
     fn feedback_and_stream_metrics_of_removed_gateways_are_forgotten() {
         let hub = Hub::default();
-        hub.publish(&outputs(&["a", "b"]));
+        hub.publish(&Outputs::of_gateways(&["a", "b"], true));
         for g in ["default/a", "default/b"] {
             hub.stream_opened(g);
             hub.record(g, &ack());
@@ -291,7 +268,7 @@ mod tests {
 
         // b is removed while its Envoy is still connected: kept until it
         // disconnects, then forgotten.
-        hub.publish(&outputs(&["a"]));
+        hub.publish(&Outputs::of_gateways(&["a"], true));
         assert_eq!(hub.lock().len(), 2);
         hub.stream_closed("default/b");
         assert_eq!(hub.lock().len(), 1);
@@ -303,7 +280,7 @@ mod tests {
         assert_eq!(hub.feedback("default/a").acked.as_deref(), Some("v1"));
         assert!(hub.metrics.encode().contains("gateway=\"default/a\""));
         // ...and a's removal forgets it at once.
-        hub.publish(&outputs(&[]));
+        hub.publish(&Outputs::of_gateways(&[], true));
         assert!(hub.lock().is_empty());
         assert!(!hub.metrics.encode().contains("default/a"));
 

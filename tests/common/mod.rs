@@ -207,3 +207,22 @@ pub fn one_route_per_host(
     }
     builder.build()
 }
+
+/// `envoy --mode validate` on one bootstrap file; the error is Envoy's output.
+pub fn envoy_validate(envoy: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
+    let out = std::process::Command::new(envoy)
+        .args(["--mode", "validate", "--log-level", "error", "-c"])
+        .arg(file)
+        .output()
+        .expect("envoy runs");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
