@@ -7,8 +7,8 @@
 //! mutual TLS with a CA kept in a Secret of portico's namespace and a server
 //! certificate renewed in place, under `RunSettings::xds_limits`; Lease
 //! leader election; the admin server (`/healthz`, `/readyz` once the first
-//! snapshot is served and xDS listens, `/metrics`; bounded by `admin`'s
-//! limits). SIGTERM or SIGINT stops everything, giving up the Lease.
+//! snapshot is served and xDS listens, which needs API discovery to have
+//! answered once, `/metrics`; bounded by `admin`'s limits). SIGTERM or SIGINT stops everything, giving up the Lease.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -108,8 +108,19 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         server_cert,
     ));
 
-    let kinds = watches::OptionalKinds::discover(&client).await;
-    let source = watches::start(client.clone(), kinds);
+    // No snapshot (so no readiness) before discovery has answered once.
+    let (kinds_tx, kinds_rx) = watch::channel(None);
+    {
+        let client = client.clone();
+        tasks.spawn(watches::keep_discovering(
+            move || {
+                let client = client.clone();
+                async move { watches::OptionalKinds::discover(&client).await }
+            },
+            kinds_tx,
+        ));
+    }
+    let source = watches::start(client.clone(), kinds_rx);
     let stores = source.stores.clone();
     for task in source.tasks {
         tasks.spawn(task);
@@ -434,4 +445,32 @@ struct Held {
     deployment: Option<Arc<k8s_openapi::api::apps::v1::Deployment>>,
     feedback: GatewayFeedback,
     version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_waits_for_the_first_snapshot() {
+        let (inputs_tx, inputs_rx) = watch::channel(None);
+        let (out, _out_rx) = watch::channel::<Translated>(None);
+        let ready = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(translator(inputs_rx, Hub::new(), out, Arc::clone(&ready)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !ready.load(Ordering::Relaxed),
+            "not ready without a snapshot (none is built before discovery answers)"
+        );
+        inputs_tx.send_replace(Some(Arc::new(Inputs::default())));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !ready.load(Ordering::Relaxed) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ready after the first snapshot"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+    }
 }
