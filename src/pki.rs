@@ -5,6 +5,11 @@
 //! Gateway whose URI SAN names the Gateway (`spiffe://portico.dev/gateway/<ns>/<name>`),
 //! and the check that reads that name back from the certificate an Envoy presents.
 //! Certificates are renewed once two thirds of their lifetime has passed.
+//!
+//! The CA Secret's `ca.crt` is a bundle of trusted CA certificates, the one
+//! that signs first; `ca.key` is that first certificate's key. During a CA
+//! rotation the bundle holds two CAs: certificates of either are trusted,
+//! new ones are signed by the first.
 
 use std::time::{Duration, SystemTime};
 
@@ -70,10 +75,22 @@ impl Authority {
         Self::from_pem(&cert.pem(), &key.serialize_pem())
     }
 
-    /// The CA kept in a Secret.
+    /// The CA kept in a Secret: `cert_pem` is the bundle of trusted CA
+    /// certificates, the signing one first, and `key_pem` that one's key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        let signing = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .next()
+            .ok_or_else(|| PkiError::Invalid("ca.crt holds no certificate".into()))?
+            .map_err(|e| PkiError::Invalid(format!("ca.crt: {e}")))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&signing)
+            .map_err(|e| PkiError::Invalid(format!("ca.crt: {e}")))?;
+        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(PkiError::Invalid(
+                "ca.key is not the key of the first certificate in ca.crt".into(),
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_der(&signing, key)?;
         Ok(Self {
             cert_pem: cert_pem.to_string(),
             key_pem: key_pem.to_string(),
@@ -81,6 +98,7 @@ impl Authority {
         })
     }
 
+    /// The trusted CA certificates (PEM bundle), the signing one first.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
@@ -131,8 +149,8 @@ impl Authority {
         })
     }
 
-    /// Whether `cert_pem` should be replaced: unreadable, not issued by this
-    /// CA, or past two thirds of its lifetime.
+    /// Whether `cert_pem` should be replaced: unreadable, not issued by the
+    /// signing CA (the first in the bundle), or past two thirds of its lifetime.
     pub fn needs_renewal(&self, cert_pem: &str, now: SystemTime) -> bool {
         let Ok(der) = CertificateDer::from_pem_slice(cert_pem.as_bytes()) else {
             return true;
@@ -191,6 +209,23 @@ mod tests {
             "a certificate of another CA is replaced"
         );
         assert!(ca.needs_renewal("not a certificate", now));
+
+        let bundle = format!("{}{}", other.cert_pem(), ca.cert_pem());
+        let rotated = Authority::from_pem(&bundle, other.key_pem()).expect("two-CA bundle");
+        assert!(
+            rotated.needs_renewal(&issued.cert_pem, now),
+            "once the second CA signs, certificates of the first are reissued"
+        );
+        let fresh = rotated.issue_gateway("web/public", now).expect("issued");
+        assert!(
+            !other.needs_renewal(&fresh.cert_pem, now),
+            "signed by the first of the bundle"
+        );
+        assert!(
+            Authority::from_pem(&bundle, ca.key_pem()).is_err(),
+            "the key must be the first certificate's"
+        );
+        assert!(Authority::from_pem("", ca.key_pem()).is_err());
 
         let reloaded = Authority::from_pem(ca.cert_pem(), ca.key_pem()).expect("reload");
         let server = reloaded

@@ -4,11 +4,13 @@
 //! replica: translate, publish to the xDS hub) → the leader's sinks
 //! (provisioner and status writer, woken by new outputs, fleet changes,
 //! Envoy feedback, leadership and a periodic resync); the ADS server over
-//! mutual TLS with a CA kept in a Secret of portico's namespace and a server
+//! mutual TLS with a CA kept in a Secret of portico's namespace (read again
+//! every `CA_CHECK`: a changed bundle is trusted at once, a changed signing CA
+//! reissues the server certificate and every Gateway's) and a server
 //! certificate renewed in place, under `RunSettings::xds_limits`; Lease
 //! leader election; the admin server (`/healthz`, `/readyz` once the first
-//! snapshot is served and xDS listens, `/metrics`; bounded by `admin`'s
-//! limits). SIGTERM or SIGINT stops everything, giving up the Lease.
+//! snapshot is served and xDS listens, which needs API discovery to have
+//! answered once, `/metrics`; bounded by `admin`'s limits). SIGTERM or SIGINT stops everything, giving up the Lease.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,6 +41,8 @@ use crate::xds::{server, tls};
 pub const RESYNC: Duration = Duration::from_secs(300);
 /// How often the xDS server certificate is checked for renewal.
 const CERT_CHECK: Duration = Duration::from_secs(600);
+/// How often the CA Secret is read again, for a CA rotation.
+const CA_CHECK: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -68,8 +72,10 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         .issue_server(&server_names, SystemTime::now())
         .map_err(|e| e.to_string())?;
     let server_cert = tls::ServerCertificate::new(&issued).map_err(|e| e.to_string())?;
-    let acceptor =
-        tls::acceptor(authority.cert_pem(), Arc::clone(&server_cert)).map_err(|e| e.to_string())?;
+    let trust = tls::ClientTrust::new(authority.cert_pem()).map_err(|e| e.to_string())?;
+    let acceptor = tls::acceptor_with(Arc::clone(&trust), Arc::clone(&server_cert))
+        .map_err(|e| e.to_string())?;
+    let (ca_tx, ca_rx) = watch::channel(Arc::clone(&authority));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub = Hub::new();
@@ -102,14 +108,31 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         Arc::clone(&hub),
         Arc::clone(&ready),
     ));
+    tasks.spawn(follow_ca(
+        Api::namespaced(client.clone(), &settings.namespace),
+        settings.ca_secret.clone(),
+        trust,
+        ca_tx,
+    ));
     tasks.spawn(renew_server_certificate(
-        Arc::clone(&authority),
+        ca_rx.clone(),
         server_names,
         server_cert,
     ));
 
-    let kinds = watches::OptionalKinds::discover(&client).await;
-    let source = watches::start(client.clone(), kinds);
+    // No snapshot (so no readiness) before discovery has answered once.
+    let (kinds_tx, kinds_rx) = watch::channel(None);
+    {
+        let client = client.clone();
+        tasks.spawn(watches::keep_discovering(
+            move || {
+                let client = client.clone();
+                async move { watches::OptionalKinds::discover(&client).await }
+            },
+            kinds_tx,
+        ));
+    }
+    let source = watches::start(client.clone(), kinds_rx);
     let stores = source.stores.clone();
     for task in source.tasks {
         tasks.spawn(task);
@@ -146,6 +169,7 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         translated_rx,
         source.owned_changed,
         leader_rx,
+        ca_rx,
         stop_rx.clone(),
     ));
 
@@ -235,24 +259,91 @@ async fn load_or_create_ca(client: &Client, settings: &RunSettings) -> Result<Au
     Err(format!("Secret {name}: could not read or create it"))
 }
 
+/// The CA the Secret's data describes, when it differs from `current`; its
+/// bundle is then trusted by `trust` from the next handshake on. An
+/// incomplete or invalid Secret changes nothing.
+fn reload_ca(
+    current: &Authority,
+    data: &BTreeMap<String, ByteString>,
+    trust: &tls::ClientTrust,
+) -> Result<Option<Authority>, String> {
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .ok_or_else(|| format!("no {k}"))
+    };
+    let (bundle, key) = (text("ca.crt")?, text("ca.key")?);
+    if bundle == current.cert_pem() && key == current.key_pem() {
+        return Ok(None);
+    }
+    let next = Authority::from_pem(&bundle, &key).map_err(|e| e.to_string())?;
+    trust.replace(&bundle).map_err(|e| e.to_string())?;
+    Ok(Some(next))
+}
+
+/// Reads the CA Secret every `CA_CHECK`: a new bundle is trusted at once and
+/// the new CA published on `authority` for new certificates.
+async fn follow_ca(
+    api: Api<Secret>,
+    name: String,
+    trust: Arc<tls::ClientTrust>,
+    authority: watch::Sender<Arc<Authority>>,
+) {
+    loop {
+        tokio::time::sleep(CA_CHECK).await;
+        let data = match api.get_opt(&name).await {
+            Ok(Some(secret)) => secret.data.unwrap_or_default(),
+            Ok(None) => {
+                tracing::warn!(secret = %name, "the xDS CA Secret is gone; keeping the CA in use");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "reading the xDS CA Secret");
+                continue;
+            }
+        };
+        let current = authority.borrow().clone();
+        match reload_ca(&current, &data, &trust) {
+            Ok(None) => {}
+            Ok(Some(next)) => {
+                tracing::info!(secret = %name, "the xDS CA changed: trust reloaded, certificates to be reissued");
+                authority.send_replace(Arc::new(next));
+            }
+            Err(e) => {
+                tracing::error!(secret = %name, error = %e, "the xDS CA Secret is invalid; keeping the CA in use");
+            }
+        }
+    }
+}
+
+/// Renews the server certificate late in its life, and at once when the
+/// signing CA changes.
 async fn renew_server_certificate(
-    authority: Arc<Authority>,
+    mut authority: watch::Receiver<Arc<Authority>>,
     names: Vec<String>,
     current: Arc<tls::ServerCertificate>,
 ) {
     let mut issued_at = SystemTime::now();
+    let mut following = true;
     loop {
-        tokio::time::sleep(CERT_CHECK).await;
+        let rotated = tokio::select! {
+            _ = tokio::time::sleep(CERT_CHECK) => false,
+            r = authority.changed(), if following => {
+                following = r.is_ok();
+                following
+            }
+        };
         let now = SystemTime::now();
         let age = now.duration_since(issued_at).unwrap_or_default();
-        if age < crate::pki::LEAF_LIFETIME * 2 / 3 {
+        if !rotated && age < crate::pki::LEAF_LIFETIME * 2 / 3 {
             continue;
         }
-        match authority.issue_server(&names, now) {
+        let ca = authority.borrow_and_update().clone();
+        match ca.issue_server(&names, now) {
             Ok(issued) => match current.replace(&issued) {
                 Ok(()) => {
                     issued_at = now;
-                    tracing::info!("renewed the xDS server certificate");
+                    tracing::info!(rotated, "renewed the xDS server certificate");
                 }
                 Err(e) => tracing::error!(error = %e, "renewing the xDS server certificate"),
             },
@@ -330,6 +421,7 @@ impl Sinks {
         mut translated: watch::Receiver<Translated>,
         mut owned: watch::Receiver<u64>,
         mut leader: watch::Receiver<bool>,
+        mut authority: watch::Receiver<Arc<Authority>>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut feedback = self.hub.feedback_changes();
@@ -347,6 +439,11 @@ impl Sinks {
                 r = leader.changed() => {
                     if r.is_err() { return }
                     self.provisioner.resync();
+                }
+                r = authority.changed() => {
+                    if r.is_err() { return }
+                    let ca = authority.borrow_and_update().clone();
+                    self.provisioner.set_authority(ca);
                 }
                 _ = resync.tick() => self.provisioner.resync(),
                 _ = stop.changed() => return,
@@ -434,4 +531,101 @@ struct Held {
     deployment: Option<Arc<k8s_openapi::api::apps::v1::Deployment>>,
     feedback: GatewayFeedback,
     version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_ca_secret_swaps_trust_and_signing_ca() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, UnixTime};
+        use rustls::server::danger::ClientCertVerifier;
+        let now = SystemTime::now();
+        let old = Authority::generate(now).expect("old CA");
+        let new = Authority::generate(now).expect("new CA");
+        let client = |ca: &Authority| {
+            let issued = ca.issue_gateway("web/a", now).expect("client");
+            CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).expect("pem")
+        };
+        let (old_client, new_client) = (client(&old), client(&new));
+        let trust = tls::ClientTrust::new(old.cert_pem()).expect("trust");
+        let accepts =
+            |c: &CertificateDer<'_>| trust.verify_client_cert(c, &[], UnixTime::now()).is_ok();
+        let data = |bundle: String, key: &str| {
+            BTreeMap::from([
+                ("ca.crt".to_string(), ByteString(bundle.into_bytes())),
+                ("ca.key".to_string(), ByteString(key.as_bytes().to_vec())),
+            ])
+        };
+        let same = data(old.cert_pem().to_string(), old.key_pem());
+        assert!(reload_ca(&old, &same, &trust).expect("same").is_none());
+        assert!(!accepts(&new_client));
+
+        // Step 1: the new CA added to the bundle, the old one still signing.
+        let added = data(
+            format!("{}{}", old.cert_pem(), new.cert_pem()),
+            old.key_pem(),
+        );
+        let step1 = reload_ca(&old, &added, &trust)
+            .expect("valid")
+            .expect("changed");
+        assert!(accepts(&old_client) && accepts(&new_client), "both trusted");
+        let old_leaf = old.issue_gateway("web/a", now).expect("leaf");
+        assert!(
+            !step1.needs_renewal(&old_leaf.cert_pem, now),
+            "the old CA still signs: nothing reissued yet"
+        );
+
+        // Step 2: the new CA signs; certificates of the old one get reissued.
+        let switched = data(
+            format!("{}{}", new.cert_pem(), old.cert_pem()),
+            new.key_pem(),
+        );
+        let step2 = reload_ca(&step1, &switched, &trust)
+            .expect("valid")
+            .expect("changed");
+        assert!(step2.needs_renewal(&old_leaf.cert_pem, now));
+        assert!(
+            accepts(&old_client) && accepts(&new_client),
+            "both still trusted"
+        );
+
+        // A broken Secret changes nothing.
+        let broken = data("garbage".to_string(), new.key_pem());
+        assert!(reload_ca(&step2, &broken, &trust).is_err());
+        assert!(accepts(&old_client));
+
+        // Step 3: the old CA dropped.
+        let dropped = data(new.cert_pem().to_string(), new.key_pem());
+        reload_ca(&step2, &dropped, &trust)
+            .expect("valid")
+            .expect("changed");
+        assert!(!accepts(&old_client), "old CA no longer trusted");
+        assert!(accepts(&new_client));
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_the_first_snapshot() {
+        let (inputs_tx, inputs_rx) = watch::channel(None);
+        let (out, _out_rx) = watch::channel::<Translated>(None);
+        let ready = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(translator(inputs_rx, Hub::new(), out, Arc::clone(&ready)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !ready.load(Ordering::Relaxed),
+            "not ready without a snapshot (none is built before discovery answers)"
+        );
+        inputs_tx.send_replace(Some(Arc::new(Inputs::default())));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !ready.load(Ordering::Relaxed) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ready after the first snapshot"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+    }
 }

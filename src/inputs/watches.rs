@@ -7,7 +7,11 @@
 //! Deployment or Service changes. Stores keep only what translation reads:
 //! `managedFields` and the last-applied annotation are stripped on arrival.
 //! Services, EndpointSlices, Secrets and ConfigMaps that no route, Gateway
-//! or policy references wake nothing.
+//! or policy references wake nothing. The optional kinds (a cluster may not
+//! serve their CRDs) are watched from the moment discovery finds them served:
+//! `keep_discovering` retries a failing discovery with capped back-off and
+//! asks again every `REDISCOVER`; until a kind is served its store reads as
+//! empty, and no snapshot is built before the first discovery has answered.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -314,9 +318,9 @@ pub struct KubeSource {
 }
 
 /// Kinds beyond HTTPRoute whose CRDs a cluster may not serve (the
-/// experimental channel, or an older Gateway API release): only those served
-/// when portico starts are watched; the others stay empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// experimental channel, or an older Gateway API release): each is watched
+/// once discovery finds it served; until then its store stays empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OptionalKinds {
     pub grpc_routes: bool,
     pub tls_routes: bool,
@@ -325,50 +329,134 @@ pub struct OptionalKinds {
     pub backend_tls_policies: bool,
 }
 
+/// How often the API server is asked again which optional kinds it serves,
+/// so that CRDs installed after start are watched without a restart.
+pub const REDISCOVER: Duration = Duration::from_secs(45);
+/// The first wait after a failed discovery; it doubles up to `DISCOVERY_BACKOFF_MAX`.
+pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait between failed discoveries.
+pub const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 impl OptionalKinds {
     /// Asks the API server which of the kinds it serves, in the versions
-    /// portico reads. A group version that cannot be listed counts as not
-    /// served, and is logged.
-    pub async fn discover(client: &Client) -> Self {
-        let v1 = served(client, "gateway.networking.k8s.io/v1").await;
-        let v1alpha2 = served(client, "gateway.networking.k8s.io/v1alpha2").await;
+    /// portico reads. A group version the server does not know (404) serves
+    /// none of them; any other failure is an error, to be retried.
+    pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
+        let v1 = served(client, "gateway.networking.k8s.io/v1").await?;
+        let v1alpha2 = served(client, "gateway.networking.k8s.io/v1alpha2").await?;
         let has = |list: &[String], plural: &str| list.iter().any(|r| r == plural);
-        let kinds = Self {
+        Ok(Self {
             grpc_routes: has(&v1, "grpcroutes"),
             tls_routes: has(&v1, "tlsroutes"),
             tcp_routes: has(&v1alpha2, "tcproutes"),
             udp_routes: has(&v1alpha2, "udproutes"),
             backend_tls_policies: has(&v1, "backendtlspolicies"),
-        };
-        tracing::info!(?kinds, "route kinds served by the API server");
-        kinds
+        })
     }
-}
 
-async fn served(client: &Client, group_version: &str) -> Vec<String> {
-    match client.list_api_group_resources(group_version).await {
-        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
-        Err(e) => {
-            tracing::warn!(group_version, error = %e, "not served; its route kinds are not watched");
-            Vec::new()
+    /// Every kind served in either: a kind once watched stays watched (its
+    /// watch retries on its own if the CRD goes away).
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            grpc_routes: self.grpc_routes || other.grpc_routes,
+            tls_routes: self.tls_routes || other.tls_routes,
+            tcp_routes: self.tcp_routes || other.tcp_routes,
+            udp_routes: self.udp_routes || other.udp_routes,
+            backend_tls_policies: self.backend_tls_policies || other.backend_tls_policies,
         }
     }
 }
 
-/// A store that stays empty and counts as listed, for a kind not served.
-fn empty_store<K>() -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    let (reader, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    reader
+async fn served(client: &Client, group_version: &str) -> Result<Vec<String>, kube::Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
-/// Starts watching every kind with `client` (the optional route kinds only
-/// where `kinds` says they are served).
-pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
+/// Keeps `kinds` current with what `probe` (normally
+/// `OptionalKinds::discover`) finds: `None` until the first answer, failures
+/// retried after `DISCOVERY_BACKOFF_FIRST`, doubling up to
+/// `DISCOVERY_BACKOFF_MAX`, and after an answer asked again every
+/// `REDISCOVER`. Kinds found served are added, never removed. Returns once
+/// nobody listens any more.
+pub async fn keep_discovering<P, F, E>(mut probe: P, kinds: watch::Sender<Option<OptionalKinds>>)
+where
+    P: FnMut() -> F,
+    F: Future<Output = Result<OptionalKinds, E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = DISCOVERY_BACKOFF_FIRST;
+    loop {
+        let wait = match probe().await {
+            Ok(found) => {
+                backoff = DISCOVERY_BACKOFF_FIRST;
+                kinds.send_if_modified(|current| {
+                    let next = current.map_or(found, |c| c.union(found));
+                    let changed = *current != Some(next);
+                    if changed {
+                        tracing::info!(kinds = ?next, "optional kinds served by the API server");
+                    }
+                    *current = Some(next);
+                    changed
+                });
+                REDISCOVER
+            }
+            Err(e) => {
+                let wait = backoff;
+                backoff = (backoff * 2).min(DISCOVERY_BACKOFF_MAX);
+                tracing::warn!(error = %e, retry_in = ?wait, "API discovery failed");
+                wait
+            }
+        };
+        if kinds.is_closed() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = kinds.closed() => return,
+        }
+    }
+}
+
+/// Feeds one optional kind's store: nothing until the first discovery (so
+/// the first snapshot waits for it), then, while the kind is not served, an
+/// empty store that counts as listed, and from the moment it is served the
+/// kind's watch (`run`, given the store's writer).
+async fn when_served<K, R, F>(
+    mut kinds: watch::Receiver<Option<OptionalKinds>>,
+    served: fn(&OptionalKinds) -> bool,
+    mut writer: reflector::store::Writer<K>,
+    run: R,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    R: FnOnce(reflector::store::Writer<K>) -> F,
+    F: Future<Output = ()>,
+{
+    let mut listed_empty = false;
+    loop {
+        let current = *kinds.borrow_and_update();
+        match current {
+            Some(k) if served(&k) => break,
+            Some(_) if !listed_empty => {
+                writer.apply_watcher_event(&watcher::Event::Init);
+                writer.apply_watcher_event(&watcher::Event::InitDone);
+                listed_empty = true;
+            }
+            _ => {}
+        }
+        if kinds.changed().await.is_err() {
+            return;
+        }
+    }
+    drop(kinds);
+    run(writer).await;
+}
+
+/// Starts watching every kind with `client`; the optional kinds each once
+/// `kinds` (kept by `keep_discovering`) says they are served.
+pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> KubeSource {
     let relevance = Arc::new(RwLock::new(Relevance::default()));
     let (wake_tx, wake_rx) = watch::channel(0u64);
     let (owned_tx, owned_rx) = watch::channel(0u64);
@@ -411,25 +499,25 @@ pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
         &mut tasks,
     );
     macro_rules! optional {
-        ($served:expr) => {
-            if $served {
-                reflect(
-                    Api::all(client.clone()),
-                    all.clone(),
-                    always,
-                    &wake,
-                    &mut tasks,
-                )
-            } else {
-                empty_store()
-            }
-        };
+        ($field:ident) => {{
+            let (reader, writer) = reflector::store();
+            let api = Api::all(client.clone());
+            let config = all.clone();
+            let wake = wake.clone();
+            tasks.push(Box::pin(when_served(
+                kinds.clone(),
+                |k| k.$field,
+                writer,
+                move |writer| watch_into(writer, api, config, always, wake),
+            )));
+            reader
+        }};
     }
-    let grpc_routes = optional!(kinds.grpc_routes);
-    let tls_routes = optional!(kinds.tls_routes);
-    let tcp_routes = optional!(kinds.tcp_routes);
-    let udp_routes = optional!(kinds.udp_routes);
-    let backend_tls_policies = optional!(kinds.backend_tls_policies);
+    let grpc_routes = optional!(grpc_routes);
+    let tls_routes = optional!(tls_routes);
+    let tcp_routes = optional!(tcp_routes);
+    let udp_routes = optional!(udp_routes);
+    let backend_tls_policies = optional!(backend_tls_policies);
     let config_maps = reflect(
         Api::all(client.clone()),
         all.clone(),
@@ -521,6 +609,7 @@ pub fn start(client: Client, kinds: OptionalKinds) -> KubeSource {
     }
 }
 
+#[derive(Clone)]
 struct Waker {
     translate: watch::Sender<u64>,
     status: watch::Sender<u64>,
@@ -538,14 +627,34 @@ where
     F: Fn(&K) -> Wake + Send + 'static,
 {
     let (reader, writer) = reflector::store();
-    let translate = wake.translate.clone();
-    let status = wake.status.clone();
+    tasks.push(Box::pin(watch_into(
+        writer,
+        api,
+        config,
+        relevant,
+        wake.clone(),
+    )));
+    reader
+}
+
+/// Watches one kind into `writer`, waking what each change concerns.
+fn watch_into<K, F>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    config: watcher::Config,
+    relevant: F,
+    wake: Waker,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(&K) -> Wake + Send + 'static,
+{
     let kind = K::kind(&()).to_string();
     let stream = reflector::reflector(
         writer,
         watcher(api, config).modify(strip::<K>).default_backoff(),
     );
-    tasks.push(Box::pin(async move {
+    async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             let w = match &event {
@@ -561,18 +670,17 @@ where
                 }
             };
             if w.translate {
-                translate.send_modify(|n| *n += 1);
+                wake.translate.send_modify(|n| *n += 1);
             }
             if w.status {
-                status.send_modify(|n| *n += 1);
+                wake.status.send_modify(|n| *n += 1);
             }
         }
-    }));
-    reader
+    }
 }
 
 /// Builds a snapshot after each batch of relevant changes, once every store
-/// has listed.
+/// has listed (an optional kind's store: once discovery has answered).
 async fn batch(
     stores: Stores,
     mut wake: watch::Receiver<u64>,
@@ -600,6 +708,181 @@ async fn batch(
 mod tests {
     use super::*;
     use crate::inputs::files::parse_documents;
+
+    /// An empty store that has listed.
+    fn listed<K: Resource<DynamicType = ()> + Clone + 'static>() -> Store<K> {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        reader
+    }
+
+    fn grpc() -> OptionalKinds {
+        OptionalKinds {
+            grpc_routes: true,
+            ..OptionalKinds::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_discovery_is_retried_with_back_off_and_later_kinds_are_added() {
+        use std::collections::VecDeque;
+        use std::sync::Mutex;
+        let answers = Arc::new(Mutex::new(VecDeque::from([
+            Err("connection refused".to_string()),
+            Err("503 Service Unavailable".to_string()),
+            Ok(OptionalKinds::default()),
+            Err("timed out".to_string()),
+            Ok(grpc()),
+        ])));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let start = tokio::time::Instant::now();
+        let (tx, mut rx) = watch::channel(None);
+        let task = {
+            let answers = Arc::clone(&answers);
+            let calls = Arc::clone(&calls);
+            tokio::spawn(keep_discovering(
+                move || {
+                    calls
+                        .lock()
+                        .expect("calls")
+                        .push(start.elapsed().as_millis());
+                    let next = answers
+                        .lock()
+                        .expect("answers")
+                        .pop_front()
+                        .unwrap_or(Ok(grpc()));
+                    async move { next }
+                },
+                tx,
+            ))
+        };
+        rx.changed().await.expect("first answer");
+        assert_eq!(*rx.borrow_and_update(), Some(OptionalKinds::default()));
+        assert_eq!(
+            *calls.lock().expect("calls"),
+            vec![0, 500, 1500],
+            "two failures retried after 0.5 s, then 1 s"
+        );
+        rx.changed().await.expect("GRPCRoute appears");
+        assert_eq!(*rx.borrow_and_update(), Some(grpc()));
+        let asked_again = 1500 + REDISCOVER.as_millis();
+        assert_eq!(
+            *calls.lock().expect("calls"),
+            vec![0, 500, 1500, asked_again, asked_again + 500],
+            "asked again after REDISCOVER; after a failure the back-off starts over"
+        );
+        drop(rx);
+        tokio::time::timeout(REDISCOVER * 2, task)
+            .await
+            .expect("stops without listeners")
+            .expect("task");
+    }
+
+    #[test]
+    fn back_off_is_capped() {
+        let mut b = DISCOVERY_BACKOFF_FIRST;
+        for _ in 0..20 {
+            b = (b * 2).min(DISCOVERY_BACKOFF_MAX);
+        }
+        assert_eq!(b, DISCOVERY_BACKOFF_MAX);
+        assert!(DISCOVERY_BACKOFF_MAX < REDISCOVER);
+    }
+
+    #[tokio::test]
+    async fn an_optional_kind_is_empty_until_served_then_watched() {
+        let (tx, rx) = watch::channel(None);
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(when_served(
+            rx,
+            |k| k.grpc_routes,
+            writer,
+            move |mut w| async move {
+                // Stands in for the reflector: lists one object.
+                let mut late = ConfigMap::default();
+                late.metadata.namespace = Some("web".into());
+                late.metadata.name = Some("late".into());
+                w.apply_watcher_event(&watcher::Event::Init);
+                w.apply_watcher_event(&watcher::Event::InitApply(late));
+                w.apply_watcher_event(&watcher::Event::InitDone);
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+            },
+        ));
+        let short = Duration::from_millis(50);
+        let long = Duration::from_secs(5);
+        assert!(
+            tokio::time::timeout(short, reader.wait_until_ready())
+                .await
+                .is_err(),
+            "not listed before discovery has answered"
+        );
+        tx.send_replace(Some(OptionalKinds::default()));
+        tokio::time::timeout(long, reader.wait_until_ready())
+            .await
+            .expect("listed once discovery answered")
+            .expect("writer alive");
+        assert!(reader.state().is_empty(), "not served: empty");
+        tx.send_replace(Some(grpc()));
+        tokio::time::timeout(long, started_rx)
+            .await
+            .expect("watch started once served")
+            .expect("started");
+        assert_eq!(reader.state().len(), 1, "the kind's objects arrive");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn no_snapshot_before_discovery_answers() {
+        let (kinds_tx, kinds_rx) = watch::channel(None);
+        let (grpc_reader, grpc_writer) = reflector::store::<GrpcRoute>();
+        let feed = tokio::spawn(when_served(
+            kinds_rx,
+            |k| k.grpc_routes,
+            grpc_writer,
+            |_| std::future::pending::<()>(),
+        ));
+        let stores = Stores {
+            gateway_classes: listed(),
+            gateways: listed(),
+            http_routes: listed(),
+            grpc_routes: grpc_reader,
+            tls_routes: listed(),
+            tcp_routes: listed(),
+            udp_routes: listed(),
+            reference_grants: listed(),
+            services: listed(),
+            endpoint_slices: listed(),
+            namespaces: listed(),
+            secrets: listed(),
+            backend_tls_policies: listed(),
+            config_maps: listed(),
+            gateway_parameters: listed(),
+            deployments: listed(),
+        };
+        let (_wake_tx, wake_rx) = watch::channel(0u64);
+        let (inputs_tx, mut inputs_rx) = watch::channel(None);
+        let batcher = tokio::spawn(batch(
+            stores,
+            wake_rx,
+            inputs_tx,
+            Arc::new(RwLock::new(Relevance::default())),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            inputs_rx.borrow().is_none(),
+            "no snapshot while discovery fails"
+        );
+        kinds_tx.send_replace(Some(OptionalKinds::default()));
+        tokio::time::timeout(Duration::from_secs(5), inputs_rx.changed())
+            .await
+            .expect("a snapshot once discovery answered")
+            .expect("batcher alive");
+        assert!(inputs_rx.borrow().is_some());
+        feed.abort();
+        batcher.abort();
+    }
 
     #[test]
     fn only_referenced_services_and_slices_wake_translation() {

@@ -85,6 +85,14 @@ impl Provisioner {
         }
     }
 
+    /// Signs with `authority` from now on (a CA rotation): Gateways'
+    /// certificates of another CA are reissued, and every fleet is re-applied
+    /// so its Secret carries the new trust bundle.
+    pub fn set_authority(&mut self, authority: Arc<Authority>) {
+        self.authority = authority;
+        self.applied.clear();
+    }
+
     /// Forgets what was applied, so the next round re-applies everything
     /// (corrects drift in objects portico does not watch).
     pub fn resync(&mut self) {
