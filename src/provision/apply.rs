@@ -1,6 +1,8 @@
 //! Applies each Gateway's desired objects with server-side apply (field
-//! manager `portico`, forced), and removes the fleet of a Gateway portico no
-//! longer serves.
+//! manager `portico`, forced), and removes the fleet of a Gateway that left
+//! portico's classes (an invalid Gateway keeps its fleet). Objects that the
+//! Gateway does not own (no owner reference to it) are never applied over nor
+//! deleted: applying fails with `ProvisioningFailed` naming the object.
 //!
 //! In: `Inputs`, translation's `Infra` per Gateway, the live Deployments and
 //! Services of the fleets (for drift). Out: API calls, and an Event on the
@@ -100,7 +102,7 @@ impl Provisioner {
     }
 
     /// One round: apply what changed or drifted, remove fleets of Gateways
-    /// portico no longer serves. Returns the number of Gateways applied.
+    /// that left portico's classes. Returns the number of Gateways applied.
     pub async fn reconcile(
         &mut self,
         inputs: &Inputs,
@@ -238,7 +240,7 @@ impl Provisioner {
         let key = &ObjectKey::of(gateway);
         let owner = gateway.uid().unwrap_or_default();
         let name = fleet_name(&key.name);
-        tracing::info!(gateway = %key, "removing the Envoy fleet of a Gateway portico no longer serves");
+        tracing::info!(gateway = %key, "removing the Envoy fleet of a Gateway that left portico's classes");
         let dp = DeleteParams::background();
         let c = &self.client;
         let ns = &key.namespace;
