@@ -59,9 +59,10 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-## bench: translation benchmarks (time and peak memory).
+## bench: translation and hostile-regex benchmarks (time and peak memory).
 bench:
 	$(CARGO) bench --locked --bench translate
+	$(CARGO) bench --locked --bench regex
 
 clean:
 	rm -rf target $(VENV)

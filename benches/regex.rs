@@ -33,7 +33,12 @@ fn patterns() -> Vec<(&'static str, String)> {
         ("max-length-alternation", fill("ab|")),
         ("max-length-case-folded", format!("(?i){}", fill("[a-z]x"))),
         ("deep-nesting", nested),
-        ("late-syntax-error", format!("{}(", fill("ab"))),
+        ("late-syntax-error", {
+            let mut p = fill("ab");
+            p.truncate(MAX_PATTERN_BYTES - 1);
+            p.push('(');
+            p
+        }),
     ]
 }
 
