@@ -34,6 +34,8 @@ pub fn patch(
     for (key, secret) in remembered {
         let why = match inputs.secrets.get(key) {
             None => "does not exist".to_string(),
+            // Unchanged since it was last checked.
+            Some(now) if Arc::ptr_eq(now, secret) => continue,
             Some(now) => match certificates::check(now) {
                 Ok(()) => continue,
                 Err(e) => e,
@@ -126,8 +128,9 @@ pub fn report(inputs: &Inputs, outputs: &mut Outputs, kept: &[(ObjectKey, String
 }
 
 /// The Secrets to remember: every valid one a listener of a served Gateway
-/// names, as the translated inputs held it.
-pub fn remember(inputs: &Inputs, outputs: &Outputs) -> Remembered {
+/// names, as the translated inputs held it (one remembered before and not
+/// changed since is not checked again).
+pub fn remember(inputs: &Inputs, outputs: &Outputs, before: &Remembered) -> Remembered {
     let mut out = Remembered::new();
     for (key, output) in &outputs.gateways {
         if output.infra.is_none() {
@@ -137,9 +140,11 @@ pub fn remember(inputs: &Inputs, outputs: &Outputs) -> Remembered {
             continue;
         };
         for (_, _, secret) in references(gateway) {
-            if let Some(s) = inputs.secrets.get(&secret)
-                && certificates::check(s).is_ok()
-            {
+            let Some(s) = inputs.secrets.get(&secret) else {
+                continue;
+            };
+            let known = before.get(&secret).is_some_and(|b| Arc::ptr_eq(b, s));
+            if known || certificates::check(s).is_ok() {
                 out.insert(secret, Arc::clone(s));
             }
         }

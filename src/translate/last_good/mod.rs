@@ -69,7 +69,7 @@ pub fn translate(inputs: &Inputs, options: &Options, last: &LastGood) -> (Output
         certificates::report(used, &mut outputs, kept);
     }
     let (mut next, held) = hold(&mut outputs, last);
-    next.certificates = certificates::remember(used, &outputs);
+    next.certificates = certificates::remember(used, &outputs, &last.certificates);
     if held {
         outputs = super::refresh_endpoints(inputs, &outputs);
     }
