@@ -10,7 +10,8 @@
 //! certificate renewed in place, under `RunSettings::xds_limits`; Lease
 //! leader election; the admin server (`/healthz`, `/readyz` once the first
 //! snapshot is served and xDS listens, which needs API discovery to have
-//! answered once, `/metrics`; bounded by `admin`'s limits). SIGTERM or SIGINT stops everything, giving up the Lease.
+//! answered once, `/metrics`; bounded by `admin`'s limits). SIGTERM or
+//! SIGINT stops everything, giving up the Lease.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -221,12 +222,10 @@ async fn load_or_create_ca(client: &Client, settings: &RunSettings) -> Result<Au
             .map_err(|e| format!("reading Secret {}/{name}: {e}", settings.namespace))?
         {
             let data = secret.data.unwrap_or_default();
-            let text = |k: &str| {
-                data.get(k)
-                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                    .ok_or_else(|| format!("Secret {}/{name}: no {k}", settings.namespace))
-            };
-            return Authority::from_pem(&text("ca.crt")?, &text("ca.key")?)
+            return ca_pems(&data)
+                .and_then(|(bundle, key)| {
+                    Authority::from_pem(&bundle, &key).map_err(|e| e.to_string())
+                })
                 .map_err(|e| format!("Secret {}/{name}: {e}", settings.namespace));
         }
         let ca = Authority::generate(SystemTime::now()).map_err(|e| e.to_string())?;
@@ -259,6 +258,17 @@ async fn load_or_create_ca(client: &Client, settings: &RunSettings) -> Result<Au
     Err(format!("Secret {name}: could not read or create it"))
 }
 
+/// The CA Secret's PEM texts: the bundle (`ca.crt`) and the signing key
+/// (`ca.key`).
+fn ca_pems(data: &BTreeMap<String, ByteString>) -> Result<(String, String), String> {
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .ok_or_else(|| format!("no {k}"))
+    };
+    Ok((text("ca.crt")?, text("ca.key")?))
+}
+
 /// The CA the Secret's data describes, when it differs from `current`; its
 /// bundle is then trusted by `trust` from the next handshake on. An
 /// incomplete or invalid Secret changes nothing.
@@ -267,12 +277,7 @@ fn reload_ca(
     data: &BTreeMap<String, ByteString>,
     trust: &tls::ClientTrust,
 ) -> Result<Option<Authority>, String> {
-    let text = |k: &str| {
-        data.get(k)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .ok_or_else(|| format!("no {k}"))
-    };
-    let (bundle, key) = (text("ca.crt")?, text("ca.key")?);
+    let (bundle, key) = ca_pems(data)?;
     if bundle == current.cert_pem() && key == current.key_pem() {
         return Ok(None);
     }

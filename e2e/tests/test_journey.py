@@ -18,6 +18,15 @@ from e2e.harness.world import PORTICO
 FLEET = "envoy-portico-gateway"
 
 
+def listener_condition(world, gateway, listener, type_):
+    """The condition `type_` of one listener in a Gateway's status."""
+    gw = world.cluster.get("gateway", gateway, "default") or {}
+    for l in gw.get("status", {}).get("listeners", []):
+        if l["name"] == listener:
+            return condition({"status": l}, type_)
+    return None
+
+
 def parent_condition(route, type_):
     for parent in (route or {}).get("status", {}).get("parents", []) or []:
         if parent.get("controllerName") == "portico.dev/gateway-controller":
@@ -289,15 +298,8 @@ spec:
     wait_for("the Service ports of each protocol", 30,
              lambda: ports() == [(443, 10443, "TCP"), (5353, 5353, "UDP"), (5432, 5432, "TCP")])
 
-    def listener(name, type_):
-        gw = world.cluster.get("gateway", "edge", "default")
-        for l in gw.get("status", {}).get("listeners", []):
-            if l["name"] == name:
-                return condition({"status": l}, type_)
-        return None
-
     broken = wait_for("the broken listener's ResolvedRefs", 30,
-                      lambda: (c := listener("broken", "ResolvedRefs")) and c["status"] == "False" and c)
+                      lambda: (c := listener_condition(world, "edge", "broken", "ResolvedRefs")) and c["status"] == "False" and c)
     assert broken["reason"] == "InvalidCertificateRef", broken
     assert "no-such-secret" in broken["message"], broken
 
@@ -446,15 +448,8 @@ spec:
     # The only listener's certificate Secret is deleted: the last valid
     # certificate keeps being served, and the listener says why.
     world.cluster.kubectl("delete", "secret", "steady-cert")
-
-    def refs():
-        gw = world.cluster.get("gateway", "steady", "default")
-        for l in gw.get("status", {}).get("listeners", []):
-            if l["name"] == "https":
-                return condition({"status": l}, "ResolvedRefs")
-        return None
-    c = wait_for("the missing certificate reported", 30,
-                 lambda: (c := refs()) and c["status"] == "False" and c)
+    c = wait_for("the missing certificate reported", 30, lambda: (
+        c := listener_condition(world, "steady", "https", "ResolvedRefs")) and c["status"] == "False" and c)
     assert c["reason"] == "InvalidCertificateRef", c
     assert "steady-cert does not exist" in c["message"], c
     assert "the last valid certificate is still served" in c["message"], c

@@ -70,18 +70,21 @@ pub fn translate(inputs: &Inputs, options: &Options, last: &LastGood) -> (Output
     }
     let (mut next, held) = hold(&mut outputs, last);
     next.certificates = certificates::remember(used, &outputs, &last.certificates);
-    if held {
-        outputs = super::refresh_endpoints(inputs, &outputs);
+    for key in &held {
+        if let Some(output) = outputs.gateways.get_mut(key) {
+            output.resources.endpoints =
+                super::envoy::gateway::load_assignments(inputs, &output.clusters);
+        }
     }
     (outputs, next)
 }
 
 /// Puts back what each Gateway that is no longer accepted was last accepted
-/// with, and returns the memory for the next translation. Returns whether any
-/// Gateway is held (its endpoints then need refreshing from the inputs).
-pub fn hold(outputs: &mut Outputs, last: &LastGood) -> (LastGood, bool) {
+/// with, and returns the memory for the next translation and the Gateways
+/// held (their endpoints then need refreshing from the inputs).
+pub fn hold(outputs: &mut Outputs, last: &LastGood) -> (LastGood, Vec<ObjectKey>) {
     let mut next = LastGood::default();
-    let mut held = false;
+    let mut held = Vec::new();
     for (key, output) in &mut outputs.gateways {
         match (&output.infra, last.gateways.get(key)) {
             (Some(infra), _) => {
@@ -98,7 +101,7 @@ pub fn hold(outputs: &mut Outputs, last: &LastGood) -> (LastGood, bool) {
             (None, Some(accepted)) => {
                 put_back(output, accepted);
                 next.gateways.insert(key.clone(), accepted.clone());
-                held = true;
+                held.push(key.clone());
             }
             (None, None) => {}
         }
@@ -180,7 +183,7 @@ mod tests {
         let key = ObjectKey::new("default", "gw");
         let mut good = gateway(1, "");
         let (memory, held) = hold(&mut good, &LastGood::default());
-        assert!(!held && memory.remembers(&key));
+        assert!(held.is_empty() && memory.remembers(&key));
 
         let typo = "  infrastructure:\n    parametersRef: {group: portico.dev, kind: GatewayParameters, name: missing}";
         let mut bad = gateway(2, typo);
@@ -189,7 +192,7 @@ mod tests {
             "translation alone drops it"
         );
         let (memory, held) = hold(&mut bad, &memory);
-        assert!(held && memory.remembers(&key));
+        assert!(!held.is_empty() && memory.remembers(&key));
         let out = &bad.gateways[&key];
         assert_eq!(out.resources, good.gateways[&key].resources);
         assert!(out.infra.is_some());
@@ -210,7 +213,7 @@ mod tests {
         // Fixed: the new configuration is remembered instead.
         let mut fixed = gateway(3, "");
         let (memory, held) = hold(&mut fixed, &memory);
-        assert!(!held && memory.remembers(&key));
+        assert!(held.is_empty() && memory.remembers(&key));
     }
 
     /// An HTTPS listener and an HTTP one; the certificate's Secret as
@@ -296,7 +299,7 @@ mod tests {
         assert_eq!(memory.len(), 1);
         let mut gone = outputs(BASE.split("---").next().unwrap_or_default());
         let (memory, held) = hold(&mut gone, &memory);
-        assert!(!held && memory.is_empty());
+        assert!(held.is_empty() && memory.is_empty());
     }
 
     #[test]
@@ -304,7 +307,7 @@ mod tests {
         let typo = "  infrastructure:\n    parametersRef: {group: portico.dev, kind: GatewayParameters, name: missing}";
         let mut bad = gateway(1, typo);
         let (memory, held) = hold(&mut bad, &LastGood::default());
-        assert!(!held && memory.is_empty());
+        assert!(held.is_empty() && memory.is_empty());
         assert!(bad.gateways.values().all(|g| g.infra.is_none()));
     }
 }
