@@ -34,8 +34,9 @@ use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
 use crate::status::gateway::Observed;
 use crate::status::writer::{self, StatusWriter};
+use crate::translate::quarantine::{Quarantine, made_of};
 use crate::translate::{self, Outputs};
-use crate::xds::hub::{GatewayFeedback, Hub, gateway_id};
+use crate::xds::hub::{self, GatewayFeedback, Hub, gateway_id};
 use crate::xds::{server, tls};
 
 /// How often everything is re-applied and re-checked even without events.
@@ -357,7 +358,8 @@ async fn renew_server_certificate(
     }
 }
 
-/// Every replica: translate each new snapshot and serve it.
+/// Every replica: translate each new snapshot and serve it; translate again
+/// when Envoy's answers change what is held back (`translate::quarantine`).
 async fn translator(
     mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
     hub: Arc<Hub>,
@@ -366,42 +368,73 @@ async fn translator(
 ) {
     let mut previous: Translated = None;
     let mut last_good = translate::last_good::LastGood::default();
+    let mut quarantine = Quarantine::default();
+    let mut answers = hub.take_answers();
+    let mut started = false;
+    let mut held_changed = false;
     loop {
         let current = inputs.borrow_and_update().clone();
         if let Some(current) = current {
-            let started = std::time::Instant::now();
+            if !started {
+                quarantine.remember(&current);
+                started = true;
+            }
+            held_changed |= quarantine.refresh(&current);
+            let clock = std::time::Instant::now();
             let outputs = match &previous {
                 // A status write came back: nothing to translate, but the
                 // sinks get the live statuses.
-                Some((old_inputs, old_outputs)) if old_inputs.same_but_status(&current) => {
+                Some((old_inputs, old_outputs))
+                    if !held_changed && old_inputs.same_but_status(&current) =>
+                {
                     Arc::clone(old_outputs)
                 }
-                Some((old_inputs, old_outputs)) if old_inputs.same_but_endpoints(&current) => {
+                Some((old_inputs, old_outputs))
+                    if !held_changed && old_inputs.same_but_endpoints(&current) =>
+                {
                     Arc::new(translate::refresh_endpoints(&current, old_outputs))
                 }
                 _ => {
-                    let (outputs, next) = translate::last_good::translate(
-                        &current,
-                        &translate::Options::default(),
-                        &last_good,
-                    );
+                    let (outputs, next) =
+                        quarantine.translate(&current, &translate::Options::default(), &last_good);
                     last_good = next;
                     Arc::new(outputs)
                 }
             };
+            held_changed = false;
             if previous
                 .as_ref()
                 .is_none_or(|(_, old)| !Arc::ptr_eq(old, &outputs))
             {
                 hub.publish(&outputs);
+                quarantine.published(&hub.versions(&outputs), made_of(&current, &outputs));
             }
-            tracing::debug!(elapsed = ?started.elapsed(), gateways = outputs.gateways.len(), "translated");
+            tracing::debug!(elapsed = ?clock.elapsed(), gateways = outputs.gateways.len(), "translated");
             previous = Some((current, outputs));
             out.send_replace(previous.clone());
             ready.store(true, Ordering::Relaxed);
         }
-        if inputs.changed().await.is_err() {
-            return;
+        // Wait for new inputs, or for an answer that changes what is held.
+        loop {
+            tokio::select! {
+                r = inputs.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                answer = hub::next_answer(&mut answers) => {
+                    let Some(answer) = answer else {
+                        answers = None;
+                        continue;
+                    };
+                    let Some((_, outputs)) = &previous else { continue };
+                    if answer.tell(&mut quarantine, outputs) {
+                        held_changed = true;
+                        break;
+                    }
+                }
+            }
         }
     }
 }

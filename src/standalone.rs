@@ -12,10 +12,11 @@ use std::time::{Duration, SystemTime};
 use tokio::process::{Child, Command};
 
 use crate::bootstrap::{self, BootstrapParams};
-use crate::inputs::files;
+use crate::inputs::{Inputs, files};
 use crate::render;
+use crate::translate::quarantine::{Quarantine, made_of};
 use crate::translate::{self, Options, Outputs};
-use crate::xds::hub::{Hub, gateway_id};
+use crate::xds::hub::{self, Hub, gateway_id};
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -121,6 +122,54 @@ impl Fleet {
     }
 }
 
+/// What the loop carries from one translation to the next.
+struct Served {
+    last: Option<(Inputs, Outputs)>,
+    last_good: translate::last_good::LastGood,
+    quarantine: Quarantine,
+    last_status: Option<serde_json::Value>,
+}
+
+impl Served {
+    /// A full translation of `inputs`, served.
+    fn translate(
+        &mut self,
+        inputs: Inputs,
+        options: &Options,
+        hub: &Hub,
+        fleet: &mut Fleet,
+        settings: &Settings,
+    ) {
+        let (outputs, next) = self.quarantine.translate(&inputs, options, &self.last_good);
+        self.last_good = next;
+        self.serve(inputs, outputs, hub, fleet, settings);
+    }
+
+    /// Publishes `outputs`, starts or stops Envoys, prints changed statuses.
+    fn serve(
+        &mut self,
+        inputs: Inputs,
+        outputs: Outputs,
+        hub: &Hub,
+        fleet: &mut Fleet,
+        settings: &Settings,
+    ) {
+        hub.publish(&outputs);
+        self.quarantine
+            .published(&hub.versions(&outputs), made_of(&inputs, &outputs));
+        fleet.reconcile(&outputs);
+        let status = render::statuses(&outputs);
+        if settings.print_status && self.last_status.as_ref() != Some(&status) {
+            match yaml_serde::to_string(&status) {
+                Ok(text) => println!("---\n{text}"),
+                Err(e) => tracing::error!("statuses do not print: {e}"),
+            }
+            self.last_status = Some(status);
+        }
+        self.last = Some((inputs, outputs));
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -174,10 +223,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         reserved_ports: Vec::new(),
     };
     let mut feedback = hub.feedback_changes();
+    let mut answers = hub.take_answers();
     let mut seen: Option<Fingerprint> = None;
-    let mut last: Option<(crate::inputs::Inputs, Outputs)> = None;
-    let mut last_good = translate::last_good::LastGood::default();
-    let mut last_status = None;
+    let mut state = Served {
+        last: None,
+        last_good: translate::last_good::LastGood::default(),
+        quarantine: Quarantine::default(),
+        last_status: None,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     // Registered once, before the loop: a signal that arrives while the loop
     // is busy is kept until the loop looks again.
@@ -198,6 +251,20 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     }
                 }
             }
+            answer = hub::next_answer(&mut answers) => {
+                let Some(answer) = answer else {
+                    answers = None;
+                    continue;
+                };
+                let Some((inputs, outputs)) = state.last.take() else {
+                    continue;
+                };
+                if answer.tell(&mut state.quarantine, &outputs) {
+                    state.translate(inputs, &options, &hub, &mut fleet, &settings);
+                } else {
+                    state.last = Some((inputs, outputs));
+                }
+            }
             _ = tick.tick() => {
                 let now = fingerprint(&settings.dir);
                 if seen.as_ref() == Some(&now) {
@@ -211,28 +278,16 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                         continue;
                     }
                 };
-                let outputs = match &last {
-                    Some((before, previous)) if before.same_but_endpoints(&inputs) => {
-                        translate::refresh_endpoints(&inputs, previous)
+                let held_changed = state.quarantine.refresh(&inputs);
+                match state.last.take() {
+                    Some((before, previous))
+                        if !held_changed && before.same_but_endpoints(&inputs) =>
+                    {
+                        let outputs = translate::refresh_endpoints(&inputs, &previous);
+                        state.serve(inputs, outputs, &hub, &mut fleet, &settings);
                     }
-                    _ => {
-                        let (outputs, next) =
-                            translate::last_good::translate(&inputs, &options, &last_good);
-                        last_good = next;
-                        outputs
-                    }
-                };
-                hub.publish(&outputs);
-                fleet.reconcile(&outputs);
-                let status = render::statuses(&outputs);
-                if settings.print_status && last_status.as_ref() != Some(&status) {
-                    match yaml_serde::to_string(&status) {
-                        Ok(text) => println!("---\n{text}"),
-                        Err(e) => tracing::error!("statuses do not print: {e}"),
-                    }
-                    last_status = Some(status);
+                    _ => state.translate(inputs, &options, &hub, &mut fleet, &settings),
                 }
-                last = Some((inputs, outputs));
             }
         }
     }

@@ -24,6 +24,7 @@ pub mod infra;
 pub mod l4;
 pub mod labels;
 pub mod last_good;
+pub mod quarantine;
 pub mod re2;
 pub mod route_table;
 pub mod routes;

@@ -3,23 +3,71 @@
 //! Gateways keeping their `Arc`), and the feedback Envoys sent back (last ACKed
 //! snapshot version, last NACK message) for the status side. A Gateway's
 //! feedback and its stream metric are forgotten once it is no longer
-//! published and none of its Envoys is connected.
+//! published and none of its Envoys is connected. Every answer (one per
+//! resource type and snapshot version) is also queued, in order, for the one
+//! consumer that takes the queue: the translator, which isolates what Envoy
+//! rejects (`translate::quarantine`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::cache::{ResourceType, Snapshot};
 use super::delta::Feedback;
 use super::metrics::{GatewayLabel, TypeLabel, XdsMetrics};
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
+use crate::translate::quarantine::Quarantine;
 
 /// Every Gateway's snapshot, keyed by `<namespace>/<name>` (Envoy's `node.cluster`).
 pub type Snapshots = BTreeMap<String, Arc<Snapshot>>;
+
+/// Answers queued for the translator before it falls behind; beyond them an
+/// answer is dropped (and counted as a lost answer in the log).
+const ANSWER_QUEUE: usize = 1024;
+
+/// One answer of an Envoy: the snapshot version a response came from, and
+/// Envoy's message when it rejected it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The Gateway's id (`<namespace>/<name>`).
+    pub gateway: String,
+    pub snapshot: String,
+    pub rejected: Option<String>,
+}
+
+impl Answer {
+    /// Gives this answer to `quarantine` (`outputs`: the latest translation),
+    /// logging what it holds back; true when the held routes changed.
+    pub fn tell(&self, quarantine: &mut Quarantine, outputs: &Outputs) -> bool {
+        let Some((namespace, name)) = self.gateway.split_once('/') else {
+            return false;
+        };
+        let gateway = ObjectKey::new(namespace, name);
+        let changed =
+            quarantine.answer(&gateway, &self.snapshot, self.rejected.as_deref(), outputs);
+        if changed {
+            let held: Vec<String> = quarantine
+                .held()
+                .keys()
+                .map(|(kind, key)| format!("{} {}/{}", kind.name(), key.namespace, key.name))
+                .collect();
+            tracing::warn!(gateway = %self.gateway, snapshot = %self.snapshot, ?held, "Envoy's answer changed the routes held back");
+        }
+        changed
+    }
+}
+
+/// The next answer of an Envoy, or never when nobody queues them.
+pub async fn next_answer(answers: &mut Option<mpsc::Receiver<Answer>>) -> Option<Answer> {
+    match answers {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// What Envoys of one Gateway reported.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,11 +94,17 @@ pub struct Hub {
     /// to a portico that has not translated yet must not be told that its
     /// Gateway has no configuration.
     synced: watch::Sender<bool>,
+    answers: mpsc::Sender<Answer>,
+    /// The receiving end, until a consumer takes it.
+    answers_taken: Mutex<Option<mpsc::Receiver<Answer>>>,
 }
 
 impl Default for Hub {
     fn default() -> Self {
+        let (answers, receiver) = mpsc::channel(ANSWER_QUEUE);
         Self {
+            answers,
+            answers_taken: Mutex::new(Some(receiver)),
             snapshots: watch::Sender::new(Arc::new(Snapshots::new())),
             responses: AtomicU64::new(0),
             metrics: XdsMetrics::default(),
@@ -171,6 +225,25 @@ impl Hub {
         self.lock().get(gateway).cloned().unwrap_or_default()
     }
 
+    /// The snapshot version served to each Gateway of `outputs` that is
+    /// published.
+    pub fn versions(&self, outputs: &Outputs) -> BTreeMap<ObjectKey, String> {
+        let snapshots = self.snapshots.borrow();
+        outputs
+            .gateways
+            .keys()
+            .filter_map(|key| Some((key.clone(), snapshots.get(&gateway_id(key))?.version())))
+            .collect()
+    }
+
+    /// Every answer from now on, in order; the first caller gets the queue.
+    pub fn take_answers(&self) -> Option<mpsc::Receiver<Answer>> {
+        self.answers_taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     /// Ticks whenever any feedback changes.
     pub fn feedback_changes(&self) -> watch::Receiver<u64> {
         self.feedback_changed.subscribe()
@@ -198,6 +271,33 @@ impl Hub {
             }
         }
         self.feedback_changed.send_modify(|n| *n += 1);
+        let untaken = self
+            .answers_taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if untaken {
+            return;
+        }
+        let answer = match feedback {
+            Feedback::Ack { snapshot, .. } => Answer {
+                gateway: gateway.to_string(),
+                snapshot: snapshot.clone(),
+                rejected: None,
+            },
+            Feedback::Nack {
+                snapshot, message, ..
+            } => Answer {
+                gateway: gateway.to_string(),
+                snapshot: snapshot.clone(),
+                rejected: Some(message.clone()),
+            },
+        };
+        // A consumer that is gone hears nothing. A full queue loses this
+        // answer; the next one still counts.
+        if let Err(mpsc::error::TrySendError::Full(a)) = self.answers.try_send(answer) {
+            tracing::warn!(gateway = %a.gateway, snapshot = %a.snapshot, "Envoy answer dropped: the translator is behind");
+        }
     }
 
     pub(crate) fn stream_opened(&self, gateway: &str) {
