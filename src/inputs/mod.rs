@@ -1,13 +1,14 @@
 //! The `Inputs` snapshot: every object translation reads, immutable once built.
 //!
-//! Sources (the YAML file source in `files`, Kubernetes watches in `watches`) fill an
-//! [`InputsBuilder`]; [`InputsBuilder::build`] freezes it into [`Inputs`], which the
-//! pure translator reads. Objects are kept behind `Arc` in ordered maps keyed by
+//! Sources (the YAML file source in `files`, Kubernetes watches in `watches`
+//! and `referenced`) fill an [`InputsBuilder`]; [`InputsBuilder::build`]
+//! freezes it into [`Inputs`], which the pure translator reads. Objects are kept behind `Arc` in ordered maps keyed by
 //! namespace and name, so iteration order (and so translation output) is
 //! deterministic and snapshots can share unchanged objects cheaply.
 
 pub mod files;
 pub mod parameters;
+pub mod referenced;
 pub mod watches;
 
 use std::collections::BTreeMap;
@@ -78,9 +79,12 @@ pub struct Inputs {
     /// (label `kubernetes.io/service-name`), then by slice name.
     pub endpoint_slices: BTreeMap<ObjectKey, Store<EndpointSlice>>,
     pub namespaces: Store<Namespace>,
+    /// Secrets (listener certificates). From the Kubernetes source: the
+    /// TLS Secrets some listener references, and only those.
     pub secrets: Store<Secret>,
     pub backend_tls_policies: Store<BackendTlsPolicy>,
-    /// ConfigMaps (CA bundles of BackendTLSPolicies).
+    /// ConfigMaps (CA bundles of BackendTLSPolicies). From the Kubernetes
+    /// source: the ones some BackendTLSPolicy references, and only those.
     pub config_maps: Store<ConfigMap>,
     /// portico's own `GatewayParameters`.
     pub gateway_parameters: Store<GatewayParameters>,

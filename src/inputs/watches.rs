@@ -6,9 +6,13 @@
 //! reflector has listed once), and a tick for the status writer when a fleet's
 //! Deployment or Service changes. Stores keep only what translation reads:
 //! `managedFields` and the last-applied annotation are stripped on arrival.
-//! Services, EndpointSlices, Secrets and ConfigMaps that no route, Gateway
-//! or policy references wake nothing. The optional kinds (a cluster may not
-//! serve their CRDs) are watched from the moment discovery finds them served:
+//! ConfigMaps and TLS Secrets are watched metadata only and held in full
+//! only while referenced (`referenced`: the batcher hands each snapshot's
+//! references over and waits for new ones to be fetched before publishing
+//! it); a change to one nobody references wakes nothing, nor does one to a
+//! Service or EndpointSlice no route references. The optional kinds (a
+//! cluster may not serve their CRDs) are watched from the moment discovery
+//! finds them served:
 //! `keep_discovering` retries a failing discovery with capped back-off and
 //! asks again every `REDISCOVER`; until a kind is served its store reads as
 //! empty, and no snapshot is built before the first discovery has answered.
@@ -40,6 +44,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::parameters::GatewayParameters;
+use super::referenced::{self, Referenced};
 use super::{Inputs, ObjectKey, SERVICE_NAME_LABEL};
 use crate::translate::gateways::CONTROLLER_NAME;
 
@@ -56,7 +61,8 @@ pub struct Wake {
 }
 
 /// The references that make Services, EndpointSlices, Secrets and ConfigMaps matter:
-/// recomputed from each snapshot, consulted for every event.
+/// recomputed from each snapshot, consulted for every event (Secrets and
+/// ConfigMaps: handed to their followers, which fetch those alone).
 #[derive(Debug, Default)]
 pub struct Relevance {
     classes: BTreeSet<String>,
@@ -64,7 +70,9 @@ pub struct Relevance {
     /// another class must still wake translation (its fleet goes).
     gateways: BTreeSet<ObjectKey>,
     services: BTreeSet<ObjectKey>,
+    /// Listener `certificateRefs`.
     secrets: BTreeSet<ObjectKey>,
+    /// BackendTLSPolicy `caCertificateRefs`.
     config_maps: BTreeSet<ObjectKey>,
 }
 
@@ -170,10 +178,6 @@ impl Relevance {
         }
     }
 
-    fn config_map(&self, c: &ConfigMap) -> Wake {
-        translate_if(self.config_maps.contains(&ObjectKey::of(c)))
-    }
-
     fn gateway(&self, g: &Gateway) -> Wake {
         translate_if(
             self.classes.contains(&g.spec.gateway_class_name)
@@ -196,10 +200,6 @@ impl Relevance {
         );
         translate_if(self.services.contains(&key))
     }
-
-    fn secret(&self, s: &Secret) -> Wake {
-        translate_if(self.secrets.contains(&ObjectKey::of(s)))
-    }
 }
 
 fn always<K>(_: &K) -> Wake {
@@ -221,7 +221,7 @@ fn owned<K: ResourceExt>(o: &K) -> bool {
 }
 
 /// Drops what translation never reads, before the object is stored.
-fn strip<K: ResourceExt>(o: &mut K) {
+pub(super) fn strip<K: ResourceExt>(o: &mut K) {
     o.managed_fields_mut().clear();
     o.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -241,16 +241,19 @@ pub struct Stores {
     pub services: Store<Service>,
     pub endpoint_slices: Store<EndpointSlice>,
     pub namespaces: Store<Namespace>,
-    pub secrets: Store<Secret>,
+    /// TLS Secrets: the referenced ones in full, all by metadata.
+    pub secrets: Referenced<Secret>,
     pub backend_tls_policies: Store<BackendTlsPolicy>,
-    pub config_maps: Store<ConfigMap>,
+    /// ConfigMaps: the referenced ones in full, all by metadata.
+    pub config_maps: Referenced<ConfigMap>,
     pub gateway_parameters: Store<GatewayParameters>,
     /// Deployments portico provisioned.
     pub deployments: Store<Deployment>,
 }
 
 impl Stores {
-    /// Waits until every reflector has listed once.
+    /// Waits until every reflector has listed once (for ConfigMaps and
+    /// Secrets: their metadata).
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.gateway_classes.wait_until_ready().await?;
         self.gateways.wait_until_ready().await?;
@@ -263,9 +266,9 @@ impl Stores {
         self.services.wait_until_ready().await?;
         self.endpoint_slices.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
+        self.secrets.listed.wait_until_ready().await?;
         self.backend_tls_policies.wait_until_ready().await?;
-        self.config_maps.wait_until_ready().await?;
+        self.config_maps.listed.wait_until_ready().await?;
         self.gateway_parameters.wait_until_ready().await?;
         self.deployments.wait_until_ready().await
     }
@@ -283,14 +286,33 @@ impl Stores {
         fill(&mut inputs.reference_grants, &self.reference_grants);
         fill(&mut inputs.services, &self.services);
         fill(&mut inputs.namespaces, &self.namespaces);
-        fill(&mut inputs.secrets, &self.secrets);
         fill(&mut inputs.backend_tls_policies, &self.backend_tls_policies);
-        fill(&mut inputs.config_maps, &self.config_maps);
         fill(&mut inputs.gateway_parameters, &self.gateway_parameters);
         for slice in self.endpoint_slices.state() {
             inputs.add_endpoint_slice(slice);
         }
+        self.referenced_into(&mut inputs);
         inputs
+    }
+
+    /// Puts the full referenced ConfigMaps and Secrets into `inputs`,
+    /// replacing what it held of them.
+    fn referenced_into(&self, inputs: &mut Inputs) {
+        inputs.secrets.clear();
+        fill(&mut inputs.secrets, &self.secrets.full);
+        inputs.config_maps.clear();
+        fill(&mut inputs.config_maps, &self.config_maps.full);
+    }
+
+    /// Hands the Secrets and ConfigMaps `relevance` references to their
+    /// followers; true once they have tried the newly wanted ones (the full
+    /// stores changed since the last snapshot).
+    async fn want(&self, relevance: &Relevance) -> bool {
+        let (secrets, config_maps) = futures::join!(
+            self.secrets.want(&relevance.secrets),
+            self.config_maps.want(&relevance.config_maps),
+        );
+        secrets || config_maps
     }
 }
 
@@ -518,13 +540,9 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
     let tcp_routes = optional!(tcp_routes);
     let udp_routes = optional!(udp_routes);
     let backend_tls_policies = optional!(backend_tls_policies);
-    let config_maps = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        with!(config_map, ConfigMap),
-        &wake,
-        &mut tasks,
-    );
+    let (config_maps, follower) =
+        referenced::watch(client.clone(), all.clone(), wake.translate.clone());
+    tasks.push(Box::pin(follower));
     let reference_grants = reflect(
         Api::all(client.clone()),
         all.clone(),
@@ -553,13 +571,12 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         &wake,
         &mut tasks,
     );
-    let secrets = reflect(
-        Api::all(client.clone()),
+    let (secrets, follower) = referenced::watch(
+        client.clone(),
         all.clone().fields("type=kubernetes.io/tls"),
-        with!(secret, Secret),
-        &wake,
-        &mut tasks,
+        wake.translate.clone(),
     );
+    tasks.push(Box::pin(follower));
     let gateway_parameters = reflect(
         Api::all(client.clone()),
         all.clone(),
@@ -680,7 +697,9 @@ where
 }
 
 /// Builds a snapshot after each batch of relevant changes, once every store
-/// has listed (an optional kind's store: once discovery has answered).
+/// has listed (an optional kind's store: once discovery has answered). The
+/// ConfigMaps and Secrets a snapshot newly references are fetched before it
+/// is published, so it holds them (see `referenced`).
 async fn batch(
     stores: Stores,
     mut wake: watch::Receiver<u64>,
@@ -693,10 +712,14 @@ async fn batch(
     loop {
         tokio::time::sleep(BATCH).await;
         wake.mark_unchanged();
-        let snapshot = stores.snapshot();
+        let mut snapshot = stores.snapshot();
+        let next = Relevance::of(&snapshot);
+        if stores.want(&next).await {
+            stores.referenced_into(&mut snapshot);
+        }
         *relevance
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Relevance::of(&snapshot);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         inputs.send_replace(Some(Arc::new(snapshot)));
         if wake.changed().await.is_err() {
             return;
@@ -835,6 +858,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_snapshot_before_discovery_answers() {
+        let (wake_tx, wake_rx) = watch::channel(0u64);
         let (kinds_tx, kinds_rx) = watch::channel(None);
         let (grpc_reader, grpc_writer) = reflector::store::<GrpcRoute>();
         let feed = tokio::spawn(when_served(
@@ -855,13 +879,12 @@ mod tests {
             services: listed(),
             endpoint_slices: listed(),
             namespaces: listed(),
-            secrets: listed(),
+            secrets: referenced::fake::empty(wake_tx.clone()).0,
             backend_tls_policies: listed(),
-            config_maps: listed(),
+            config_maps: referenced::fake::empty(wake_tx.clone()).0,
             gateway_parameters: listed(),
             deployments: listed(),
         };
-        let (_wake_tx, wake_rx) = watch::channel(0u64);
         let (inputs_tx, mut inputs_rx) = watch::channel(None);
         let batcher = tokio::spawn(batch(
             stores,
@@ -882,6 +905,110 @@ mod tests {
         assert!(inputs_rx.borrow().is_some());
         feed.abort();
         batcher.abort();
+    }
+
+    fn policy(ca: &str) -> BackendTlsPolicy {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "tls", "namespace": "web"},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "app"}],
+                "validation": {
+                    "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": ca}],
+                    "hostname": "app.web"
+                }
+            }
+        }))
+        .expect("policy")
+    }
+
+    fn ca(version: &str, pem: &str) -> ConfigMap {
+        let mut c = ConfigMap::default();
+        c.metadata.namespace = Some("web".into());
+        c.metadata.name = Some("ca".into());
+        c.metadata.resource_version = Some(version.into());
+        c.data = Some([("ca.crt".to_string(), pem.to_string())].into());
+        c
+    }
+
+    /// The CA bundle of ConfigMap web/ca in the next snapshot.
+    async fn next_ca(inputs: &mut watch::Receiver<Option<Arc<Inputs>>>) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(5), inputs.changed())
+            .await
+            .expect("a snapshot")
+            .expect("batcher alive");
+        let snapshot = inputs.borrow_and_update().clone().expect("snapshot");
+        let ca = snapshot.config_maps.get(&ObjectKey::new("web", "ca"))?;
+        ca.data.as_ref()?.get("ca.crt").cloned()
+    }
+
+    #[tokio::test]
+    async fn snapshots_hold_the_referenced_config_maps_from_the_first_on() {
+        use referenced::fake::{Server, meta, start};
+        let (wake_tx, wake_rx) = watch::channel(0u64);
+        let server = Server::default();
+        server.put(ca("1", "first"));
+        let (config_maps, config_map_watch, follower) = start(&server, wake_tx.clone());
+        let many = (0..1000).map(|i| meta("web", &format!("unrelated-{i}"), "1"));
+        config_map_watch.list(many.chain([meta("web", "ca", "1")]));
+        let (policies, mut policies_writer) = reflector::store();
+        policies_writer.apply_watcher_event(&watcher::Event::Init);
+        policies_writer.apply_watcher_event(&watcher::Event::InitApply(policy("ca")));
+        policies_writer.apply_watcher_event(&watcher::Event::InitDone);
+        let stores = Stores {
+            gateway_classes: listed(),
+            gateways: listed(),
+            http_routes: listed(),
+            grpc_routes: listed(),
+            tls_routes: listed(),
+            tcp_routes: listed(),
+            udp_routes: listed(),
+            reference_grants: listed(),
+            services: listed(),
+            endpoint_slices: listed(),
+            namespaces: listed(),
+            secrets: referenced::fake::empty(wake_tx.clone()).0,
+            backend_tls_policies: policies,
+            config_maps: config_maps.clone(),
+            gateway_parameters: listed(),
+            deployments: listed(),
+        };
+        let (inputs_tx, mut inputs_rx) = watch::channel(None);
+        let batcher = tokio::spawn(batch(
+            stores,
+            wake_rx,
+            inputs_tx,
+            Arc::new(RwLock::new(Relevance::default())),
+        ));
+        assert_eq!(
+            next_ca(&mut inputs_rx).await.as_deref(),
+            Some("first"),
+            "the first snapshot holds the referenced ConfigMap"
+        );
+        assert_eq!(
+            config_maps.full.state().len(),
+            1,
+            "and only that one in full"
+        );
+
+        server.put(ca("2", "second"));
+        config_map_watch.send(watcher::Event::Apply(meta("web", "ca", "2")));
+        let mut seen = next_ca(&mut inputs_rx).await;
+        // The first fetch may wake one more snapshot of the same content.
+        if seen.as_deref() == Some("first") {
+            seen = next_ca(&mut inputs_rx).await;
+        }
+        assert_eq!(
+            seen.as_deref(),
+            Some("second"),
+            "a change reaches the snapshot"
+        );
+
+        policies_writer.apply_watcher_event(&watcher::Event::Apply(policy("other")));
+        wake_tx.send_modify(|n| *n += 1);
+        assert_eq!(next_ca(&mut inputs_rx).await, None, "no longer referenced");
+        assert!(config_maps.full.state().is_empty(), "dropped");
+        batcher.abort();
+        follower.abort();
     }
 
     #[test]
