@@ -4,8 +4,8 @@
 //! replica: translate, publish to the xDS hub) → the leader's sinks
 //! (provisioner and status writer, woken by new outputs, fleet changes,
 //! Envoy feedback, leadership and a periodic resync); the ADS server over
-//! mutual TLS with a CA kept in a Secret of portico's namespace (read again
-//! every `CA_CHECK`: a changed bundle is trusted at once, a changed signing CA
+//! mutual TLS with a CA kept in a Secret of portico's namespace (watched: on
+//! each change a changed bundle is trusted at once, a changed signing CA
 //! reissues the server certificate and every Gateway's) and a server
 //! certificate renewed in place, under `RunSettings::xds_limits`; Lease
 //! leader election; the admin server (`/healthz`, `/readyz` once the first
@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -43,8 +45,6 @@ use crate::xds::{server, tls};
 pub const RESYNC: Duration = Duration::from_secs(300);
 /// How often the xDS server certificate is checked for renewal.
 const CERT_CHECK: Duration = Duration::from_secs(600);
-/// How often the CA Secret is read again, for a CA rotation.
-const CA_CHECK: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -287,37 +287,71 @@ fn reload_ca(
     Ok(Some(next))
 }
 
-/// Reads the CA Secret every `CA_CHECK`: a new bundle is trusted at once and
-/// the new CA published on `authority` for new certificates.
+/// Watches the CA Secret (a `metadata.name` field selector in portico's
+/// namespace, with the watcher's default back-off): every version seen goes
+/// through `reload_ca`, so a new bundle is trusted at once and the new CA
+/// published on `authority` for new certificates.
 async fn follow_ca(
     api: Api<Secret>,
     name: String,
     trust: Arc<tls::ClientTrust>,
     authority: watch::Sender<Arc<Authority>>,
 ) {
-    loop {
-        tokio::time::sleep(CA_CHECK).await;
-        let data = match api.get_opt(&name).await {
-            Ok(Some(secret)) => secret.data.unwrap_or_default(),
-            Ok(None) => {
-                tracing::warn!(secret = %name, "the xDS CA Secret is gone; keeping the CA in use");
-                continue;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let events = watcher(api, config).default_backoff();
+    follow_ca_events(events, &name, &trust, &authority).await;
+}
+
+/// Applies the CA Secret's watch events: a deleted Secret (or one a relist
+/// no longer finds) keeps the CA in use, and watch errors are logged (the
+/// watch retries on its own).
+async fn follow_ca_events<S>(
+    events: S,
+    name: &str,
+    trust: &tls::ClientTrust,
+    authority: &watch::Sender<Arc<Authority>>,
+) where
+    S: Stream<Item = Result<watcher::Event<Secret>, watcher::Error>>,
+{
+    let mut events = std::pin::pin!(events);
+    let mut listed = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listed = false,
+            Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
+                listed = true;
+                reload_from(name, &secret.data.unwrap_or_default(), trust, authority);
             }
+            Ok(watcher::Event::Delete(_)) => ca_gone(name),
+            Ok(watcher::Event::InitDone) if !listed => ca_gone(name),
+            Ok(watcher::Event::InitDone) => {}
             Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "reading the xDS CA Secret");
-                continue;
+                tracing::warn!(secret = %name, error = %e, "watching the xDS CA Secret; retrying");
             }
-        };
-        let current = authority.borrow().clone();
-        match reload_ca(&current, &data, &trust) {
-            Ok(None) => {}
-            Ok(Some(next)) => {
-                tracing::info!(secret = %name, "the xDS CA changed: trust reloaded, certificates to be reissued");
-                authority.send_replace(Arc::new(next));
-            }
-            Err(e) => {
-                tracing::error!(secret = %name, error = %e, "the xDS CA Secret is invalid; keeping the CA in use");
-            }
+        }
+    }
+}
+
+fn ca_gone(name: &str) {
+    tracing::warn!(secret = %name, "the xDS CA Secret is gone; keeping the CA in use");
+}
+
+/// Publishes the CA `data` describes when it differs from the one in use.
+fn reload_from(
+    name: &str,
+    data: &BTreeMap<String, ByteString>,
+    trust: &tls::ClientTrust,
+    authority: &watch::Sender<Arc<Authority>>,
+) {
+    let current = authority.borrow().clone();
+    match reload_ca(&current, data, trust) {
+        Ok(None) => {}
+        Ok(Some(next)) => {
+            tracing::info!(secret = %name, "the xDS CA changed: trust reloaded, certificates to be reissued");
+            authority.send_replace(Arc::new(next));
+        }
+        Err(e) => {
+            tracing::error!(secret = %name, error = %e, "the xDS CA Secret is invalid; keeping the CA in use");
         }
     }
 }
@@ -642,6 +676,67 @@ mod tests {
             .expect("changed");
         assert!(!accepts(&old_client), "old CA no longer trusted");
         assert!(accepts(&new_client));
+    }
+
+    #[tokio::test]
+    async fn the_ca_secret_is_followed_through_its_watch_events() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let now = SystemTime::now();
+        let old = Arc::new(Authority::generate(now).expect("old CA"));
+        let new = Authority::generate(now).expect("new CA");
+        let secret = |bundle: &str, key: &str| {
+            let mut s = Secret::default();
+            s.metadata.namespace = Some("portico-system".into());
+            s.metadata.name = Some("portico-xds-ca".into());
+            s.data = Some(BTreeMap::from([
+                ("ca.crt".to_string(), ByteString(bundle.as_bytes().to_vec())),
+                ("ca.key".to_string(), ByteString(key.as_bytes().to_vec())),
+            ]));
+            s
+        };
+        let trust = tls::ClientTrust::new(old.cert_pem()).expect("trust");
+        let (authority, mut seen) = watch::channel(Arc::clone(&old));
+        let run = |events: Vec<Result<watcher::Event<Secret>, watcher::Error>>| {
+            let events = futures::stream::iter(events);
+            follow_ca_events(events, "portico-xds-ca", &trust, &authority)
+        };
+
+        let same = secret(old.cert_pem(), old.key_pem());
+        run(vec![Ok(Init), Ok(InitApply(same)), Ok(InitDone)]).await;
+        assert!(
+            !seen.has_changed().expect("open"),
+            "the CA in use: nothing to do"
+        );
+
+        let bundle = format!("{}{}", old.cert_pem(), new.cert_pem());
+        let added = secret(&bundle, old.key_pem());
+        run(vec![Ok(Apply(added.clone()))]).await;
+        assert!(
+            seen.has_changed().expect("open"),
+            "the new bundle is published"
+        );
+        assert_eq!(seen.borrow_and_update().cert_pem(), bundle);
+
+        run(vec![
+            Ok(Delete(added)),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Init),
+            Ok(InitDone),
+            Ok(Apply(secret("garbage", new.key_pem()))),
+        ])
+        .await;
+        assert!(
+            !seen.has_changed().expect("open"),
+            "gone, failing or broken: the CA in use stays"
+        );
+
+        let switched = format!("{}{}", new.cert_pem(), old.cert_pem());
+        run(vec![Ok(Apply(secret(&switched, new.key_pem())))]).await;
+        assert_eq!(
+            seen.borrow_and_update().key_pem(),
+            new.key_pem(),
+            "the new CA signs"
+        );
     }
 
     #[tokio::test]
