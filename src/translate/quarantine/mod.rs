@@ -34,8 +34,10 @@ use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::last_good::{self, LastGood};
 use crate::translate::status::RouteStatus;
 
-/// Published snapshots of one Gateway remembered until Envoy answers.
-const PENDING: usize = 16;
+/// Published snapshots of one Gateway remembered until Envoy answers (Envoy
+/// answers in order, within a round trip; a Gateway without Envoys forgets
+/// the oldest).
+const PENDING: usize = 4;
 
 /// Why a route is held back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,9 +154,14 @@ impl Quarantine {
                 continue;
             }
             self.sequence += 1;
+            // Unchanged routes (an endpoint change, say): share the record.
+            let made = match track.pending.back() {
+                Some((_, _, last)) if last.same_as(&m) => Arc::clone(last),
+                _ => Arc::new(m),
+            };
             track
                 .pending
-                .push_back((self.sequence, version.clone(), Arc::new(m)));
+                .push_back((self.sequence, version.clone(), made));
             while track.pending.len() > PENDING {
                 track.pending.pop_front();
             }
