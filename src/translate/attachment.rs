@@ -79,6 +79,8 @@ pub fn attach(
         parents: Vec::new(),
         placements: Vec::new(),
     };
+    // Listeners already counting this route (two parentRefs may name one).
+    let mut counted: Vec<(ObjectKey, usize)> = Vec::new();
     for p in &route.parent_refs {
         let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
         let parent_kind = p.kind.as_deref().unwrap_or("Gateway");
@@ -96,12 +98,13 @@ pub fn attach(
         let mut conditions = Conditions::new(route.generation);
         let accepted = attach_one(&mut conditions, gateway, inputs, p, route, has_rules);
         for (listener, hostnames) in accepted {
-            if !out
-                .placements
-                .iter()
-                .any(|a| a.gateway == gateway_key && a.listener == listener)
-            {
+            if !counted.contains(&(gateway_key.clone(), listener)) {
+                counted.push((gateway_key.clone(), listener));
                 gateway.listeners[listener].attached_routes += 1;
+            }
+            // Counted, but not served: the listener has no certificate.
+            if !gateway.listeners[listener].is_ready() {
+                continue;
             }
             out.placements.push(Attachment {
                 gateway: gateway_key.clone(),
@@ -181,7 +184,7 @@ fn attach_one(
     }
     let ready: Vec<usize> = candidates
         .into_iter()
-        .filter(|i| gateway.listeners[*i].is_ready())
+        .filter(|i| gateway.listeners[*i].is_attachable())
         .collect();
     if ready.is_empty() {
         return reject(
@@ -250,7 +253,16 @@ fn attach_one(
             ),
         );
     }
-    conditions.set(spec::ACCEPTED, true, "Accepted", "the route is attached");
+    let message = if attached
+        .iter()
+        .any(|(i, _)| gateway.listeners[*i].is_ready())
+    {
+        "the route is attached"
+    } else {
+        "the route is attached, but no listener it attached to is programmed (see the \
+         Gateway's listener status): nothing serves it yet"
+    };
+    conditions.set(spec::ACCEPTED, true, "Accepted", message);
     if !route.invalid_rules.is_empty() {
         conditions.set(
             spec::PARTIALLY_INVALID,

@@ -129,11 +129,16 @@ pub struct ListenerModel {
 }
 
 impl ListenerModel {
-    /// Accepted, not conflicted, and with a certificate when it terminates
-    /// TLS: it goes into the Envoy configuration.
+    /// Accepted and not conflicted: routes attach to it and are counted in
+    /// its `attachedRoutes`, even while its certificates do not resolve.
+    pub fn is_attachable(&self) -> bool {
+        self.conditions.is_true(spec::ACCEPTED) && !self.conditions.is_true(spec::CONFLICTED)
+    }
+
+    /// Attachable, and with a certificate when it terminates TLS: it goes
+    /// into the Envoy configuration.
     pub fn is_ready(&self) -> bool {
-        self.conditions.is_true(spec::ACCEPTED)
-            && !self.conditions.is_true(spec::CONFLICTED)
+        self.is_attachable()
             && (!self.protocol.is_some_and(Protocol::terminates_tls)
                 || !self.certificates.is_empty())
     }
