@@ -183,6 +183,11 @@ pub fn acceptor_with(
         .with_client_cert_verifier(trust)
         .with_cert_resolver(server);
     config.alpn_protocols = vec![b"h2".to_vec()];
+    // No session resumption: a resumed session skips the client
+    // certificate check, so a session from before a CA was dropped from
+    // `trust` would still be let in with a certificate of that CA.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
