@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::made_of::{RouteId, RouteObject, Version, remove};
+use super::made_of::{RouteId, RouteObject, Version, parent_gateway, remove};
 use super::{Held, Verdict};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
@@ -134,13 +134,10 @@ pub fn remembered(inputs: &Inputs) -> BTreeMap<RouteId, Held> {
                             && c.observed_generation == Some(generation)
                     });
                     if let Some(c) = rejected {
-                        let gateway = ObjectKey::new(
-                            parent
-                                .parent_ref
-                                .namespace
-                                .clone()
-                                .unwrap_or_else(|| key.namespace.clone()),
-                            parent.parent_ref.name.clone(),
+                        let gateway = parent_gateway(
+                            parent.parent_ref.namespace.as_deref(),
+                            &parent.parent_ref.name,
+                            key,
                         );
                         found.insert(
                             ($kind, key.clone()),

@@ -133,6 +133,12 @@ pub fn remove(inputs: &mut Inputs, (kind, key): &RouteId) {
     };
 }
 
+/// The Gateway a route's parentRef (`namespace`, `name`) names; the
+/// namespace defaults to the route's.
+pub fn parent_gateway(namespace: Option<&str>, name: &str, route: &ObjectKey) -> ObjectKey {
+    ObjectKey::new(namespace.unwrap_or(&route.namespace), name)
+}
+
 /// What one Gateway's snapshot was translated from.
 #[derive(Clone, Debug, Default)]
 pub struct MadeOf {
@@ -182,13 +188,10 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
             if !accepted {
                 continue;
             }
-            let gateway = ObjectKey::new(
-                parent
-                    .parent_ref
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| key.namespace.clone()),
-                parent.parent_ref.name.clone(),
+            let gateway = parent_gateway(
+                parent.parent_ref.namespace.as_deref(),
+                &parent.parent_ref.name,
+                key,
             );
             if let Some(m) = all.get_mut(&gateway) {
                 m.routes
