@@ -1,5 +1,6 @@
 """The e2e network: a bridge on this machine carrying 10.211.0.0/24 (MetalLB's
-addresses, one network namespace per Gateway) and 10.212.0.0/24 (backends, one
+addresses, one network namespace per Gateway), 10.212.0.0/24 (backends, one
+network namespace each) and 10.244.0.0/24 (Pods run by the e2e kubelet, one
 network namespace each). Traffic goes only to loopback and to addresses inside
 these namespaces; `teardown` removes everything it created.
 
@@ -11,6 +12,8 @@ import subprocess
 
 BRIDGE = "ptc-e2e0"
 HOST = "10.211.0.1"
+# Gateways (MetalLB), backends, Pods of the e2e kubelet.
+SUBNETS = ["10.211.0.0/24", "10.212.0.0/24", "10.244.0.0/24"]
 
 
 def sh(*args, check=True):
@@ -32,8 +35,10 @@ class Network:
         sh("ip", "link", "add", BRIDGE, "type", "bridge")
         sh("ip", "addr", "add", f"{HOST}/24", "dev", BRIDGE)
         sh("ip", "link", "set", BRIDGE, "up")
-        # Backends live in 10.212.0.0/24 on the same bridge.
-        sh("ip", "route", "add", "10.212.0.0/24", "dev", BRIDGE)
+        # Backends live in 10.212.0.0/24 on the same bridge, Pods the e2e
+        # kubelet runs in 10.244.0.0/24 (the kwok node's pod CIDR).
+        for subnet in SUBNETS[1:]:
+            sh("ip", "route", "add", subnet, "dev", BRIDGE)
 
     def teardown_stale(self):
         for ns in sh("ip", "netns", "list").stdout.split("\n"):
@@ -55,9 +60,9 @@ class Network:
         sh(*ns_exec(name), "ip", "link", "set", "eth0", "up")
         if address:
             self.add_address(name, address)
-        # Both subnets are on the bridge's segment.
-        sh(*ns_exec(name), "ip", "route", "replace", "10.211.0.0/24", "dev", "eth0")
-        sh(*ns_exec(name), "ip", "route", "replace", "10.212.0.0/24", "dev", "eth0")
+        # Every subnet is on the bridge's segment.
+        for subnet in SUBNETS:
+            sh(*ns_exec(name), "ip", "route", "replace", subnet, "dev", "eth0")
         self.namespaces.append(name)
         return name
 

@@ -1,0 +1,408 @@
+"""The kubelet of the kwok node, with real processes: every Pod scheduled to
+the node runs as a local process in a network namespace of its own that
+holds the Pod IP this kubelet assigns (from the node's pod CIDR), with the
+container's command, args and env (`value`, `fieldRef`), its Secret and
+ConfigMap volumes mounted at their mountPaths (a private mount namespace),
+and its output in a log file per container. The container image decides
+the binary (`IMAGES`); an image this kubelet cannot run is reported as a Pod
+event and in the container status (`ErrImagePull`-like waiting reason), never
+skipped silently.
+
+Status is honest: the Pod turns Ready only once every declared container
+port listens (TCP: a connection succeeds; UDP: a bound socket in the
+namespace), a process that exits is restarted (restart count and back-off),
+and a deleted Pod gets SIGTERM, then SIGKILL after its grace period (at most
+10 s), before the Pod object is removed. Pods are followed with one
+`kubectl get --watch` stream, not polled.
+
+kwok then manages only the node: the cluster is started with
+`E2E_POD_STAGES=none`, which keeps kwok's own pod stages out.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .network import ns_exec
+
+NODE = os.environ.get("E2E_NODE_NAME", "kwok-node-0")
+POD_NET = "10.244.0"
+NODE_IP = "127.0.0.1"
+GRACE_MAX = 10.0
+
+
+class Image:
+    """How to run one container image here: the binary standing for its
+    entrypoint, and how to prepare the Pod's files (for Envoy, the xDS
+    address in the bootstrap)."""
+
+    def __init__(self, binary, prepare=None):
+        self.binary = binary
+        self.prepare = prepare
+
+
+class PodRun:
+    """One Pod (one container: the suite's and portico's Pods have one)."""
+
+    def __init__(self, pod, ip, netns, workdir):
+        self.key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.uid = pod["metadata"]["uid"]
+        self.pod = pod
+        self.ip = ip
+        self.netns = netns
+        self.workdir = workdir
+        self.process = None
+        self.restarts = 0
+        self.next_start = 0.0
+        self.ready = False
+        self.started_at = None
+        self.failure = None
+        self.deleting = None
+
+
+def field_ref(pod, ip, path):
+    meta = pod["metadata"]
+    return {
+        "metadata.name": meta["name"],
+        "metadata.namespace": meta["namespace"],
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": pod["spec"].get("nodeName", NODE),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.podIP": ip,
+        "status.hostIP": NODE_IP,
+    }.get(path)
+
+
+def expand(text, env):
+    """Kubernetes' `$(VAR)` expansion in command and args."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Kubelet:
+    def __init__(self, cluster, network, images, workdir):
+        self.cluster = cluster
+        self.network = network
+        self.images = images
+        self.workdir = Path(workdir)
+        self.runs = {}
+        self.free = [f"{POD_NET}.{i}" for i in range(10, 251)]
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = []
+        self.watcher = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self):
+        for target in (self.watch, self.tend):
+            t = threading.Thread(target=target, daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def shutdown(self):
+        self.stopping.set()
+        if self.watcher and self.watcher.poll() is None:
+            self.watcher.kill()
+        for t in self.threads:
+            t.join(timeout=5)
+        with self.lock:
+            for run in list(self.runs.values()):
+                self.stop(run, grace=2)
+
+    # ---------------------------------------------------------------- watch
+
+    def watch(self):
+        """One watch stream of the node's Pods; restarted when it ends."""
+        while not self.stopping.is_set():
+            self.watcher = subprocess.Popen(
+                [self.cluster_kubectl(), "--kubeconfig", str(self.cluster.kubeconfig),
+                 "get", "pods", "-A", "--watch", "--output-watch-events", "-o", "json",
+                 "--field-selector", f"spec.nodeName={NODE}"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )
+            decoder = json.JSONDecoder()
+            buffer = ""
+            for line in self.watcher.stdout:
+                buffer += line
+                while buffer.strip():
+                    try:
+                        event, end = decoder.raw_decode(buffer.lstrip())
+                    except json.JSONDecodeError:
+                        break
+                    buffer = buffer.lstrip()[end:]
+                    try:
+                        self.on_event(event)
+                    except Exception as e:  # a kubelet keeps going
+                        print(f"kubelet: {e}", file=sys.stderr)
+            if not self.stopping.is_set():
+                time.sleep(0.5)
+
+    def cluster_kubectl(self):
+        from .cluster import KUBECTL
+
+        return KUBECTL
+
+    def on_event(self, event):
+        pod = event.get("object") or {}
+        meta = pod.get("metadata", {})
+        key = (meta.get("namespace"), meta.get("name"))
+        with self.lock:
+            run = self.runs.get(key)
+            if run and run.uid != meta.get("uid"):
+                self.stop(run, grace=0)
+                run = None
+            if event.get("type") == "DELETED":
+                if run:
+                    self.stop(run, grace=0)
+                return
+            if meta.get("deletionTimestamp"):
+                if run and run.deleting is None:
+                    grace = min(float(meta.get("deletionGracePeriodSeconds") or 30), GRACE_MAX)
+                    run.deleting = time.monotonic() + grace
+                    if run.process and run.process.poll() is None:
+                        run.process.send_signal(signal.SIGTERM)
+                elif run is None:
+                    self.finalize(key)
+                return
+            if run is None:
+                self.admit(pod)
+            else:
+                run.pod = pod
+
+    # ------------------------------------------------------------- running
+
+    def admit(self, pod):
+        if not self.free:
+            raise RuntimeError("no free Pod IP left")
+        ip = self.free.pop(0)
+        netns = self.network.namespace("pod", ip)
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        workdir = self.workdir / f"{key[0]}_{key[1]}_{pod['metadata']['uid'][:8]}"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        run = PodRun(pod, ip, netns, workdir)
+        self.runs[key] = run
+        self.launch(run)
+
+    def image_for(self, image):
+        for prefix, runner in self.images.items():
+            if image.startswith(prefix):
+                return runner
+        return None
+
+    def launch(self, run):
+        container = run.pod["spec"]["containers"][0]
+        image = self.image_for(container.get("image", ""))
+        if image is None:
+            run.failure = f"image {container.get('image')!r} has no local binary in the e2e kubelet"
+            self.event(run, "Warning", "ImageUnknown", run.failure)
+            self.write_status(run)
+            return
+        try:
+            volumes = self.volumes(run, container)
+            if image.prepare:
+                image.prepare(run, volumes)
+        except Exception as e:
+            run.failure = f"volumes: {e}"
+            self.event(run, "Warning", "FailedMount", run.failure)
+            self.write_status(run)
+            return
+        env = {"HOME": "/root", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for e in container.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = expand(str(e["value"]), env)
+            elif (e.get("valueFrom") or {}).get("fieldRef"):
+                value = field_ref(run.pod, run.ip, e["valueFrom"]["fieldRef"]["fieldPath"])
+                if value is not None:
+                    env[e["name"]] = value
+        command = container.get("command") or []
+        args = [expand(a, env) for a in (command[1:] + (container.get("args") or []))]
+        script = " && ".join(
+            [f"mkdir -p {quote(path)} && mount --bind {quote(str(source))} {quote(path)}"
+             for path, source in volumes]
+            + ['exec "$@"']
+        )
+        log = open(run.workdir / f"{container['name']}.log", "a")
+        run.process = subprocess.Popen(
+            [*ns_exec(run.netns), "unshare", "--mount", "--ipc", "sh", "-c", script,
+             "pod", str(image.binary), *args],
+            stdout=log, stderr=log, env=env, cwd=str(run.workdir),
+        )
+        run.started_at = now()
+        run.ready = False
+        self.write_status(run)
+
+    def volumes(self, run, container):
+        """(mountPath, host directory) for each Secret and ConfigMap mount."""
+        namespace = run.key[0]
+        sources = {}
+        for v in run.pod["spec"].get("volumes") or []:
+            target = run.workdir / "volumes" / v["name"]
+            if "secret" in v:
+                obj = self.cluster.get("secret", v["secret"]["secretName"], namespace)
+                if obj is None:
+                    raise RuntimeError(f"Secret {namespace}/{v['secret']['secretName']} not found")
+                data = {k: base64.b64decode(b) for k, b in (obj.get("data") or {}).items()}
+                items = v["secret"].get("items")
+            elif "configMap" in v:
+                obj = self.cluster.get("configmap", v["configMap"]["name"], namespace)
+                if obj is None:
+                    raise RuntimeError(f"ConfigMap {namespace}/{v['configMap']['name']} not found")
+                data = {k: t.encode() for k, t in (obj.get("data") or {}).items()}
+                items = v["configMap"].get("items")
+            else:
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            for key, content in data.items():
+                path = key
+                if items is not None:
+                    path = next((i["path"] for i in items if i["key"] == key), None)
+                    if path is None:
+                        continue
+                (target / path).parent.mkdir(parents=True, exist_ok=True)
+                (target / path).write_bytes(content)
+            sources[v["name"]] = target
+        return [(m["mountPath"], sources[m["name"]])
+                for m in container.get("volumeMounts") or [] if m["name"] in sources]
+
+    # --------------------------------------------------------------- tending
+
+    def tend(self):
+        while not self.stopping.wait(0.2):
+            with self.lock:
+                for run in list(self.runs.values()):
+                    try:
+                        self.tend_one(run)
+                    except Exception as e:
+                        print(f"kubelet: {run.key}: {e}", file=sys.stderr)
+
+    def tend_one(self, run):
+        if run.deleting is not None:
+            if run.process is None or run.process.poll() is not None or time.monotonic() > run.deleting:
+                self.stop(run, grace=0)
+                self.finalize(run.key)
+            return
+        if run.failure:
+            return
+        if run.process.poll() is not None:
+            if run.next_start == 0.0:
+                run.restarts += 1
+                run.ready = False
+                delay = min(10 * 2 ** (run.restarts - 1), 300) if run.restarts > 1 else 1
+                run.next_start = time.monotonic() + delay
+                self.write_status(run)
+            elif time.monotonic() >= run.next_start:
+                run.next_start = 0.0
+                self.launch(run)
+            return
+        if not run.ready and self.listening(run):
+            run.ready = True
+            self.write_status(run)
+
+    def listening(self, run):
+        ports = [p for c in run.pod["spec"]["containers"] for p in c.get("ports") or []]
+        if not ports:
+            return True
+        for p in ports:
+            if p.get("protocol", "TCP") == "UDP":
+                out = subprocess.run([*ns_exec(run.netns), "ss", "-H", "-uln", f"sport = :{p['containerPort']}"],
+                                     capture_output=True, text=True).stdout
+                if not out.strip():
+                    return False
+            else:
+                try:
+                    with socket.create_connection((run.ip, p["containerPort"]), timeout=0.5):
+                        pass
+                except OSError:
+                    return False
+        return True
+
+    def stop(self, run, grace):
+        p = run.process
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.network.delete(run.netns)
+        if run.ip not in self.free:
+            self.free.append(run.ip)
+        self.runs.pop(run.key, None)
+
+    def finalize(self, key):
+        self.cluster.kubectl("delete", "pod", key[1], "-n", key[0], "--grace-period=0",
+                             "--force", "--wait=false", check=False)
+
+    # ---------------------------------------------------------------- status
+
+    def write_status(self, run):
+        container = run.pod["spec"]["containers"][0]
+        ready = "True" if run.ready else "False"
+        if run.failure:
+            state = {"waiting": {"reason": "ErrImageNeverPull", "message": run.failure}}
+        elif run.process is not None and run.process.poll() is None:
+            state = {"running": {"startedAt": run.started_at}}
+        else:
+            state = {"waiting": {"reason": "CrashLoopBackOff", "message": "restarting"}}
+        status = {
+            "phase": "Running" if not run.failure else "Pending",
+            "hostIP": NODE_IP,
+            "hostIPs": [{"ip": NODE_IP}],
+            "podIP": run.ip,
+            "podIPs": [{"ip": run.ip}],
+            "startTime": run.started_at or now(),
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now()},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now()},
+                {"type": "Ready", "status": ready, "lastTransitionTime": now()},
+            ],
+            "containerStatuses": [{
+                "name": container["name"],
+                "image": container.get("image", ""),
+                "imageID": "",
+                "ready": run.ready,
+                "started": run.process is not None and run.process.poll() is None,
+                "restartCount": run.restarts,
+                "state": state,
+            }],
+        }
+        self.cluster.kubectl("patch", "pod", run.key[1], "-n", run.key[0], "--subresource=status",
+                             "--type=merge", "-p", json.dumps({"status": status}), check=False)
+
+    def event(self, run, type_, reason, message):
+        print(f"kubelet: {run.key[0]}/{run.key[1]}: {reason}: {message}", file=sys.stderr)
+        self.cluster.apply(json.dumps({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{run.key[1]}.", "namespace": run.key[0],
+                         "name": f"{run.key[1]}.{int(time.time() * 1000)}"},
+            "involvedObject": {"kind": "Pod", "namespace": run.key[0], "name": run.key[1],
+                               "uid": run.uid},
+            "type": type_, "reason": reason, "message": message,
+            "source": {"component": "e2e-kubelet", "host": NODE},
+            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
+        }))
+
+    def log_path(self, namespace, name):
+        run = self.runs.get((namespace, name))
+        if run is None:
+            return None
+        return run.workdir / f"{run.pod['spec']['containers'][0]['name']}.log"
+
+
+def quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
