@@ -8,9 +8,9 @@ the binary (`IMAGES`); an image this kubelet cannot run is reported as a Pod
 event and in the container status (`ErrImagePull`-like waiting reason), never
 skipped silently.
 
-Status is honest: the Pod turns Ready only once every declared container
-port listens (TCP: a connection succeeds; UDP: a bound socket in the
-namespace), a process that exits is restarted (restart count and back-off),
+Status is honest: the Pod turns Ready only once its readiness probe passes
+(httpGet, tcpSocket) or, without one, every declared container port
+listens (TCP: a connection succeeds; UDP: a bound socket in the namespace), a process that exits is restarted (restart count and back-off),
 and a deleted Pod gets SIGTERM, then SIGKILL after its grace period (at most
 10 s), before the Pod object is removed. Pods are followed with one
 `kubectl get --watch` stream, not polled.
@@ -30,9 +30,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from .network import ns_exec
+from .watch import Follow
 
 NODE = os.environ.get("E2E_NODE_NAME", "kwok-node-0")
 POD_NET = "10.244.0"
@@ -43,7 +45,10 @@ GRACE_MAX = 10.0
 class Image:
     """How to run one container image here: the binary standing for its
     entrypoint, and how to prepare the Pod's files (for Envoy, the xDS
-    address in the bootstrap)."""
+    address in the bootstrap). No binary: the harness runs that program on
+    the host itself (MetalLB's controller, whose Pod object only has to
+    exist and run), so the Pod is reported Running and Ready on the node's
+    address."""
 
     def __init__(self, binary, prepare=None):
         self.binary = binary
@@ -101,59 +106,29 @@ class Kubelet:
         self.free = [f"{POD_NET}.{i}" for i in range(10, 251)]
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.threads = []
         self.watcher = None
+        self.tender = None
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self):
-        for target in (self.watch, self.tend):
-            t = threading.Thread(target=target, daemon=True)
-            t.start()
-            self.threads.append(t)
+        self.watcher = Follow(
+            self.cluster, ["pods", "-A", "--field-selector", f"spec.nodeName={NODE}"], self.on_event
+        )
+        self.tender = threading.Thread(target=self.tend, daemon=True)
+        self.tender.start()
 
     def shutdown(self):
         self.stopping.set()
-        if self.watcher and self.watcher.poll() is None:
-            self.watcher.kill()
-        for t in self.threads:
-            t.join(timeout=5)
+        if self.watcher:
+            self.watcher.stop()
+        if self.tender:
+            self.tender.join(timeout=5)
         with self.lock:
             for run in list(self.runs.values()):
                 self.stop(run, grace=2)
 
     # ---------------------------------------------------------------- watch
-
-    def watch(self):
-        """One watch stream of the node's Pods; restarted when it ends."""
-        while not self.stopping.is_set():
-            self.watcher = subprocess.Popen(
-                [self.cluster_kubectl(), "--kubeconfig", str(self.cluster.kubeconfig),
-                 "get", "pods", "-A", "--watch", "--output-watch-events", "-o", "json",
-                 "--field-selector", f"spec.nodeName={NODE}"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            )
-            decoder = json.JSONDecoder()
-            buffer = ""
-            for line in self.watcher.stdout:
-                buffer += line
-                while buffer.strip():
-                    try:
-                        event, end = decoder.raw_decode(buffer.lstrip())
-                    except json.JSONDecodeError:
-                        break
-                    buffer = buffer.lstrip()[end:]
-                    try:
-                        self.on_event(event)
-                    except Exception as e:  # a kubelet keeps going
-                        print(f"kubelet: {e}", file=sys.stderr)
-            if not self.stopping.is_set():
-                time.sleep(0.5)
-
-    def cluster_kubectl(self):
-        from .cluster import KUBECTL
-
-        return KUBECTL
 
     def on_event(self, event):
         pod = event.get("object") or {}
@@ -185,11 +160,19 @@ class Kubelet:
     # ------------------------------------------------------------- running
 
     def admit(self, pod):
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        image = self.image_for(pod["spec"]["containers"][0].get("image", ""))
+        if image is not None and image.binary is None:
+            run = PodRun(pod, NODE_IP, None, self.workdir)
+            run.ready = True
+            run.started_at = now()
+            self.runs[key] = run
+            self.write_status(run)
+            return
         if not self.free:
             raise RuntimeError("no free Pod IP left")
         ip = self.free.pop(0)
         netns = self.network.namespace("pod", ip)
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         workdir = self.workdir / f"{key[0]}_{key[1]}_{pod['metadata']['uid'][:8]}"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -295,7 +278,7 @@ class Kubelet:
                 self.stop(run, grace=0)
                 self.finalize(run.key)
             return
-        if run.failure:
+        if run.netns is None or run.failure:
             return
         if run.process.poll() is not None:
             if run.next_start == 0.0:
@@ -313,22 +296,46 @@ class Kubelet:
             self.write_status(run)
 
     def listening(self, run):
-        ports = [p for c in run.pod["spec"]["containers"] for p in c.get("ports") or []]
-        if not ports:
-            return True
+        """The container's readiness probe (httpGet or tcpSocket) passes, or
+        without one, every declared port listens."""
+        container = run.pod["spec"]["containers"][0]
+        probe = container.get("readinessProbe") or {}
+        ports = container.get("ports") or []
+
+        def number(port):
+            if isinstance(port, int):
+                return port
+            return next((p["containerPort"] for p in ports if p.get("name") == port), None)
+
+        if "httpGet" in probe:
+            get = probe["httpGet"]
+            url = f"http://{run.ip}:{number(get.get('port'))}{get.get('path', '/')}"
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    return 200 <= r.status < 400
+            except (OSError, ValueError):
+                return False
+        if "tcpSocket" in probe:
+            return self.connects(run.ip, number(probe["tcpSocket"].get("port")))
         for p in ports:
             if p.get("protocol", "TCP") == "UDP":
-                out = subprocess.run([*ns_exec(run.netns), "ss", "-H", "-uln", f"sport = :{p['containerPort']}"],
-                                     capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    [*ns_exec(run.netns), "ss", "-H", "-uln", f"sport = :{p['containerPort']}"],
+                    capture_output=True, text=True,
+                ).stdout
                 if not out.strip():
                     return False
-            else:
-                try:
-                    with socket.create_connection((run.ip, p["containerPort"]), timeout=0.5):
-                        pass
-                except OSError:
-                    return False
+            elif not self.connects(run.ip, p["containerPort"]):
+                return False
         return True
+
+    @staticmethod
+    def connects(ip, port):
+        try:
+            with socket.create_connection((ip, port), timeout=0.5):
+                return True
+        except (OSError, TypeError):
+            return False
 
     def stop(self, run, grace):
         p = run.process
@@ -339,9 +346,10 @@ class Kubelet:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        self.network.delete(run.netns)
-        if run.ip not in self.free:
-            self.free.append(run.ip)
+        if run.netns is not None:
+            self.network.delete(run.netns)
+            if run.ip not in self.free:
+                self.free.append(run.ip)
         self.runs.pop(run.key, None)
 
     def finalize(self, key):
@@ -353,9 +361,10 @@ class Kubelet:
     def write_status(self, run):
         container = run.pod["spec"]["containers"][0]
         ready = "True" if run.ready else "False"
+        running = run.netns is None or (run.process is not None and run.process.poll() is None)
         if run.failure:
             state = {"waiting": {"reason": "ErrImageNeverPull", "message": run.failure}}
-        elif run.process is not None and run.process.poll() is None:
+        elif running:
             state = {"running": {"startedAt": run.started_at}}
         else:
             state = {"waiting": {"reason": "CrashLoopBackOff", "message": "restarting"}}
@@ -376,7 +385,7 @@ class Kubelet:
                 "image": container.get("image", ""),
                 "imageID": "",
                 "ready": run.ready,
-                "started": run.process is not None and run.process.poll() is None,
+                "started": running,
                 "restartCount": run.restarts,
                 "state": state,
             }],

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 from .cluster import REPO, Cluster, condition, wait_for
-from .network import Network
+from .kube_proxy import KubeProxy
+from .kubelet import Image, Kubelet
+from .network import HOST, Network
 from .portico_run import Operator, install
-from .pods import Backend, Fleets
+from .pods import XDS_NAME, Backend, Fleets
 
 PORTICO = os.environ.get("PORTICO_BIN", str(REPO / "target" / "release" / "portico"))
 ENVOY = os.environ.get("PORTICO_ENVOY", str(REPO / ".venv" / "bin" / "envoy"))
@@ -20,31 +22,55 @@ SEED = REPO / "examples" / "seed.yaml"
 
 
 class World:
-    def __init__(self, state):
+    """`images`: when given (image prefix -> local binary), every Pod of the
+    kwok node runs through the e2e kubelet and LoadBalancer Services through
+    its kube-proxy (portico's Envoy image included); otherwise the Envoy
+    fleets run from their Deployments (`pods.Fleets`) and kwok makes Pods
+    Ready by itself."""
+
+    def __init__(self, state, images=None):
         self.state = Path(state).resolve()
         self.workdir = self.state / "work"
         self.cluster = Cluster(self.state)
         self.network = Network()
         self.operator = None
         self.fleets = None
+        self.kubelet = None
+        self.kube_proxy = None
+        self.images = images
         self.backends = []
         self.timings = {}
 
     def start(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.images is not None:
+            os.environ["E2E_POD_STAGES"] = "none"
         self.timings["control plane, MetalLB, CRDs"] = self.cluster.up()
         started = time.monotonic()
         self.network.setup()
         install(self.cluster)
         self.operator = Operator(self.cluster, PORTICO, self.workdir)
         self.operator.start()
-        self.fleets = Fleets(
-            self.cluster, self.network, ENVOY, self.operator.xds_port, self.workdir / "pods"
-        )
-        self.fleets.start()
+        if self.images is None:
+            self.fleets = Fleets(
+                self.cluster, self.network, ENVOY, self.operator.xds_port, self.workdir / "pods"
+            )
+            self.fleets.start()
+        else:
+            images = dict(self.images)
+            images["envoyproxy/envoy:"] = Image(ENVOY, envoy_pod(self.operator.xds_port))
+            images["placeholder.invalid/"] = Image(None)
+            self.kubelet = Kubelet(self.cluster, self.network, images, self.workdir / "pods")
+            self.kubelet.start()
+            self.kube_proxy = KubeProxy(self.cluster, self.network, self.workdir / "lb")
+            self.kube_proxy.start()
         self.timings["network, deploy/, portico ready"] = time.monotonic() - started
 
     def stop(self):
+        if self.kube_proxy:
+            self.kube_proxy.shutdown()
+        if self.kubelet:
+            self.kubelet.shutdown()
         if self.fleets:
             self.fleets.shutdown()
         for b in self.backends:
@@ -134,3 +160,20 @@ class World:
         self.timings["seed: Programmed"] = programmed_at
         self.timings["seed: first 200"] = time.monotonic() - started
         return address
+
+
+def envoy_pod(xds_port):
+    """Prepares an Envoy Pod of portico's: its bootstrap names the xDS
+    Service, which has no cluster DNS here; the copy mounted into the Pod
+    names the address portico listens on instead."""
+
+    def prepare(run, volumes):
+        for _, directory in volumes:
+            bootstrap = directory / "bootstrap.yaml"
+            if bootstrap.exists():
+                text = bootstrap.read_text()
+                if XDS_NAME not in text:
+                    raise RuntimeError("the bootstrap does not name the xDS Service as expected")
+                bootstrap.write_text(text.replace(XDS_NAME, f'"{HOST}", port_value: {xds_port}'))
+
+    return prepare
