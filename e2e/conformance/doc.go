@@ -1,0 +1,3 @@
+// Package conformance holds portico's runner for the Gateway API conformance
+// suite; the runner is its test binary (see README.md and build.sh).
+package conformance
