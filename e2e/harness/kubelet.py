@@ -71,6 +71,7 @@ class PodRun:
         self.ready = False
         self.started_at = None
         self.failure = None
+        self.mount_reported = False
         self.deleting = None
 
 
@@ -199,9 +200,13 @@ class Kubelet:
             if image.prepare:
                 image.prepare(run, volumes)
         except Exception as e:
-            run.failure = f"volumes: {e}"
-            self.event(run, "Warning", "FailedMount", run.failure)
-            self.write_status(run)
+            # A Secret or ConfigMap created after its Pod: tried again.
+            if not run.mount_reported:
+                self.event(run, "Warning", "FailedMount", str(e))
+                run.mount_reported = True
+                self.write_status(run)
+            run.process = None
+            run.next_start = time.monotonic() + 1
             return
         env = {"HOME": "/root", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for e in container.get("env") or []:
@@ -213,10 +218,14 @@ class Kubelet:
                     env[e["name"]] = value
         command = container.get("command") or []
         args = [expand(a, env) for a in (command[1:] + (container.get("args") or []))]
+        # The binary is opened before the volumes are mounted (a mount may
+        # hide its path: the suite mounts a ConfigMap over /root) and run
+        # through that descriptor.
         script = " && ".join(
-            [f"mkdir -p {quote(path)} && mount --bind {quote(str(source))} {quote(path)}"
-             for path, source in volumes]
-            + ['exec "$@"']
+            ['exec 9< "$1"', "shift"]
+            + [f"mkdir -p {quote(path)} && mount --bind {quote(str(source))} {quote(path)}"
+               for path, source in volumes]
+            + ['exec /proc/self/fd/9 "$@"']
         )
         log = open(run.workdir / f"{container['name']}.log", "a")
         run.process = subprocess.Popen(
@@ -279,6 +288,10 @@ class Kubelet:
                 self.finalize(run.key)
             return
         if run.netns is None or run.failure:
+            return
+        if run.process is None:
+            if time.monotonic() >= run.next_start:
+                self.launch(run)
             return
         if run.process.poll() is not None:
             if run.next_start == 0.0:
@@ -366,10 +379,12 @@ class Kubelet:
             state = {"waiting": {"reason": "ErrImageNeverPull", "message": run.failure}}
         elif running:
             state = {"running": {"startedAt": run.started_at}}
+        elif run.process is None:
+            state = {"waiting": {"reason": "ContainerCreating", "message": "waiting for its volumes"}}
         else:
             state = {"waiting": {"reason": "CrashLoopBackOff", "message": "restarting"}}
         status = {
-            "phase": "Running" if not run.failure else "Pending",
+            "phase": "Running" if running else "Pending",
             "hostIP": NODE_IP,
             "hostIPs": [{"ip": NODE_IP}],
             "podIP": run.ip,

@@ -1,0 +1,71 @@
+"""`make conformance`: the official Gateway API conformance suite (v1.5.1,
+e2e/conformance) against portico on the e2e cluster, with traffic. Every Pod
+the suite creates runs through the e2e kubelet: its echo-basic backends as
+the echo-basic program built from the suite's own module, its coredns as the
+small DNS server of e2e/conformance, portico's Envoys as the real Envoy.
+
+Usage: python -m e2e.harness.conformance [--run-test NAME] [--state DIR]
+Writes the official report to e2e/conformance/report.yaml (a full run) and
+exits with the suite's status.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .cluster import REPO
+from .kubelet import Image
+from .world import World
+
+CONFORMANCE = REPO / "e2e" / "conformance"
+REPORT = CONFORMANCE / "report.yaml"
+ECHO_IMAGE = "gcr.io/k8s-staging-gateway-api/echo-basic"
+DNS_IMAGES = ("registry.k8s.io/coredns/coredns", "coredns/coredns")
+
+
+def build():
+    out = subprocess.run([str(CONFORMANCE / "build.sh")], check=True, capture_output=True, text=True)
+    suite, echo, dns = out.stdout.split()
+    return suite, echo, dns
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run-test", default="")
+    parser.add_argument("--state", default=str(REPO / "e2e" / ".run" / "conformance"))
+    parser.add_argument("--report", default=None)
+    args = parser.parse_args()
+    suite, echo, dns = build()
+    images = {ECHO_IMAGE: Image(echo)}
+    for prefix in DNS_IMAGES:
+        images[prefix] = Image(dns)
+    world = World(args.state, images=images)
+    started = time.monotonic()
+    try:
+        world.start()
+        print(f"conformance: cluster and portico up in {time.monotonic() - started:.0f} s", flush=True)
+        report = args.report or (str(REPORT) if not args.run_test else str(Path(args.state) / "report.yaml"))
+        command = [
+            suite, "-test.v", "-test.timeout", "80m",
+            "-gateway-class", "portico",
+            "-report-output", report,
+            "-organization", "portico", "-project", "portico",
+            "-url", "https://portico.dev", "-version", "dev", "-contact", "maintainers@portico.dev",
+            "-cleanup-base-resources=false",
+        ]
+        if args.run_test:
+            command += ["-run-test", args.run_test]
+        env = dict(os.environ, KUBECONFIG=str(world.cluster.kubeconfig))
+        result = subprocess.run(command, env=env, cwd=str(CONFORMANCE))
+        print(f"conformance: suite finished in {time.monotonic() - started:.0f} s, exit {result.returncode}",
+              flush=True)
+        return result.returncode
+    finally:
+        world.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
