@@ -489,6 +489,9 @@ fn cors_policy(c: &Cors) -> CorsPolicy {
         expose_headers: c.expose_headers.join(","),
         max_age: c.max_age.unwrap_or(DEFAULT_CORS_MAX_AGE).to_string(),
         allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        // A preflight from an origin not allowed is answered by Envoy (200,
+        // no CORS headers), never passed to the backend as a plain OPTIONS.
+        forward_not_matching_preflights: Some(BoolValue { value: false }),
         ..CorsPolicy::default()
     }
 }
