@@ -68,6 +68,9 @@ class Network:
 
     def add_address(self, namespace, address):
         sh(*ns_exec(namespace), "ip", "addr", "replace", f"{address}/32", "dev", "eth0")
+        # An address that moved (MetalLB hands a freed one out again) must not
+        # stay bound to the old namespace's MAC in the host's neighbour cache.
+        sh("ip", "neigh", "flush", "to", address, check=False)
 
     def delete(self, namespace):
         sh("ip", "netns", "delete", namespace, check=False)
