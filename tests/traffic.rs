@@ -671,6 +671,22 @@ fn hostnames(env: &Env, c: &mut Checks) {
     c.rule(env, get("deep.b.wild.test"), none, Some("wildcard"));
     let wild_port_host = format!("a.wild.test:{}", env.port);
     c.rule(env, get(&wild_port_host), none, Some("wildcard"));
+    // Another port in Host still routes by name, and the backend sees it as
+    // sent; the listener's own port is dropped.
+    c.rule(env, get("exact.test:1234"), none, Some("exact-host"));
+    for (sent, seen) in [
+        ("exact.test:1234", "exact.test:1234"),
+        (&port_host, "exact.test"),
+    ] {
+        let r = env.get(sent, "/");
+        c.check(
+            r.seen()
+                .and_then(|s| s.header("host").map(str::to_string))
+                .as_deref()
+                == Some(seen),
+            || format!("Host {sent} reaches the backend as {seen}: {r:?}"),
+        );
+    }
     // An exact hostname's routes first, then the wildcard's as fallback.
     c.rule(
         env,

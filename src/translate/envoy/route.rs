@@ -74,6 +74,9 @@ fn encode_configuration<'h>(
     let mut out = RouteConfiguration {
         name,
         validate_clusters: Some(BoolValue { value: false }),
+        // `Host: a.example:1234` is matched as `a.example`, and forwarded
+        // unchanged (the backend sees the port the client sent).
+        ignore_port_in_host_matching: true,
         ..RouteConfiguration::default()
     }
     .encode_to_vec();
