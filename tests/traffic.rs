@@ -671,12 +671,12 @@ fn hostnames(env: &Env, c: &mut Checks) {
     c.rule(env, get("deep.b.wild.test"), none, Some("wildcard"));
     let wild_port_host = format!("a.wild.test:{}", env.port);
     c.rule(env, get(&wild_port_host), none, Some("wildcard"));
-    // Another port in Host still routes by name, and the backend sees it as
-    // sent; the listener's own port is dropped.
+    // A port in Host, the listener's or another, still routes by name, and
+    // the backend sees Host as sent.
     c.rule(env, get("exact.test:1234"), none, Some("exact-host"));
     for (sent, seen) in [
         ("exact.test:1234", "exact.test:1234"),
-        (&port_host, "exact.test"),
+        (&port_host, port_host.as_str()),
     ] {
         let r = env.get(sent, "/");
         c.check(
@@ -789,11 +789,13 @@ fn header_modifiers(env: &Env, c: &mut Checks) {
 
 fn redirects(env: &Env, c: &mut Checks) {
     let p = env.port;
+    // A scheme change names its well-known port: Host keeps the port the
+    // client sent, and Envoy would otherwise carry that port over.
     c.redirect(
         env,
         "/redir/scheme",
         302,
-        "https://filters.test/redir/scheme",
+        "https://filters.test:443/redir/scheme",
     );
     c.redirect(
         env,
@@ -868,7 +870,7 @@ fn redirects(env: &Env, c: &mut Checks) {
         &format!("filters.test:{p}"),
         "/redir/scheme",
         302,
-        "https://filters.test/redir/scheme",
+        "https://filters.test:443/redir/scheme",
     );
     c.redirect(
         env,

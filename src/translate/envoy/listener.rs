@@ -213,11 +213,6 @@ fn hcm_filter(stat_prefix: &str, routes: &str) -> Filter {
             }),
             ..Http2ProtocolOptions::default()
         }),
-        // `Host: a.example:<the listener's port>` loses the port (a
-        // redirect's Location then names no default port); another port
-        // stays and reaches the backend. Routing ignores ports either way
-        // (`ignore_port_in_host_matching` on the route configurations).
-        strip_matching_host_port: true,
         access_log: vec![AccessLog {
             name: "envoy.access_loggers.stdout".into(),
             config_type: Some(access_log::ConfigType::TypedConfig(any(

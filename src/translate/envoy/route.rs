@@ -327,19 +327,20 @@ fn substitute(pattern: &str, substitution: &str) -> RegexMatchAndSubstitute {
 }
 
 /// The port a redirect's Location carries: the filter's port, else the
-/// scheme's well-known port when the scheme changes, else the listener's port;
-/// omitted (0) when it is the default port of the resulting scheme.
+/// scheme's well-known port when the scheme changes, else the listener's port.
+/// Host reaches Envoy with the port the client sent, and Envoy keeps that
+/// port unless one is named, so a set scheme or port is always named (even
+/// 443 for https); only a redirect that sets neither on a port-80 listener
+/// names none (0), and the client's own Host is kept.
 fn redirect_port(r: &Redirect, listener_port: i32) -> u32 {
     let well_known = |scheme: &str| if scheme == "https" { 443 } else { 80 };
-    let port = match (r.port, r.scheme) {
+    match (r.port, r.scheme) {
         (Some(p), _) => u32::from(p),
         (None, Some(scheme)) => well_known(scheme),
-        (None, None) => u32::try_from(listener_port).unwrap_or(0),
-    };
-    if port == well_known(r.scheme.unwrap_or("http")) {
-        0
-    } else {
-        port
+        (None, None) => match u32::try_from(listener_port) {
+            Ok(80) | Err(_) => 0,
+            Ok(port) => port,
+        },
     }
 }
 
