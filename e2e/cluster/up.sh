@@ -223,6 +223,23 @@ kept = [d for d in docs if "kind: Pod" not in d]
 open(path, "w").write("\n---\n".join(kept) + "\n")
 EOF
 fi
+kwok_logs=()
+if [[ "${E2E_POD_STAGES:-kwok}" == none ]]; then
+  # Container logs through the API (`kubectl logs`): the API server reaches
+  # the node's kubelet port, which is kwok's server (HTTPS, a self-signed
+  # certificate the API server does not check, as for any kubelet without
+  # --kubelet-certificate-authority); the harness's kubelet writes each
+  # container's log in the CRI format and names the file in a Logs object.
+  kwok_dir="$(cd /tmp && GOFLAGS=-mod=mod go mod download -json sigs.k8s.io/kwok@v0.8.0 \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')"
+  "${KUBECTL:-kubectl}" --kubeconfig "$state/kubeconfig" apply \
+    -f "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" >/dev/null
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=$node_name" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$pki/kwok.key" -out "$pki/kwok.crt" 2>/dev/null
+  kwok_logs=(--enable-crds=Logs --node-port="$p_kwok"
+    --tls-cert-file="$pki/kwok.crt" --tls-private-key-file="$pki/kwok.key")
+fi
 start kwok \
   --kubeconfig="$state/kubeconfig" \
   --config="$state/kwok-stages.yaml" \
@@ -231,7 +248,8 @@ start kwok \
   --node-ip=127.0.0.1 \
   --cidr=10.244.0.0/24 \
   --node-lease-duration-seconds=40 \
-  --server-address="127.0.0.1:$p_kwok"
+  --server-address="127.0.0.1:$p_kwok" \
+  "${kwok_logs[@]}"
 
 node_json=$(cat <<EOF
 {"apiVersion":"v1","kind":"Node",

@@ -3,7 +3,8 @@ the node runs as a local process in a network namespace of its own that
 holds the Pod IP this kubelet assigns (from the node's pod CIDR), with the
 container's command, args and env (`value`, `fieldRef`), its Secret and
 ConfigMap volumes mounted at their mountPaths (a private mount namespace),
-and its output in a log file per container. The container image decides
+and its output in a log file per container (CRI format, served through the
+API by kwok: `kubectl logs` works). The container image decides
 the binary (`IMAGES`); an image this kubelet cannot run is reported as a Pod
 event and in the container status (`ErrImagePull`-like waiting reason), never
 skipped silently.
@@ -72,6 +73,7 @@ class PodRun:
         self.started_at = None
         self.failure = None
         self.mount_reported = False
+        self.logs_named = False
         self.deleting = None
 
 
@@ -227,12 +229,16 @@ class Kubelet:
                for path, source in volumes]
             + ['exec /proc/self/fd/9 "$@"']
         )
-        log = open(run.workdir / f"{container['name']}.log", "a")
+        log = run.workdir / f"{container['name']}.log"
         run.process = subprocess.Popen(
             [*ns_exec(run.netns), "unshare", "--mount", "--ipc", "sh", "-c", script,
              "pod", str(image.binary), *args],
-            stdout=log, stderr=log, env=env, cwd=str(run.workdir),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(run.workdir),
         )
+        threading.Thread(target=cri_log, args=(run.process.stdout, log), daemon=True).start()
+        if not run.logs_named:
+            self.name_logs(run, container["name"], log)
+            run.logs_named = True
         run.started_at = now()
         run.ready = False
         self.write_status(run)
@@ -408,6 +414,19 @@ class Kubelet:
         self.cluster.kubectl("patch", "pod", run.key[1], "-n", run.key[0], "--subresource=status",
                              "--type=merge", "-p", json.dumps({"status": status}), check=False)
 
+    def name_logs(self, run, container, path):
+        """A kwok `Logs` object naming the container's log file, owned by
+        the Pod (so it goes with it), for `kubectl logs` through the API."""
+        self.cluster.kubectl("apply", "-f", "-", check=False, input=json.dumps({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+            "metadata": {
+                "name": run.key[1], "namespace": run.key[0],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": run.key[1],
+                                     "uid": run.uid}],
+            },
+            "spec": {"logs": [{"containers": [container], "logsFile": str(path), "follow": True}]},
+        }))
+
     def event(self, run, type_, reason, message):
         print(f"kubelet: {run.key[0]}/{run.key[1]}: {reason}: {message}", file=sys.stderr)
         self.cluster.apply(json.dumps({
@@ -426,6 +445,17 @@ class Kubelet:
         if run is None:
             return None
         return run.workdir / f"{run.pod['spec']['containers'][0]['name']}.log"
+
+
+def cri_log(stream, path):
+    """Copies a container's output into `path` in the CRI log format
+    (`<RFC 3339 time> stdout F <line>`), which `kubectl logs` reads."""
+    with open(path, "ab", buffering=0) as out:
+        for line in iter(stream.readline, b""):
+            t = time.time()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+            fraction = f"{t % 1:.9f}"[1:]
+            out.write(f"{stamp}{fraction}Z stdout F ".encode() + line.rstrip(b"\n") + b"\n")
 
 
 def quote(text):
