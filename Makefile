@@ -25,10 +25,12 @@ demo-down:
 	$(PYTHON) -m e2e.harness.demo down
 
 ## test: formatting, lints, unit, golden and real-Envoy tests, then the
-## end-to-end tests on a real control plane.
+## end-to-end tests on a real control plane, then the official conformance
+## suite with traffic.
 test: $(ENVOY) $(TOOLS) lint
 	PORTICO_ENVOY=$(abspath $(ENVOY)) $(CARGO) test --locked
 	$(MAKE) e2e
+	$(MAKE) conformance
 
 ## e2e: the end-to-end tests alone (needs root for network namespaces).
 e2e: $(ENVOY) $(TOOLS)
