@@ -100,12 +100,15 @@ fn https_listeners_serve_their_certificates_and_rotate_without_dropping() {
     );
     assert_eq!(statuses, vec![200, 421]);
 
-    // Plain HTTP is redirected to HTTPS.
-    let redirect = request(http_port, "GET", "a.example.com", "/page", &[]).expect("HTTP answer");
+    // Plain HTTP is redirected to HTTPS. The listener is on a test port, not
+    // 80, so its clients name that port in Host and the Location names 443
+    // rather than carry the client's port over.
+    let host = format!("a.example.com:{http_port}");
+    let redirect = request(http_port, "GET", &host, "/page", &[]).expect("HTTP answer");
     assert_eq!(redirect.status, 301);
     assert_eq!(
         redirect.header("location"),
-        Some("https://a.example.com/page")
+        Some("https://a.example.com:443/page")
     );
 
     // Rotation: a new certificate in the Secret reaches new connections; the

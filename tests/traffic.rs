@@ -789,8 +789,9 @@ fn header_modifiers(env: &Env, c: &mut Checks) {
 
 fn redirects(env: &Env, c: &mut Checks) {
     let p = env.port;
-    // A scheme change names its well-known port: Host keeps the port the
-    // client sent, and Envoy would otherwise carry that port over.
+    // The listener is on a test port, not 80: its clients name that port in
+    // Host, so a scheme change names its well-known port rather than carry
+    // the client's over.
     c.redirect(
         env,
         "/redir/scheme",

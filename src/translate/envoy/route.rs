@@ -328,19 +328,24 @@ fn substitute(pattern: &str, substitution: &str) -> RegexMatchAndSubstitute {
 
 /// The port a redirect's Location carries: the filter's port, else the
 /// scheme's well-known port when the scheme changes, else the listener's port.
-/// Host reaches Envoy with the port the client sent, and Envoy keeps that
-/// port unless one is named, so a set scheme or port is always named (even
-/// 443 for https); only a redirect that sets neither on a port-80 listener
-/// names none (0), and the client's own Host is kept.
+/// Host reaches Envoy as the client sent it, and Envoy keeps its port unless
+/// one is named. Clients of a listener on 80 or 443 send no port, so there a
+/// port that is the default of the Location's scheme is left out (0); on
+/// other listeners Host carries the listener's port, so the port is named,
+/// even 443 for https.
 fn redirect_port(r: &Redirect, listener_port: i32) -> u32 {
     let well_known = |scheme: &str| if scheme == "https" { 443 } else { 80 };
-    match (r.port, r.scheme) {
+    let listener = u32::try_from(listener_port).unwrap_or(0);
+    let port = match (r.port, r.scheme) {
         (Some(p), _) => u32::from(p),
         (None, Some(scheme)) => well_known(scheme),
-        (None, None) => match u32::try_from(listener_port) {
-            Ok(80) | Err(_) => 0,
-            Ok(port) => port,
-        },
+        (None, None) => listener,
+    };
+    let client_sends_no_port = matches!(listener, 80 | 443);
+    if client_sends_no_port && port == well_known(r.scheme.unwrap_or("http")) {
+        0
+    } else {
+        port
     }
 }
 
@@ -497,5 +502,36 @@ fn cors_policy(c: &Cors) -> CorsPolicy {
         // no CORS headers), never passed to the backend as a plain OPTIONS.
         forward_not_matching_preflights: Some(BoolValue { value: false }),
         ..CorsPolicy::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect(scheme: Option<&'static str>, port: Option<u16>) -> Redirect {
+        Redirect {
+            scheme,
+            hostname: None,
+            port,
+            path: None,
+            status_code: 302,
+        }
+    }
+
+    #[test]
+    fn a_default_port_is_left_out_only_where_clients_send_none() {
+        // Listeners on 80 and 443: Host carries no port, a default one is left out.
+        assert_eq!(redirect_port(&redirect(Some("https"), None), 80), 0);
+        assert_eq!(redirect_port(&redirect(Some("http"), None), 443), 0);
+        assert_eq!(redirect_port(&redirect(None, None), 80), 0);
+        assert_eq!(
+            redirect_port(&redirect(Some("https"), Some(8443)), 80),
+            8443
+        );
+        // Elsewhere Host carries the listener's port: the port is named.
+        assert_eq!(redirect_port(&redirect(Some("https"), None), 8080), 443);
+        assert_eq!(redirect_port(&redirect(None, None), 8080), 8080);
+        assert_eq!(redirect_port(&redirect(None, Some(80)), 8080), 80);
     }
 }
