@@ -7,19 +7,7 @@ PORT (any address of the namespace, so the MetalLB address too) to TARGET on
 import asyncio
 import sys
 
-
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        try:
-            writer.close()
-        except Exception:
-            pass
+from lb_forward import pipe  # run as a script: its directory is on the path
 
 
 def forwarder(target):
