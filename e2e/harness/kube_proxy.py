@@ -27,6 +27,8 @@ class Balancer:
         self.addresses = set()
         self.ports = None
         self.process = None
+        # The table last written, so an unrelated event rewrites nothing.
+        self.written = None
 
 
 class KubeProxy:
@@ -44,7 +46,7 @@ class KubeProxy:
     def start(self):
         self.follows = [
             Follow(self.cluster, ["services", "-A"], lambda e: self.on_event(self.services, e, key_of)),
-            Follow(self.cluster, ["endpointslices", "-A"], lambda e: self.on_event(self.slices, e, slice_key)),
+            Follow(self.cluster, ["endpointslices", "-A"], lambda e: self.on_event(self.slices, e, key_of)),
         ]
 
     def shutdown(self):
@@ -94,9 +96,12 @@ class KubeProxy:
             protocol = p.get("protocol", "TCP").lower()
             ports.append(f"{protocol}/{p['port']}")
             table[protocol][str(p["port"])] = self.endpoints(key, p)
-        tmp = b.table.with_suffix(".tmp")
-        tmp.write_text(json.dumps(table))
-        tmp.replace(b.table)
+        text = json.dumps(table)
+        if text != b.written:
+            tmp = b.table.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(b.table)
+            b.written = text
         ports.sort()
         if ports != b.ports or b.process is None or b.process.poll() is not None:
             stop(b.process)
@@ -137,7 +142,3 @@ class KubeProxy:
 def key_of(obj):
     meta = obj.get("metadata", {})
     return (meta.get("namespace"), meta.get("name"))
-
-
-def slice_key(obj):
-    return key_of(obj)

@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -225,7 +226,7 @@ class Kubelet:
         # through that descriptor.
         script = " && ".join(
             ['exec 9< "$1"', "shift"]
-            + [f"mkdir -p {quote(path)} && mount --bind {quote(str(source))} {quote(path)}"
+            + [f"mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(str(source))} {shlex.quote(path)}"
                for path, source in volumes]
             + ['exec /proc/self/fd/9 "$@"']
         )
@@ -440,11 +441,6 @@ class Kubelet:
             "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
         }))
 
-    def log_path(self, namespace, name):
-        run = self.runs.get((namespace, name))
-        if run is None:
-            return None
-        return run.workdir / f"{run.pod['spec']['containers'][0]['name']}.log"
 
 
 def cri_log(stream, path):
@@ -452,11 +448,6 @@ def cri_log(stream, path):
     (`<RFC 3339 time> stdout F <line>`), which `kubectl logs` reads."""
     with open(path, "ab", buffering=0) as out:
         for line in iter(stream.readline, b""):
-            t = time.time()
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-            fraction = f"{t % 1:.9f}"[1:]
-            out.write(f"{stamp}{fraction}Z stdout F ".encode() + line.rstrip(b"\n") + b"\n")
-
-
-def quote(text):
-    return "'" + text.replace("'", "'\\''") + "'"
+            ns = time.time_ns()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9))
+            out.write(f"{stamp}.{ns % 10**9:09d}Z stdout F ".encode() + line.rstrip(b"\n") + b"\n")
