@@ -584,6 +584,8 @@ impl Sinks {
                         // Envoys have not reconnected yet: no verdict.
                         feedback: (!(starting && silent)).then_some(&h.feedback),
                         current_version: h.version.as_deref(),
+                        // Filled in by the writer from the live Gateway.
+                        requested: &[],
                     },
                 )
             })

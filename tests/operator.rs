@@ -442,6 +442,7 @@ async fn statuses_are_written_once_keep_their_times_and_others_entries() {
             deployment: Some(&dep),
             feedback: Some(&feedback),
             current_version: Some("v1"),
+            requested: &[],
         },
     )]);
 
@@ -488,6 +489,7 @@ async fn statuses_are_written_once_keep_their_times_and_others_entries() {
             deployment: Some(&dep),
             feedback: Some(&rejected),
             current_version: Some("v2"),
+            requested: &[],
         },
     )]);
     let writes = plan(&inputs, &outputs, &observed, "2026-06-01T00:00:00Z");

@@ -24,6 +24,8 @@ CONFORMANCE = REPO / "e2e" / "conformance"
 REPORT = CONFORMANCE / "report.yaml"
 ECHO_IMAGE = "gcr.io/k8s-staging-gateway-api/echo-basic"
 DNS_IMAGES = ("registry.k8s.io/coredns/coredns", "coredns/coredns")
+USABLE_ADDRESS = "10.211.0.199"
+UNUSABLE_ADDRESS = "10.212.0.240"
 
 
 def build():
@@ -55,6 +57,10 @@ def main():
             "-organization", "portico", "-project", "portico",
             "-url", "https://portico.dev", "-version", "dev", "-contact", "maintainers@portico.dev",
             "-cleanup-base-resources=false",
+            # GatewayStaticAddresses: the last address of MetalLB's pool
+            # (cluster.LB_POOL, handed out from its low end), and one in no
+            # pool, which MetalLB never assigns.
+            "-usable-address", USABLE_ADDRESS, "-unusable-address", UNUSABLE_ADDRESS,
         ]
         if args.run_test:
             command += ["-run-test", args.run_test]

@@ -1,11 +1,13 @@
 //! What only the running system knows about a Gateway, folded into the status
 //! translation computed: `status.addresses` from the fleet Service's load
-//! balancer ingress, and `Programmed` (an address, an available Envoy
-//! replica, and the current configuration acknowledged by Envoy; a NACK makes
-//! it False with Envoy's message). Pure: everything comes in as arguments.
+//! balancer ingress, and `Programmed` (an address, every address the Gateway
+//! asked for in `spec.addresses`, an available Envoy replica, and the current
+//! configuration acknowledged by Envoy; a NACK makes it False with Envoy's
+//! message). Pure: everything comes in as arguments.
 
 use std::borrow::Cow;
 
+use gateway_api::experimental::gateways::Gateway;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
@@ -30,6 +32,21 @@ pub struct Observed<'a> {
     pub feedback: Option<&'a GatewayFeedback>,
     /// The version of the snapshot the hub currently serves this Gateway.
     pub current_version: Option<&'a str>,
+    /// The IP addresses the Gateway asks for in `spec.addresses`.
+    pub requested: &'a [String],
+}
+
+/// The IP addresses a Gateway asks for in `spec.addresses` (entries of other
+/// types are refused by translation before anything is provisioned).
+pub fn requested(gateway: &Gateway) -> Vec<String> {
+    gateway
+        .spec
+        .addresses
+        .iter()
+        .flatten()
+        .filter(|a| a.r#type.as_deref().unwrap_or("IPAddress") == "IPAddress")
+        .filter_map(|a| a.value.clone())
+        .collect()
 }
 
 /// `status.addresses`: the load balancer's IPs and hostnames.
@@ -117,6 +134,23 @@ fn programmed(
             false,
             spec::INVALID,
             format!("Envoy rejected configuration version {version}: {message}").into(),
+        );
+    }
+    let missing: Vec<&str> = o
+        .requested
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !addresses.iter().any(|a| a.value == *r))
+        .collect();
+    if !missing.is_empty() {
+        return (
+            false,
+            "AddressNotUsable",
+            format!(
+                "the load balancer has not assigned spec.addresses {}; an address outside the load balancer's pools, or already in use, is never assigned",
+                missing.join(", ")
+            )
+            .into(),
         );
     }
     if addresses.is_empty() {
@@ -240,6 +274,7 @@ mod tests {
             deployment: Some(&dep),
             feedback: Some(&acked),
             current_version: Some("v2"),
+            requested: &[],
         };
         let (s, a) = observe(&t, o);
         assert!(a.is_empty());
@@ -277,5 +312,44 @@ mod tests {
         let (status, reason, message) = programmed_of(&observe(&t, o).0);
         assert_eq!((status, reason), (ConditionStatus::False, spec::INVALID));
         assert!(message.contains("invalid regex"), "{message}");
+    }
+
+    #[test]
+    fn an_address_asked_for_but_not_assigned_is_not_usable() {
+        let t = translated();
+        let dep = deployment_with(1);
+        let acked = GatewayFeedback {
+            streams: 1,
+            acked: Some("v2".into()),
+            rejected: None,
+        };
+        let asked = ["10.0.0.7".to_string(), "192.0.2.1".to_string()];
+        let assigned = service_with("10.0.0.7");
+        let mut o = Observed {
+            service: None,
+            deployment: Some(&dep),
+            feedback: Some(&acked),
+            current_version: Some("v2"),
+            requested: &asked,
+        };
+        let (status, reason, message) = programmed_of(&observe(&t, o).0);
+        assert_eq!(
+            (status, reason),
+            (ConditionStatus::False, "AddressNotUsable")
+        );
+        assert!(message.contains("10.0.0.7, 192.0.2.1"), "{message}");
+
+        o.service = Some(&assigned);
+        let (s, a) = observe(&t, o);
+        let (_, reason, message) = programmed_of(&s);
+        assert_eq!(reason, "AddressNotUsable");
+        assert!(
+            !message.contains("10.0.0.7") && message.contains("192.0.2.1"),
+            "{message}"
+        );
+        assert_eq!(a.len(), 1, "the assigned address is still reported");
+
+        o.requested = &asked[..1];
+        assert_eq!(programmed_of(&observe(&t, o).0).0, ConditionStatus::True);
     }
 }

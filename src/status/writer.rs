@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::gateway::{Observed, observe};
+use super::gateway::{Observed, observe, requested};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::provision::apply::FIELD_MANAGER;
 use crate::translate::Outputs;
@@ -107,7 +107,11 @@ pub fn plan(
             continue;
         };
         let live_status = to_json(&live.status);
-        let seen = observed.get(key).copied().unwrap_or_default();
+        let requested = requested(live);
+        let seen = Observed {
+            requested: &requested,
+            ..observed.get(key).copied().unwrap_or_default()
+        };
         let (status, addresses) = observe(&output.status, seen);
         let listeners: Vec<Value> = status
             .listeners
