@@ -40,7 +40,7 @@ e2e: $(ENVOY) $(TOOLS)
 
 ## conformance: the official Gateway API conformance suite (v1.5.1) with
 ## traffic, on a fresh e2e cluster whose Pods run through the e2e kubelet;
-## writes e2e/conformance/report.yaml. RUN_TEST=Name runs one test.
+## writes e2e/conformance/report.yaml. RUN_TEST=Name runs one test, RUN_TEST=A,B several.
 conformance: $(ENVOY) $(TOOLS)
 	$(CARGO) build --locked --bin portico
 	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \

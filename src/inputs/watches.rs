@@ -162,6 +162,43 @@ impl Relevance {
             }
         }
         let mut config_maps = BTreeSet::new();
+        for gateway in inputs.gateways.values() {
+            let namespace = gateway.namespace().unwrap_or_default();
+            let Some(tls) = &gateway.spec.tls else {
+                continue;
+            };
+            if let Some(r) = tls
+                .backend
+                .as_ref()
+                .and_then(|b| b.client_certificate_ref.as_ref())
+            {
+                secrets.insert(ObjectKey::new(
+                    r.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                    r.name.clone(),
+                ));
+            }
+            let Some(frontend) = &tls.frontend else {
+                continue;
+            };
+            let default = frontend.default.validation.iter().flat_map(|v| {
+                v.ca_certificate_refs
+                    .iter()
+                    .map(|r| (r.namespace.as_ref(), &r.name))
+            });
+            let per_port = frontend.per_port.iter().flatten().flat_map(|p| {
+                p.tls.validation.iter().flat_map(|v| {
+                    v.ca_certificate_refs
+                        .iter()
+                        .map(|r| (r.namespace.as_ref(), &r.name))
+                })
+            });
+            for (ns, name) in default.chain(per_port) {
+                config_maps.insert(ObjectKey::new(
+                    ns.cloned().unwrap_or_else(|| namespace.clone()),
+                    name.clone(),
+                ));
+            }
+        }
         for policy in inputs.backend_tls_policies.values() {
             let namespace = policy.namespace().unwrap_or_default();
             let refs = policy.spec.validation.ca_certificate_refs.iter().flatten();

@@ -303,7 +303,8 @@ fn check_hostname(hostname: &str, wildcard: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn check_ca(pem: &str) -> Result<(), String> {
+/// Whether `pem` is a PEM bundle of at least one parseable certificate.
+pub fn check_ca(pem: &str) -> Result<(), String> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("not PEM: {e}"))?;

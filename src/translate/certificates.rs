@@ -4,11 +4,16 @@
 //! private key that belongs to its first certificate) before Envoy ever sees
 //! it, so a bad Secret is reported on its listener instead of being NACKed.
 //!
+//! The Gateway's client certificate for TLS to backends
+//! (`spec.tls.backend.clientCertificateRef`) is checked the same way.
+//!
 //! In: the references and `Inputs`. Out: the Secrets a listener serves (their
 //! keys are the SDS resource names) and, per bad reference, the listener
 //! condition reason and a message naming it.
 
-use gateway_api::experimental::gateways::GatewayListenersTlsCertificateRefs;
+use gateway_api::experimental::gateways::{
+    GatewayListenersTlsCertificateRefs, GatewayTlsBackendClientCertificateRef,
+};
 use k8s_openapi::api::core::v1::Secret;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -37,7 +42,7 @@ pub fn resolve(
     let mut errors = Vec::new();
     for (i, r) in refs.iter().enumerate() {
         let field = format!("{field}[{i}]");
-        match resolve_one(inputs, gateway_namespace, &field, r) {
+        match resolve_one(inputs, gateway_namespace, &field, &r.into()) {
             Ok(key) if !served.contains(&key) => served.push(key),
             Ok(_) => {}
             Err(e) => errors.push(e),
@@ -46,18 +51,62 @@ pub fn resolve(
     (served, errors)
 }
 
+/// A reference to a certificate Secret, whichever field it comes from.
+pub struct SecretRef<'a> {
+    pub group: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+}
+
+impl<'a> From<&'a GatewayListenersTlsCertificateRefs> for SecretRef<'a> {
+    fn from(r: &'a GatewayListenersTlsCertificateRefs) -> Self {
+        Self {
+            group: r.group.as_deref(),
+            kind: r.kind.as_deref(),
+            name: &r.name,
+            namespace: r.namespace.as_deref(),
+        }
+    }
+}
+
+/// The Gateway's client certificate for backends
+/// (`spec.tls.backend.clientCertificateRef`), checked like a listener
+/// certificate; a bad one is reported with the Gateway condition reasons.
+pub fn resolve_backend_client(
+    inputs: &Inputs,
+    gateway_namespace: &str,
+    r: &GatewayTlsBackendClientCertificateRef,
+) -> Result<ObjectKey, CertificateError> {
+    let r = SecretRef {
+        group: r.group.as_deref(),
+        kind: r.kind.as_deref(),
+        name: &r.name,
+        namespace: r.namespace.as_deref(),
+    };
+    let field = "spec.tls.backend.clientCertificateRef";
+    resolve_one(inputs, gateway_namespace, field, &r).map_err(|e| CertificateError {
+        reason: if e.reason == spec::REF_NOT_PERMITTED {
+            spec::REF_NOT_PERMITTED
+        } else {
+            spec::INVALID_CLIENT_CERTIFICATE_REF
+        },
+        message: e.message,
+    })
+}
+
 fn resolve_one(
     inputs: &Inputs,
     gateway_namespace: &str,
     field: &str,
-    r: &GatewayListenersTlsCertificateRefs,
+    r: &SecretRef<'_>,
 ) -> Result<ObjectKey, CertificateError> {
     let invalid = |message: String| CertificateError {
         reason: spec::INVALID_CERTIFICATE_REF,
         message: format!("{field}: {message}"),
     };
-    let group = r.group.as_deref().unwrap_or("");
-    let kind = r.kind.as_deref().unwrap_or("Secret");
+    let group = r.group.unwrap_or("");
+    let kind = r.kind.unwrap_or("Secret");
     if !(group.is_empty() || group == "core") || kind != "Secret" {
         return Err(invalid(format!(
             "kind {kind}{} is not supported; only core Secrets are",
@@ -68,14 +117,14 @@ fn resolve_one(
             }
         )));
     }
-    let namespace = r.namespace.as_deref().unwrap_or(gateway_namespace);
+    let namespace = r.namespace.unwrap_or(gateway_namespace);
     let gateway = Referrer {
         group: GATEWAY_GROUP,
         kind: "Gateway",
         namespace: gateway_namespace,
     };
     if namespace != gateway_namespace
-        && !grant_allows(inputs, gateway, namespace, "", "Secret", &r.name)
+        && !grant_allows(inputs, gateway, namespace, "", "Secret", r.name)
     {
         return Err(CertificateError {
             reason: spec::REF_NOT_PERMITTED,
@@ -85,7 +134,7 @@ fn resolve_one(
             ),
         });
     }
-    let key = ObjectKey::new(namespace, r.name.clone());
+    let key = ObjectKey::new(namespace, r.name);
     let secret = inputs
         .secrets
         .get(&key)

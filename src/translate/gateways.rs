@@ -14,7 +14,8 @@ use gateway_api::experimental::gateways::{
 use kube::ResourceExt;
 
 use super::certificates;
-use super::conditions::{Conditions, spec};
+use super::client_validation::{self, ClientValidation};
+use super::conditions::{ConditionStatus, Conditions, spec};
 use super::hostnames;
 use super::infra;
 use super::labels::Selector;
@@ -53,6 +54,17 @@ pub struct GatewayModel {
     pub parameters: GatewayParametersSpec,
     /// Why `spec.infrastructure.parametersRef` is invalid, if it is.
     pub parameters_error: Option<String>,
+    /// `spec.tls.backend.clientCertificateRef`, resolved, when given.
+    pub backend_client: Option<Result<ObjectKey, certificates::CertificateError>>,
+    /// Some part of `spec.tls.frontend` allows insecure fallback.
+    pub insecure_frontend: bool,
+}
+
+impl GatewayModel {
+    /// The Secret Envoy presents to TLS backends, when valid.
+    pub fn backend_client_certificate(&self) -> Option<&ObjectKey> {
+        self.backend_client.as_ref().and_then(|r| r.as_ref().ok())
+    }
 }
 
 /// Which namespaces may attach routes to a listener.
@@ -124,6 +136,9 @@ pub struct ListenerModel {
     /// The TLS Secrets Envoy serves on a terminating listener, by key (the
     /// SDS resource names), in reference order.
     pub certificates: Vec<ObjectKey>,
+    /// Client certificate validation on an HTTPS listener
+    /// (`spec.tls.frontend`).
+    pub client_validation: Option<Arc<ClientValidation>>,
     pub conditions: Conditions,
     pub attached_routes: i32,
 }
@@ -266,6 +281,7 @@ fn gateway_model(
         .map(|(i, l)| {
             let mut model = listener_model(l, generation, shift_privileged);
             listener_certificates(inputs, namespace, i, l, &mut model);
+            listener_client_validation(inputs, gateway, &mut model);
             model
         })
         .collect();
@@ -280,6 +296,14 @@ fn gateway_model(
         address_error: address_error(gateway),
         parameters: GatewayParametersSpec::default(),
         parameters_error: None,
+        backend_client: gateway
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.backend.as_ref())
+            .and_then(|b| b.client_certificate_ref.as_ref())
+            .map(|r| certificates::resolve_backend_client(inputs, namespace, r)),
+        insecure_frontend: client_validation::allows_insecure_fallback(gateway),
     }
 }
 
@@ -356,6 +380,7 @@ fn listener_model(
         namespaces,
         kinds,
         certificates: Vec::new(),
+        client_validation: None,
         conditions,
         attached_routes: 0,
     }
@@ -421,6 +446,44 @@ fn listener_certificates(
             messages.join("; "),
         );
     }
+}
+
+/// Applies `spec.tls.frontend` to an accepted HTTPS listener: bad CA
+/// references make `ResolvedRefs` False (after any certificate problem), and
+/// with no valid CA at all the listener is not accepted.
+fn listener_client_validation(inputs: &Inputs, gateway: &Gateway, model: &mut ListenerModel) {
+    if model.protocol != Some(Protocol::Https) || !model.conditions.is_true(spec::ACCEPTED) {
+        return;
+    }
+    let Some(resolved) = client_validation::for_port(inputs, gateway, model.port) else {
+        return;
+    };
+    if let Some(first) = resolved.problems.first() {
+        let mut messages: Vec<String> = model
+            .conditions
+            .get(spec::RESOLVED_REFS)
+            .filter(|c| c.status == ConditionStatus::False)
+            .map(|c| c.message.to_string())
+            .into_iter()
+            .collect();
+        let reason = match model.conditions.get(spec::RESOLVED_REFS) {
+            Some(c) if c.status == ConditionStatus::False => c.reason,
+            _ => first.reason,
+        };
+        messages.extend(resolved.problems.iter().map(|p| p.message.clone()));
+        model
+            .conditions
+            .set(spec::RESOLVED_REFS, false, reason, messages.join("; "));
+    }
+    if resolved.no_valid_ca {
+        model.conditions.set(
+            spec::ACCEPTED,
+            false,
+            spec::NO_VALID_CA_CERTIFICATE,
+            "no CA certificate reference for client certificate validation is valid; the listener is not served",
+        );
+    }
+    model.client_validation = resolved.validation.map(Arc::new);
 }
 
 type Problem = Option<(&'static str, String)>;

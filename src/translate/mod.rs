@@ -10,6 +10,7 @@ pub mod attachment;
 pub mod backend_tls;
 pub mod backends;
 pub mod certificates;
+pub mod client_validation;
 pub mod conditions;
 pub mod control_chars;
 pub mod endpoints;
@@ -32,7 +33,7 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use self::conditions::{Conditions, spec};
+use self::conditions::{ConditionStatus, Conditions, spec};
 use self::envoy::EnvoyResources;
 use self::gateways::{GatewayIndex, GatewayModel};
 use self::route_table::Placement;
@@ -419,6 +420,42 @@ fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
             false,
             spec::INVALID,
             "the Gateway is not accepted",
+        );
+    }
+    let unresolved: Vec<&str> = gateway
+        .listeners
+        .iter()
+        .filter(|l| {
+            l.conditions
+                .get(spec::RESOLVED_REFS)
+                .is_some_and(|c| c.status == ConditionStatus::False)
+        })
+        .map(|l| l.name.as_str())
+        .collect();
+    match &gateway.backend_client {
+        Some(Err(e)) => conditions.set(spec::RESOLVED_REFS, false, e.reason, e.message.clone()),
+        _ if !unresolved.is_empty() => conditions.set(
+            spec::RESOLVED_REFS,
+            false,
+            spec::LISTENERS_NOT_RESOLVED,
+            format!(
+                "listeners with unresolved references: {}",
+                unresolved.join(", ")
+            ),
+        ),
+        _ => conditions.set(
+            spec::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
+    }
+    if gateway.insecure_frontend {
+        conditions.set(
+            spec::INSECURE_FRONTEND_VALIDATION_MODE,
+            true,
+            "ConfigurationChanged",
+            "spec.tls.frontend allows insecure fallback: clients without a valid certificate are served",
         );
     }
     let listeners = gateway

@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, http_connection_manager,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    DownstreamTlsContext, Secret,
+    DownstreamTlsContext, Secret, UpstreamTlsContext,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use prost::Message;
@@ -117,6 +117,27 @@ pub fn static_bootstrap(gateway: &str, r: &EnvoyResources) -> Bootstrap {
         ));
         c.eds_cluster_config = None;
         c.load_assignment = endpoints.iter().find(|e| e.cluster_name == c.name).cloned();
+        // A client certificate named over SDS: the static secret of that name
+        // (a static cluster cannot subscribe over ADS, which a bootstrap
+        // without ADS lacks).
+        if let Some(socket) = &mut c.transport_socket
+            && let Some(transport_socket::ConfigType::TypedConfig(cfg)) = &mut socket.config_type
+        {
+            let mut tls =
+                UpstreamTlsContext::decode(cfg.value.as_slice()).expect("TLS context decodes");
+            if let Some(common) = &mut tls.common_tls_context {
+                for sds in &mut common.tls_certificate_sds_secret_configs {
+                    assert!(
+                        secrets.iter().any(|s| s.name == sds.name),
+                        "cluster {} names secret {} that is not served",
+                        c.name,
+                        sds.name
+                    );
+                    sds.sds_config = None;
+                }
+            }
+            *cfg = any(&tls);
+        }
     }
     let limit = Value {
         kind: Some(value::Kind::NumberValue(f64::from(

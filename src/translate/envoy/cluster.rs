@@ -13,8 +13,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
-    common_tls_context, subject_alt_name_matcher,
+    CertificateValidationContext, CommonTlsContext, SdsSecretConfig, SubjectAltNameMatcher,
+    UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
@@ -42,6 +42,11 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    /// Whether Envoy speaks TLS to this upstream.
+    pub fn has_tls(&self) -> bool {
+        matches!(self, Self::Service(key) if key.tls.is_some())
+    }
+
     pub fn name(&self) -> &str {
         match self {
             Self::Service(key) => &key.name,
@@ -69,9 +74,11 @@ pub fn udp_weighted(route: &ObjectKey, parts: &[(&ClusterKey, u32)]) -> Upstream
     }
 }
 
-pub fn cluster(upstream: &Upstream) -> Cluster {
+/// The cluster of `upstream`; TLS clusters present `client_certificate`
+/// (an SDS secret name) when the Gateway names one.
+pub fn cluster(upstream: &Upstream, client_certificate: Option<&str>) -> Cluster {
     match upstream {
-        Upstream::Service(key) => eds_cluster(key),
+        Upstream::Service(key) => eds_cluster(key, client_certificate),
         Upstream::Weighted { name, .. } => Cluster {
             common_lb_config: Some(cluster::CommonLbConfig {
                 locality_config_specifier: Some(
@@ -86,7 +93,7 @@ pub fn cluster(upstream: &Upstream) -> Cluster {
     }
 }
 
-pub fn eds_cluster(key: &ClusterKey) -> Cluster {
+pub fn eds_cluster(key: &ClusterKey, client_certificate: Option<&str>) -> Cluster {
     let mut cluster = named_eds_cluster(&key.name);
     if key.protocol == UpstreamProtocol::H2c {
         let options = HttpProtocolOptions {
@@ -109,15 +116,20 @@ pub fn eds_cluster(key: &ClusterKey) -> Cluster {
         );
     }
     if let Some(tls) = &key.tls {
-        cluster.transport_socket = Some(upstream_tls(tls, key.protocol));
+        cluster.transport_socket = Some(upstream_tls(tls, key.protocol, client_certificate));
     }
     cluster
 }
 
 /// TLS to a backend as its BackendTLSPolicy says: SNI, the policy's CA
 /// bundle, and the names the certificate must carry (the SNI hostname unless
-/// `subjectAltNames` lists others).
-fn upstream_tls(tls: &BackendTls, protocol: UpstreamProtocol) -> TransportSocket {
+/// `subjectAltNames` lists others), presenting the Gateway's client
+/// certificate if it has one.
+fn upstream_tls(
+    tls: &BackendTls,
+    protocol: UpstreamProtocol,
+    client_certificate: Option<&str>,
+) -> TransportSocket {
     let exact = |v: &str| StringMatcher {
         match_pattern: Some(string_matcher::MatchPattern::Exact(v.to_string())),
         ..StringMatcher::default()
@@ -159,6 +171,13 @@ fn upstream_tls(tls: &BackendTls, protocol: UpstreamProtocol) -> TransportSocket
                     },
                 ),
             ),
+            tls_certificate_sds_secret_configs: client_certificate
+                .map(|name| SdsSecretConfig {
+                    name: name.to_string(),
+                    sds_config: Some(ads_source()),
+                })
+                .into_iter()
+                .collect(),
             ..CommonTlsContext::default()
         }),
         ..UpstreamTlsContext::default()

@@ -2,7 +2,9 @@
 //! needs: HTTP (one route configuration), HTTPS (a TLS filter chain and a
 //! route configuration per Gateway listener), TLS and TCP (TCP proxy chains
 //! for the attached routes) or UDP (a UDP proxy). Then the clusters every
-//! route reaches, their endpoints, and the certificates the TLS chains name.
+//! route reaches, their endpoints, and the certificates the TLS chains name
+//! (and the Gateway's client certificate for TLS to backends, when a cluster
+//! uses it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,6 +75,7 @@ pub fn resources(
                         listener: &l.name,
                         hostname: l.hostname.as_deref(),
                         certificates: &l.certificates,
+                        client_validation: l.client_validation.as_deref(),
                     })
                     .collect();
                 let l = listener::https_listener(*port, address, container_port, &chains);
@@ -159,9 +162,18 @@ pub fn resources(
         .map(Upstream::Service)
         .collect();
     all.extend(upstreams);
+    let client_certificate = routes.gateway.backend_client_certificate();
+    let client_secret = client_certificate.map(tls::secret_name);
+    let mut tls_clusters = false;
     for u in &all {
-        out.clusters
-            .push(Resource::encode(u.name().to_string(), &cluster::cluster(u)));
+        tls_clusters |= u.has_tls();
+        out.clusters.push(Resource::encode(
+            u.name().to_string(),
+            &cluster::cluster(u, client_secret.as_deref()),
+        ));
+    }
+    if tls_clusters {
+        certs.extend(client_certificate);
     }
     out.endpoints = load_assignments(inputs, &all);
     for key in certs {

@@ -30,6 +30,7 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::{ads_source, any, duration, tls};
 use crate::inputs::ObjectKey;
+use crate::translate::client_validation::ClientValidation;
 
 /// Listener and route configuration names for an HTTP Gateway port.
 pub fn name_for_port(port: i32) -> String {
@@ -64,11 +65,13 @@ pub fn http_listener(port: i32, address: &str, container_port: u32) -> Listener 
 }
 
 /// One chain of an HTTPS port: a Gateway listener, its hostname (no SNI
-/// match when it has none) and its certificates.
+/// match when it has none), its certificates and how it checks client
+/// certificates.
 pub struct HttpsChain<'a> {
     pub listener: &'a str,
     pub hostname: Option<&'a str>,
     pub certificates: &'a [ObjectKey],
+    pub client_validation: Option<&'a ClientValidation>,
 }
 
 pub fn https_listener(
@@ -88,7 +91,11 @@ pub fn https_listener(
                     ..FilterChainMatch::default()
                 }),
                 filters: vec![hcm_filter(&routes, &routes)],
-                transport_socket: Some(tls::downstream_tls(c.certificates, &["h2", "http/1.1"])),
+                transport_socket: Some(tls::downstream_tls(
+                    c.certificates,
+                    c.client_validation,
+                    &["h2", "http/1.1"],
+                )),
                 ..FilterChain::default()
             }
         })
@@ -257,11 +264,13 @@ mod tests {
                 listener: "a",
                 hostname: Some("a.example.com"),
                 certificates: &certificates,
+                client_validation: None,
             },
             HttpsChain {
                 listener: "b",
                 hostname: None,
                 certificates: &certificates,
+                client_validation: None,
             },
         ];
         let listeners = [

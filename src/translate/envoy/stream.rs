@@ -66,7 +66,7 @@ pub fn tls_listener(
                 }),
                 filters: vec![tcp_proxy(&c.name, c.backends)],
                 transport_socket: (!c.certificates.is_empty())
-                    .then(|| tls::downstream_tls(c.certificates, &[])),
+                    .then(|| tls::downstream_tls(c.certificates, None, &[])),
                 ..FilterChain::default()
             }
         })
