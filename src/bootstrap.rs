@@ -1,7 +1,7 @@
 //! The Envoy bootstrap of one Gateway, rendered from
 //! `templates/bootstrap.yaml.j2`: node identity (`node.cluster` names the
 //! Gateway), ADS over gRPC (delta by default), admin on loopback only, a
-//! readiness listener, the RE2 program size limit translation relies on, and
+//! readiness listener, in fleet pods a metrics listener, the RE2 program size limit translation relies on, and
 //! the overload manager (a heap limit with actions near it, and a global cap
 //! on downstream connections). With mutual TLS, two file-based SDS resources (`templates/sds.yaml.j2`)
 //! point Envoy at the certificate files of a mounted Secret.
@@ -46,6 +46,11 @@ pub fn sds_files(tls: &XdsTls) -> Result<Vec<(&'static str, String)>, minijinja:
 pub const ADMIN_PORT: u16 = 19000;
 /// The readiness listener: `GET /ready` answers 200 once Envoy is initialised.
 pub const READY_PORT: u16 = 19001;
+/// The metrics listener of a fleet pod: `GET /stats/prometheus` only, the
+/// admin interface's Prometheus page (the admin interface stays on loopback).
+pub const METRICS_PORT: u16 = 19002;
+/// The metrics page, on `METRICS_PORT`.
+pub const METRICS_PATH: &str = "/stats/prometheus";
 
 /// The heap limit of an Envoy whose container has no memory limit (and of
 /// standalone Envoys).
@@ -79,6 +84,9 @@ pub struct BootstrapParams {
     pub xds_port: u16,
     pub admin_port: u16,
     pub ready_port: u16,
+    /// The metrics listener's port; none when `None` (standalone Envoys,
+    /// which share the host's ports).
+    pub metrics_port: Option<u16>,
     /// Delta ADS (default) or state of the world.
     pub delta: bool,
     /// Mutual TLS to portico (on Kubernetes); plain TCP when `None`.
@@ -96,6 +104,7 @@ impl BootstrapParams {
             xds_port,
             admin_port: ADMIN_PORT,
             ready_port: READY_PORT,
+            metrics_port: None,
             delta: true,
             tls: None,
             max_heap_bytes: DEFAULT_MAX_HEAP_BYTES,
@@ -113,6 +122,8 @@ pub fn render(p: &BootstrapParams) -> Result<String, minijinja::Error> {
         xds_port => p.xds_port,
         admin_port => p.admin_port,
         ready_port => p.ready_port,
+        metrics_port => p.metrics_port,
+        metrics_path => METRICS_PATH,
         delta => p.delta,
         tls => minijinja::Value::from(minijinja::value::Serde(&p.tls)),
         re2_max_program_size => ENVOY_RE2_MAX_PROGRAM_SIZE,

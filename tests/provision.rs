@@ -95,8 +95,32 @@ fn seed_gateway_objects() {
     let container_ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
     assert_eq!(
         container_ports,
-        [10080, 8080, 19001],
+        [10080, 8080, 19001, 19002],
         "listener 80 binds 10080; the invalid listener has no port"
+    );
+    let metrics = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("metrics"))
+        .map(|p| p.container_port);
+    assert_eq!(
+        metrics,
+        Some(19002),
+        "the metrics port is named for scrapers"
+    );
+    let annotations = pod_meta_annotations(&objects.deployment);
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/port").map(String::as_str),
+        Some("19002")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/path").map(String::as_str),
+        Some("/stats/prometheus")
     );
 
     let svc = objects.service.spec.as_ref().expect("service spec");
@@ -266,4 +290,14 @@ fn a_missing_parameters_reference_is_not_provisioned() {
         err.contains("GatewayParameters default/nope does not exist"),
         "{err}"
     );
+}
+
+fn pod_meta_annotations(
+    d: &k8s_openapi::api::apps::v1::Deployment,
+) -> std::collections::BTreeMap<String, String> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default()
 }

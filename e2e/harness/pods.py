@@ -48,6 +48,8 @@ class Pod:
         self.proxies = {}
         self.config_hash = None
         self.addresses = set()
+        # The Pod IP (its own; the load balancer addresses come on top).
+        self.ip = None
 
 
 class Fleets:
@@ -106,8 +108,10 @@ class Fleets:
         pod = self.pods.get(key)
         if pod is None:
             self.pod_count += 1
-            netns = self.network.namespace("gw", f"10.211.0.{200 + self.pod_count}")
+            ip = f"10.211.0.{200 + self.pod_count}"
+            netns = self.network.namespace("gw", ip)
             pod = Pod(key, netns, self.workdir / f"{ns}-{name}")
+            pod.ip = ip
             self.pods[key] = pod
         ingress = (service.get("status", {}).get("loadBalancer", {}).get("ingress")) or []
         for i in ingress:

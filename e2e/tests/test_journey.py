@@ -8,6 +8,8 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from e2e.harness.certs import Ca, tls_secret
 from e2e.harness.cluster import condition, wait_for
@@ -559,6 +561,44 @@ def envoy_versions(world):
                 if name:
                     versions[f"{key}/{name}"] = version
     return versions
+
+
+def scrape(address, path="/stats/prometheus"):
+    """(status, body) of a GET to a fleet pod's metrics port."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:19002{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def downstream_requests(metrics, listener):
+    prefix = f'envoy_http_downstream_rq_total{{envoy_http_conn_manager_prefix="{listener}"}} '
+    values = [int(l[len(prefix):]) for l in metrics.splitlines() if l.startswith(prefix)]
+    assert values, f"no request counter for {listener}"
+    return values[0]
+
+
+def test_fleet_metrics_are_scraped_from_the_pods_metrics_port(world):
+    world.programmed("portico-gateway")
+    deployment = world.cluster.get("deployment", FLEET, "default")
+    template = deployment["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    port = int(annotations["prometheus.io/port"])
+    named = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    assert named["metrics"] == port == 19002
+    pod = world.fleets.pods[("default", FLEET)]
+    # From outside the pod, as a scraper on another node would.
+    status, before = scrape(pod.ip, annotations["prometheus.io/path"])
+    assert status == 200 and "# TYPE envoy_http_downstream_rq_total counter" in before
+    for _ in range(3):
+        assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+    _, after = scrape(pod.ip)
+    assert downstream_requests(after, "http-80") >= downstream_requests(before, "http-80") + 3
+    # Only the metrics page: the rest of the admin interface stays on loopback.
+    assert scrape(pod.ip, "/config_dump")[0] == 404
+    assert scrape(pod.ip, "/quitquitquit")[0] == 404
 
 
 def test_restarting_portico_changes_no_status_and_no_xds_version(world):

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::names::{object_name, selector_labels};
-use crate::bootstrap::{self, BootstrapParams, READY_PORT, XdsTls};
+use crate::bootstrap::{self, BootstrapParams, METRICS_PATH, METRICS_PORT, READY_PORT, XdsTls};
 use crate::inputs::ObjectKey;
 use crate::pki::Issued;
 use crate::translate::infra::{self, Infra};
@@ -162,6 +162,7 @@ pub fn desired_objects(
     let mut bootstrap_params =
         BootstrapParams::new(id.clone(), settings.xds_host.clone(), settings.xds_port);
     bootstrap_params.tls = Some(xds_tls.clone());
+    bootstrap_params.metrics_port = Some(METRICS_PORT);
     // Parameters were validated; an unreadable limit counts as none.
     bootstrap_params.max_heap_bytes =
         bootstrap::max_heap_for_container(infra::memory_limit(params).ok().flatten());
@@ -185,6 +186,14 @@ pub fn desired_objects(
     pod_labels.extend(params.pod_labels.clone().unwrap_or_default());
     pod_labels.extend(selector_labels(&key.name));
     let mut pod_annotations = annotations.clone();
+    // The conventional scrape annotations; the Gateway's own win.
+    for (k, v) in [
+        ("prometheus.io/scrape", "true".to_string()),
+        ("prometheus.io/port", METRICS_PORT.to_string()),
+        ("prometheus.io/path", METRICS_PATH.to_string()),
+    ] {
+        pod_annotations.entry(k.into()).or_insert(v);
+    }
     pod_annotations.extend(params.pod_annotations.clone().unwrap_or_default());
     pod_annotations.insert(BOOTSTRAP_HASH_ANNOTATION.into(), config_hash);
     let envoy = params.envoy.clone().unwrap_or_default();
@@ -216,6 +225,7 @@ pub fn desired_objects(
                 affinity => Value::from(Serde(&params.affinity)),
                 ports => Value::from(Serde(&ports)),
                 ready_port => READY_PORT,
+                metrics_port => METRICS_PORT,
                 config_files => config_files,
                 tls_files => tls_files,
                 service_type => service_type,

@@ -127,6 +127,10 @@ impl Default for Options {
                     port: u32::from(crate::bootstrap::READY_PORT),
                     used_for: "its readiness probe",
                 },
+                gateways::ReservedPort {
+                    port: u32::from(crate::bootstrap::METRICS_PORT),
+                    used_for: "its metrics",
+                },
             ],
         }
     }
