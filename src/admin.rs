@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::accept::{AcceptBackoff, Refusals};
-use crate::xds::hub::Hub;
+use crate::metrics::Metrics;
 
 /// Connections served at once; more are closed as they arrive. Probes and
 /// scrapes take a few; the rest is room for bursts.
@@ -53,14 +53,14 @@ impl Default for Limits {
 
 /// Serves with the default limits until the task is dropped. `/readyz`
 /// answers 200 once `ready` is set.
-pub async fn serve(listener: TcpListener, hub: Arc<Hub>, ready: Arc<AtomicBool>) {
-    serve_with(listener, hub, ready, Limits::default()).await
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    serve_with(listener, metrics, ready, Limits::default()).await
 }
 
 /// Serves with `limits` until the task is dropped.
 pub async fn serve_with(
     listener: TcpListener,
-    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     limits: Limits,
 ) {
@@ -76,11 +76,11 @@ pub async fn serve_with(
             refusals.refused(limits.max_connections);
             continue;
         };
-        let hub = Arc::clone(&hub);
+        let metrics = Arc::clone(&metrics);
         let ready = Arc::clone(&ready);
         tokio::spawn(async move {
             let _slot = slot;
-            let _ = answer(stream, &hub, &ready, &limits).await;
+            let _ = answer(stream, &metrics, &ready, &limits).await;
         });
     }
 }
@@ -117,7 +117,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Head> {
 
 async fn answer(
     mut stream: TcpStream,
-    hub: &Hub,
+    metrics: &Metrics,
     ready: &AtomicBool,
     limits: &Limits,
 ) -> std::io::Result<()> {
@@ -150,7 +150,7 @@ async fn answer(
                 "/metrics" => (
                     "200 OK",
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    hub.metrics.encode(),
+                    metrics.encode(),
                 ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod events;
 pub mod inputs;
 pub mod leader;
+pub mod metrics;
 pub mod pki;
 pub mod provision;
 pub mod render;

@@ -31,6 +31,7 @@ use crate::events::GatewayEvents;
 use crate::inputs::watches::{self, Stores};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::leader::Election;
+use crate::metrics::{ControlMetrics, Metrics, Translation};
 use crate::pki::Authority;
 use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
@@ -105,9 +106,10 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
             }
         });
     }
+    let metrics = Arc::new(Metrics::new(&hub.metrics));
     tasks.spawn(crate::admin::serve(
         admin_listener,
-        Arc::clone(&hub),
+        Arc::clone(&metrics),
         Arc::clone(&ready),
     ));
     tasks.spawn(follow_ca(
@@ -145,6 +147,7 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         Arc::clone(&hub),
         translated_tx,
         Arc::clone(&ready),
+        Arc::clone(&metrics.control),
     ));
 
     let (leader_tx, leader_rx) = watch::channel(false);
@@ -161,8 +164,10 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
             client.clone(),
             settings.fleet.clone(),
             Arc::clone(&authority),
-        ),
-        status: StatusWriter::new(client.clone()),
+        )
+        .with_metrics(Arc::clone(&metrics.control)),
+        status: StatusWriter::new(client.clone()).with_metrics(Arc::clone(&metrics.control)),
+        metrics: Arc::clone(&metrics.control),
         events: GatewayEvents::new(client, Some(settings.pod_name.clone())),
         stores,
         hub: Arc::clone(&hub),
@@ -399,6 +404,7 @@ async fn translator(
     hub: Arc<Hub>,
     out: watch::Sender<Translated>,
     ready: Arc<AtomicBool>,
+    metrics: Arc<ControlMetrics>,
 ) {
     let mut previous: Translated = None;
     let mut last_good = translate::last_good::LastGood::default();
@@ -415,26 +421,33 @@ async fn translator(
             }
             held_changed |= quarantine.refresh(&current);
             let clock = std::time::Instant::now();
-            let outputs = match &previous {
+            let (outputs, how) = match &previous {
                 // A status write came back: nothing to translate, but the
                 // sinks get the live statuses.
                 Some((old_inputs, old_outputs))
                     if !held_changed && old_inputs.same_but_status(&current) =>
                 {
-                    Arc::clone(old_outputs)
+                    (Arc::clone(old_outputs), Translation::StatusOnly)
                 }
                 Some((old_inputs, old_outputs))
                     if !held_changed && old_inputs.same_but_endpoints(&current) =>
                 {
-                    Arc::new(translate::refresh_endpoints(&current, old_outputs))
+                    (
+                        Arc::new(translate::refresh_endpoints(&current, old_outputs)),
+                        Translation::Endpoints,
+                    )
                 }
                 _ => {
                     let (outputs, next) =
                         quarantine.translate(&current, &translate::Options::default(), &last_good);
                     last_good = next;
-                    Arc::new(outputs)
+                    (Arc::new(outputs), Translation::Full)
                 }
             };
+            metrics.translated(how, clock.elapsed().as_secs_f64());
+            if how == Translation::Full {
+                metrics.observe(&current, &outputs);
+            }
             held_changed = false;
             if previous
                 .as_ref()
@@ -485,6 +498,7 @@ struct Sinks {
     events: GatewayEvents,
     stores: Stores,
     hub: Arc<Hub>,
+    metrics: Arc<ControlMetrics>,
 }
 
 impl Sinks {
@@ -510,6 +524,7 @@ impl Sinks {
                 r = feedback.changed() => if r.is_err() { return },
                 r = leader.changed() => {
                     if r.is_err() { return }
+                    self.metrics.set_leader(*leader.borrow());
                     self.provisioner.resync();
                 }
                 r = authority.changed() => {
@@ -746,7 +761,13 @@ mod tests {
         let (inputs_tx, inputs_rx) = watch::channel(None);
         let (out, _out_rx) = watch::channel::<Translated>(None);
         let ready = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(translator(inputs_rx, Hub::new(), out, Arc::clone(&ready)));
+        let task = tokio::spawn(translator(
+            inputs_rx,
+            Hub::new(),
+            out,
+            Arc::clone(&ready),
+            Arc::default(),
+        ));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             !ready.load(Ordering::Relaxed),

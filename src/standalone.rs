@@ -200,7 +200,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "serving /metrics and /healthz");
             Some(tokio::spawn(crate::admin::serve(
                 listener,
-                Arc::clone(&hub),
+                Arc::new(crate::metrics::Metrics::new(&hub.metrics)),
                 Arc::new(std::sync::atomic::AtomicBool::new(true)),
             )))
         }

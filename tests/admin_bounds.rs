@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use portico::admin::{self, Limits};
+use portico::metrics::Metrics;
 use portico::xds::hub::Hub;
 
 /// The admin server on a free loopback port, with `limits` or the defaults.
@@ -20,9 +21,10 @@ fn start(rt: &tokio::runtime::Runtime, limits: Option<Limits>) -> u16 {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     let ready = Arc::new(AtomicBool::new(true));
+    let metrics = Arc::new(Metrics::new(&Hub::new().metrics));
     match limits {
-        Some(limits) => rt.spawn(admin::serve_with(listener, Hub::new(), ready, limits)),
-        None => rt.spawn(admin::serve(listener, Hub::new(), ready)),
+        Some(limits) => rt.spawn(admin::serve_with(listener, metrics, ready, limits)),
+        None => rt.spawn(admin::serve(listener, metrics, ready)),
     };
     port
 }

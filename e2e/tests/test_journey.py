@@ -601,6 +601,28 @@ def test_fleet_metrics_are_scraped_from_the_pods_metrics_port(world):
     assert scrape(pod.ip, "/quitquitquit")[0] == 404
 
 
+def metric(text, name):
+    """The value of the series `name` (with its labels) in an exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ")[1])
+    return None
+
+
+def test_operator_metrics_show_translations_objects_statuses_and_envoy_answers(world):
+    world.programmed("portico-gateway")
+    text = world.operator.metrics()
+    gw = 'gateway="default/portico-gateway"'
+    assert metric(text, "portico_leader") == 1
+    assert metric(text, 'portico_translations_total{kind="full"}') >= 1
+    assert metric(text, 'portico_objects_accepted{kind="Gateway",accepted="true"}') >= 1
+    assert metric(text, 'portico_objects{kind="HTTPRoute"}') >= 1
+    assert metric(text, 'portico_status_writes_total{kind="Gateway",result="written"}') >= 1
+    assert metric(text, f"portico_xds_gateway_acks_total{{{gw}}}") >= 1
+    assert metric(text, f'portico_xds_snapshot_resources{{{gw},resource_type="listener"}}') >= 1
+    assert metric(text, f"portico_xds_snapshot_bytes{{{gw}}}") > 0
+
+
 def test_restarting_portico_changes_no_status_and_no_xds_version(world):
     world.programmed("portico-gateway")
     time.sleep(3)  # let the last writes land

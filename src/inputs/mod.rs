@@ -94,6 +94,30 @@ pub struct Inputs {
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 impl Inputs {
+    /// How many objects of each kind are held.
+    pub fn counts(&self) -> [(&'static str, usize); 15] {
+        [
+            ("GatewayClass", self.gateway_classes.len()),
+            ("Gateway", self.gateways.len()),
+            ("HTTPRoute", self.http_routes.len()),
+            ("GRPCRoute", self.grpc_routes.len()),
+            ("TLSRoute", self.tls_routes.len()),
+            ("TCPRoute", self.tcp_routes.len()),
+            ("UDPRoute", self.udp_routes.len()),
+            ("ReferenceGrant", self.reference_grants.len()),
+            ("Service", self.services.len()),
+            (
+                "EndpointSlice",
+                self.endpoint_slices.values().map(|s| s.len()).sum(),
+            ),
+            ("Namespace", self.namespaces.len()),
+            ("Secret", self.secrets.len()),
+            ("BackendTLSPolicy", self.backend_tls_policies.len()),
+            ("ConfigMap", self.config_maps.len()),
+            ("GatewayParameters", self.gateway_parameters.len()),
+        ]
+    }
+
     /// Labels of a namespace. A namespace without an object still carries the
     /// `kubernetes.io/metadata.name` label the API server puts on every namespace.
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use super::desired::{DesiredObjects, GatewayTls, Settings, desired_objects, fleet_name};
 use crate::events::GatewayEvents;
 use crate::inputs::{Inputs, ObjectKey};
+use crate::metrics::ControlMetrics;
 use crate::pki::{Authority, Issued};
 use crate::translate::Outputs;
 use crate::translate::gateways::CONTROLLER_NAME;
@@ -74,6 +75,7 @@ pub struct Provisioner {
     authority: Arc<Authority>,
     applied: BTreeMap<ObjectKey, Applied>,
     certificates: BTreeMap<ObjectKey, Issued>,
+    metrics: Option<Arc<ControlMetrics>>,
 }
 
 impl Provisioner {
@@ -84,6 +86,19 @@ impl Provisioner {
             authority,
             applied: BTreeMap::new(),
             certificates: BTreeMap::new(),
+            metrics: None,
+        }
+    }
+
+    /// Counts failures in `metrics` by step.
+    pub fn with_metrics(mut self, metrics: Arc<ControlMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn failed(&self, step: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.provision_failed(step);
         }
     }
 
@@ -121,6 +136,7 @@ impl Provisioner {
                     client,
                 },
                 Err(e) => {
+                    self.failed("certificate");
                     events
                         .warn(gateway, "ProvisioningFailed", "Provision", e)
                         .await;
@@ -130,6 +146,7 @@ impl Provisioner {
             let desired = match desired_objects(gateway, infra, &self.settings, &tls) {
                 Ok(d) => d,
                 Err(e) => {
+                    self.failed("render");
                     events
                         .warn(gateway, "ProvisioningFailed", "Provision", e)
                         .await;
@@ -163,6 +180,7 @@ impl Provisioner {
                 }
                 Err(e) => {
                     self.applied.remove(key);
+                    self.failed("apply");
                     tracing::warn!(gateway = %key, error = %e, "provisioning failed");
                     events
                         .warn(
@@ -252,6 +270,7 @@ impl Provisioner {
             delete::<ServiceAccount>(c, ns, &name, &owner, &dp).await,
         ];
         for e in results.into_iter().filter_map(Result::err) {
+            self.failed("remove");
             tracing::warn!(gateway = %key, error = %e, "removing a fleet object failed");
         }
         self.applied.remove(key);

@@ -11,7 +11,8 @@
 //! What was sent for an object that no longer exists is forgotten.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::StreamExt;
 use gateway_api::apis::standard::backendtlspolicies::{BackendTlsPolicy, BackendTlsPolicyStatus};
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 
 use super::gateway::{Observed, observe, requested};
 use crate::inputs::{Inputs, ObjectKey};
+use crate::metrics::ControlMetrics;
 use crate::provision::apply::FIELD_MANAGER;
 use crate::translate::Outputs;
 use crate::translate::conditions::Condition;
@@ -46,6 +48,17 @@ pub enum Kind {
     Gateway,
     Route(RouteKind),
     BackendTlsPolicy,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GatewayClass => "GatewayClass",
+            Self::Gateway => "Gateway",
+            Self::Route(kind) => kind.name(),
+            Self::BackendTlsPolicy => "BackendTLSPolicy",
+        }
+    }
 }
 
 /// A route object whose `status.parents` the writer reads.
@@ -418,6 +431,7 @@ fn forget_gone(sent: &mut Sent, inputs: &Inputs) {
 pub struct StatusWriter {
     client: Client,
     sent: Mutex<Sent>,
+    metrics: Option<Arc<ControlMetrics>>,
 }
 
 impl StatusWriter {
@@ -425,7 +439,14 @@ impl StatusWriter {
         Self {
             client,
             sent: Mutex::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts writes and their latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<ControlMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Forgets what was sent for objects `inputs` no longer holds.
@@ -456,7 +477,16 @@ impl StatusWriter {
         };
         let results: Vec<bool> = futures::stream::iter(fresh)
             .map(|w| async move {
+                let started = Instant::now();
                 let result = self.send(&w).await;
+                if let Some(m) = &self.metrics {
+                    let outcome = match &result {
+                        Ok(()) => "written",
+                        Err(kube::Error::Api(e)) if e.code == 409 => "conflict",
+                        Err(_) => "failed",
+                    };
+                    m.status_written(w.kind.name(), outcome, started.elapsed().as_secs_f64());
+                }
                 match result {
                     Ok(()) => {
                         self.sent

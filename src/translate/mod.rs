@@ -59,6 +59,30 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// Per route kind (and `BackendTLSPolicy`), one entry per object:
+    /// whether every parent (ancestor) accepts it.
+    pub fn route_parents(&self) -> Vec<(&'static str, Vec<bool>)> {
+        let accepted = |conditions: &[conditions::Condition]| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
+        };
+        let mut by_kind: BTreeMap<&'static str, Vec<bool>> = BTreeMap::new();
+        for ((kind, _), route) in &self.routes {
+            by_kind
+                .entry(kind.name())
+                .or_default()
+                .push(route.parents.iter().all(|p| accepted(&p.conditions)));
+        }
+        let policies = self
+            .backend_tls_policies
+            .values()
+            .map(|p| p.ancestors.iter().all(|a| accepted(&a.conditions)))
+            .collect();
+        by_kind.insert("BackendTLSPolicy", policies);
+        by_kind.into_iter().collect()
+    }
+
     fn add_route(&mut self, head: &routes::RouteHead<'_>, parents: Vec<status::RouteParentStatus>) {
         if !parents.is_empty() {
             self.routes

@@ -17,9 +17,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::cache::{ResourceType, Snapshot};
 use super::delta::Feedback;
-use super::metrics::{GatewayLabel, TypeLabel, XdsMetrics};
+use super::metrics::{GatewayLabel, GatewayTypeLabel, TypeLabel, XdsMetrics};
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
+use crate::translate::envoy::EnvoyResources;
 use crate::translate::quarantine::Quarantine;
 
 /// Every Gateway's snapshot, keyed by `<namespace>/<name>` (Envoy's `node.cluster`).
@@ -143,7 +144,10 @@ impl Hub {
             let snapshot = Snapshot::from_resources(&gateway.resources);
             let entry = match current.get(&id) {
                 Some(old) if **old == snapshot => Arc::clone(old),
-                _ => Arc::new(snapshot),
+                _ => {
+                    self.measure(&id, &gateway.resources);
+                    Arc::new(snapshot)
+                }
             };
             next.insert(id, entry);
         }
@@ -164,6 +168,31 @@ impl Hub {
         }
     }
 
+    /// Sets the snapshot size metrics of Gateway `id`.
+    fn measure(&self, id: &str, r: &EnvoyResources) {
+        let mut bytes = 0usize;
+        for (kind, list) in [
+            (ResourceType::Secret, &r.secrets),
+            (ResourceType::Cluster, &r.clusters),
+            (ResourceType::Endpoint, &r.endpoints),
+            (ResourceType::Listener, &r.listeners),
+            (ResourceType::Route, &r.routes),
+        ] {
+            bytes += list.iter().map(|x| x.body.len()).sum::<usize>();
+            self.metrics
+                .snapshot_resources
+                .get_or_create(&GatewayTypeLabel {
+                    gateway: id.into(),
+                    resource_type: TypeLabel::of(kind).resource_type,
+                })
+                .set(i64::try_from(list.len()).unwrap_or(i64::MAX));
+        }
+        self.metrics
+            .snapshot_bytes
+            .get_or_create(&GatewayLabel { gateway: id.into() })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
     /// Drops the feedback and stream metric of every Gateway that is not
     /// published and has no open stream.
     fn forget_gone(&self) {
@@ -172,9 +201,7 @@ impl Hub {
         all.retain(|gateway, f| {
             let keep = f.streams > 0 || published.contains_key(gateway);
             if !keep {
-                self.metrics.streams.remove(&GatewayLabel {
-                    gateway: gateway.clone(),
-                });
+                self.metrics.forget(gateway);
             }
             keep
         });
@@ -250,15 +277,21 @@ impl Hub {
     }
 
     pub(crate) fn record(&self, gateway: &str, feedback: &Feedback) {
+        let label = GatewayLabel {
+            gateway: gateway.into(),
+        };
         match feedback {
             Feedback::Ack { kind, .. } => {
-                self.metrics.acks.get_or_create(&TypeLabel::of(*kind)).inc()
+                self.metrics.acks.get_or_create(&TypeLabel::of(*kind)).inc();
+                self.metrics.gateway_acks.get_or_create(&label).inc();
             }
-            Feedback::Nack { kind, .. } => self
-                .metrics
-                .nacks
-                .get_or_create(&TypeLabel::of(*kind))
-                .inc(),
+            Feedback::Nack { kind, .. } => {
+                self.metrics
+                    .nacks
+                    .get_or_create(&TypeLabel::of(*kind))
+                    .inc();
+                self.metrics.gateway_nacks.get_or_create(&label).inc();
+            }
         };
         {
             let mut all = self.lock();
@@ -329,7 +362,7 @@ impl Hub {
             if streams == Some(0) && !self.snapshots.borrow().contains_key(gateway) {
                 // The last Envoy of a Gateway that is gone.
                 all.remove(gateway);
-                self.metrics.streams.remove(&label);
+                self.metrics.forget(gateway);
             } else {
                 self.metrics.streams.get_or_create(&label).dec();
             }

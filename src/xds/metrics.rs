@@ -1,8 +1,10 @@
 //! xDS metrics in the Prometheus text format: open streams per Gateway,
-//! responses pushed, ACKs and NACKs by resource type, the time from a
-//! snapshot change to the responses for it being handed to the stream, and
-//! the server's limits at work (open connections, TLS handshakes in progress,
-//! connections and streams refused by reason).
+//! responses pushed, ACKs and NACKs by resource type and by Gateway, each
+//! Gateway's snapshot size, the time from a snapshot change to the responses
+//! for it being handed to the stream, and the server's limits at work (open
+//! connections, TLS handshakes in progress, connections and streams refused
+//! by reason). Series labelled by Gateway go when the Gateway does, so their
+//! number is bounded by the Gateways served.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +38,12 @@ impl TypeLabel {
             resource_type: name.into(),
         }
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayTypeLabel {
+    pub gateway: String,
+    pub resource_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +82,12 @@ pub struct XdsMetrics {
     pub pushes: Family<TypeLabel, Counter>,
     pub acks: Family<TypeLabel, Counter>,
     pub nacks: Family<TypeLabel, Counter>,
+    pub gateway_acks: Family<GatewayLabel, Counter>,
+    pub gateway_nacks: Family<GatewayLabel, Counter>,
+    /// Resources in each Gateway's current snapshot, by type.
+    pub snapshot_resources: Family<GatewayTypeLabel, Gauge>,
+    /// Encoded bytes of each Gateway's current snapshot.
+    pub snapshot_bytes: Family<GatewayLabel, Gauge>,
     pub push_latency: Histogram,
     /// Open connections, from accept (TLS handshake included) to close.
     pub connections: Gauge,
@@ -85,55 +99,100 @@ pub struct XdsMetrics {
 
 impl Default for XdsMetrics {
     fn default() -> Self {
-        let streams = Family::<GatewayLabel, Gauge>::default();
-        let pushes = Family::<TypeLabel, Counter>::default();
-        let acks = Family::<TypeLabel, Counter>::default();
-        let nacks = Family::<TypeLabel, Counter>::default();
-        // 0.1 ms to about 1.6 s.
-        let push_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
-        let connections = Gauge::default();
-        let handshakes = Gauge::default();
-        let refused = Family::<ReasonLabel, Counter>::default();
-        let mut registry = Registry::with_prefix("portico_xds");
-        registry.register("streams", "Open ADS streams per Gateway", streams.clone());
-        registry.register("pushes", "Responses sent to Envoys", pushes.clone());
-        registry.register("acks", "Responses Envoys accepted", acks.clone());
-        registry.register("nacks", "Responses Envoys rejected", nacks.clone());
-        registry.register(
-            "push_latency_seconds",
-            "Time from a snapshot change to its responses being queued on a stream",
-            push_latency.clone(),
-        );
-        registry.register(
-            "connections",
-            "Open xDS connections, TLS handshakes included",
-            connections.clone(),
-        );
-        registry.register(
-            "handshakes",
-            "TLS handshakes in progress",
-            handshakes.clone(),
-        );
-        registry.register(
-            "refused",
-            "Connections and streams dropped before being served, by reason",
-            refused.clone(),
-        );
-        Self {
-            streams,
-            pushes,
-            acks,
-            nacks,
-            push_latency,
-            connections,
-            handshakes,
-            refused,
-            registry,
-        }
+        let mut metrics = Self {
+            streams: Family::default(),
+            pushes: Family::default(),
+            acks: Family::default(),
+            nacks: Family::default(),
+            gateway_acks: Family::default(),
+            gateway_nacks: Family::default(),
+            snapshot_resources: Family::default(),
+            snapshot_bytes: Family::default(),
+            // 0.1 ms to about 1.6 s.
+            push_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            connections: Gauge::default(),
+            handshakes: Gauge::default(),
+            refused: Family::default(),
+            registry: Registry::default(),
+        };
+        let mut registry = Registry::default();
+        metrics.register(registry.sub_registry_with_prefix("portico_xds"));
+        metrics.registry = registry;
+        metrics
     }
 }
 
 impl XdsMetrics {
+    /// Registers every metric (shared, not copied) in `registry`, which
+    /// carries the `portico_xds` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "streams",
+            "Open ADS streams per Gateway",
+            self.streams.clone(),
+        );
+        registry.register("pushes", "Responses sent to Envoys", self.pushes.clone());
+        registry.register("acks", "Responses Envoys accepted", self.acks.clone());
+        registry.register("nacks", "Responses Envoys rejected", self.nacks.clone());
+        registry.register(
+            "gateway_acks",
+            "Responses Envoys accepted, per Gateway",
+            self.gateway_acks.clone(),
+        );
+        registry.register(
+            "gateway_nacks",
+            "Responses Envoys rejected, per Gateway",
+            self.gateway_nacks.clone(),
+        );
+        registry.register(
+            "snapshot_resources",
+            "Resources in the Gateway's current snapshot, by type",
+            self.snapshot_resources.clone(),
+        );
+        registry.register(
+            "snapshot_bytes",
+            "Encoded size of the Gateway's current snapshot",
+            self.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "push_latency_seconds",
+            "Time from a snapshot change to its responses being queued on a stream",
+            self.push_latency.clone(),
+        );
+        registry.register(
+            "connections",
+            "Open xDS connections, TLS handshakes included",
+            self.connections.clone(),
+        );
+        registry.register(
+            "handshakes",
+            "TLS handshakes in progress",
+            self.handshakes.clone(),
+        );
+        registry.register(
+            "refused",
+            "Connections and streams dropped before being served, by reason",
+            self.refused.clone(),
+        );
+    }
+
+    /// Drops every series labelled with `gateway`.
+    pub fn forget(&self, gateway: &str) {
+        let label = GatewayLabel {
+            gateway: gateway.into(),
+        };
+        self.streams.remove(&label);
+        self.gateway_acks.remove(&label);
+        self.gateway_nacks.remove(&label);
+        self.snapshot_bytes.remove(&label);
+        for kind in ResourceType::PUSH_ORDER {
+            self.snapshot_resources.remove(&GatewayTypeLabel {
+                gateway: gateway.into(),
+                resource_type: TypeLabel::of(kind).resource_type,
+            });
+        }
+    }
+
     pub fn refused(&self, why: Refusal) {
         self.refused.get_or_create(&why.label()).inc();
     }
