@@ -77,8 +77,52 @@ pub struct ControlMetrics {
     leader: Gauge,
 }
 
+/// Steps of provisioning that can fail.
+const PROVISION_STEPS: [&str; 4] = ["certificate", "render", "apply", "remove"];
+/// Kinds whose status portico writes, and how a write ends.
+const WRITTEN_KINDS: [&str; 8] = [
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "GRPCRoute",
+    "TLSRoute",
+    "TCPRoute",
+    "UDPRoute",
+    "BackendTLSPolicy",
+];
+const WRITE_RESULTS: [&str; 3] = ["written", "conflict", "failed"];
+
 impl Default for ControlMetrics {
     fn default() -> Self {
+        let metrics = Self::empty();
+        // Every series exists from the start, at zero: a rate or an alert
+        // over it works before the first event.
+        for how in [
+            Translation::Full,
+            Translation::Endpoints,
+            Translation::StatusOnly,
+        ] {
+            drop(metrics.translations.get_or_create(&how.label()));
+            drop(metrics.translation_seconds.get_or_create(&how.label()));
+        }
+        for step in PROVISION_STEPS {
+            drop(metrics.provision_errors.get_or_create(&StepLabel { step }));
+        }
+        for kind in WRITTEN_KINDS {
+            for result in WRITE_RESULTS {
+                drop(
+                    metrics
+                        .status_writes
+                        .get_or_create(&WriteLabel { kind, result }),
+                );
+            }
+        }
+        metrics
+    }
+}
+
+impl ControlMetrics {
+    fn empty() -> Self {
         Self {
             translations: Family::default(),
             // 0.1 ms to about 3 s.
@@ -94,9 +138,7 @@ impl Default for ControlMetrics {
             leader: Gauge::default(),
         }
     }
-}
 
-impl ControlMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "translations",

@@ -4,6 +4,7 @@ an Envoy rejection, and a portico restart. Tests run in file order against
 one World; each leaves the seed Gateway serving."""
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -12,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from e2e.harness.certs import Ca, tls_secret
-from e2e.harness.cluster import condition, wait_for
+from e2e.harness.cluster import REPO, condition, wait_for
 from e2e.harness.network import ns_exec
 from e2e.harness.portico_run import Operator
 from e2e.harness.world import PORTICO
@@ -621,6 +622,33 @@ def test_operator_metrics_show_translations_objects_statuses_and_envoy_answers(w
     assert metric(text, f"portico_xds_gateway_acks_total{{{gw}}}") >= 1
     assert metric(text, f'portico_xds_snapshot_resources{{{gw},resource_type="listener"}}') >= 1
     assert metric(text, f"portico_xds_snapshot_bytes{{{gw}}}") > 0
+
+
+def dashboard_metrics(path):
+    """The metric names every panel of a Grafana dashboard queries."""
+    names = set()
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel["targets"]:
+            expr = re.sub(r"by \([^)]*\)", "", target["expr"])
+            expr = re.sub(r"\{[^}]*\}", "", expr)
+            names.update(re.findall(r"\b(?:portico|envoy)_[a-z0-9_]+", expr))
+    return names
+
+
+def test_every_dashboard_panel_queries_an_exported_metric(world):
+    world.programmed("portico-gateway")
+    for _ in range(3):
+        assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+    pod = world.fleets.pods[("default", FLEET)]
+    exported = world.operator.metrics() + scrape(pod.ip)[1]
+    series = {re.split(r"[{ ]", l, maxsplit=1)[0] for l in exported.splitlines() if l and l[0] != "#"}
+    dashboards = sorted((REPO / "deploy" / "helm" / "portico" / "dashboards").glob("*.json"))
+    assert len(dashboards) == 2
+    for dashboard in dashboards:
+        wanted = dashboard_metrics(dashboard)
+        assert len(wanted) >= 8, dashboard
+        missing = sorted(wanted - series)
+        assert not missing, f"{dashboard.name} queries metrics nobody exports: {missing}"
 
 
 def test_restarting_portico_changes_no_status_and_no_xds_version(world):

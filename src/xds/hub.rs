@@ -339,12 +339,13 @@ impl Hub {
             // close that forgets the Gateway cannot remove a fresh count.
             let mut all = self.lock();
             all.entry(gateway.to_string()).or_default().streams += 1;
-            self.metrics
-                .streams
-                .get_or_create(&GatewayLabel {
-                    gateway: gateway.into(),
-                })
-                .inc();
+            let label = GatewayLabel {
+                gateway: gateway.into(),
+            };
+            self.metrics.streams.get_or_create(&label).inc();
+            // Zero until the first answer: a rate over them works at once.
+            drop(self.metrics.gateway_acks.get_or_create(&label));
+            drop(self.metrics.gateway_nacks.get_or_create(&label));
         }
         self.feedback_changed.send_modify(|n| *n += 1);
     }

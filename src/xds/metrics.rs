@@ -115,6 +115,14 @@ impl Default for XdsMetrics {
             refused: Family::default(),
             registry: Registry::default(),
         };
+        for why in [
+            Refusal::ConnectionLimit,
+            Refusal::StreamLimit,
+            Refusal::HandshakeTimeout,
+            Refusal::HandshakeFailed,
+        ] {
+            drop(metrics.refused.get_or_create(&why.label()));
+        }
         let mut registry = Registry::default();
         metrics.register(registry.sub_registry_with_prefix("portico_xds"));
         metrics.registry = registry;
