@@ -39,6 +39,7 @@ pub const SUPPORTED: &[&str] = &[
     "HTTPRouteRetry",
     "HTTPRouteRetryBackoff",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
     "TLSRoute",
     "TLSRouteModeMixed",
