@@ -654,7 +654,7 @@ pub(super) fn mark_overlapping_tls(listeners: &mut [ListenerModel]) {
 /// Marks listeners that cannot share their port: different protocols
 /// (ProtocolConflict), the same hostname twice (HostnameConflict), or two
 /// listener ports that land on the same container port (PortUnavailable).
-pub(super) fn mark_conflicts(listeners: &mut [ListenerModel]) {
+fn mark_conflicts(listeners: &mut [ListenerModel]) {
     let accepted: Vec<bool> = listeners
         .iter()
         .map(|l| l.conditions.is_true(spec::ACCEPTED))

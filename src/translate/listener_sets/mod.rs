@@ -220,7 +220,7 @@ impl Merge<'_> {
             return refused(key, conditions, NOT_ALLOWED, why, Vec::new());
         }
         let mut listeners = self.listeners(set, &key);
-        mark_against(&model.listeners, &mut listeners, &model.key);
+        mark_in_order(&model.listeners, &mut listeners, &model.key);
         let invalid: Vec<String> = listeners
             .iter()
             .filter(|l| !l.is_ready())
@@ -265,8 +265,8 @@ impl Merge<'_> {
         }
     }
 
-    /// A ListenerSet's listeners validated as a Gateway's are, among
-    /// themselves (names, reserved ports, conflicts).
+    /// A ListenerSet's listeners validated as a Gateway's are (names and
+    /// reserved ports too); conflicts come after, in order.
     fn listeners(&self, set: &ListenerSet, key: &ObjectKey) -> Vec<ListenerModel> {
         let mut listeners: Vec<ListenerModel> = set
             .spec
@@ -292,66 +292,98 @@ impl Merge<'_> {
             .collect();
         gateways::mark_duplicate_names(&mut listeners);
         gateways::mark_reserved_ports(&mut listeners, self.reserved);
-        gateways::mark_conflicts(&mut listeners);
         listeners
     }
 }
 
-/// Marks each listener of `later` that cannot share its port with a
-/// listener of `earlier` that holds it (accepted, not conflicted): another
-/// protocol (ProtocolConflict), the same hostname (HostnameConflict), or
-/// another listener port landing on the same container port
-/// (PortUnavailable). The earlier listener keeps what it holds.
-fn mark_against(earlier: &[ListenerModel], later: &mut [ListenerModel], gateway: &ObjectKey) {
+/// Why a listener cannot have what it asks for.
+enum Clash {
+    /// Another protocol on the port, or the same hostname.
+    Conflict(&'static str, String),
+    /// Its container port is another listener port's.
+    PortUnavailable(String),
+}
+
+/// Judges each listener of `later` in order against every listener before
+/// it that holds a port (accepted, not conflicted): those of `earlier` (the
+/// Gateway's own and earlier ListenerSets') and those before it in `later`.
+/// The earlier listener keeps what it holds; the later one is
+/// `Conflicted` (ProtocolConflict, HostnameConflict; the same reason on its
+/// `Accepted`) or `Accepted=False/PortUnavailable`. The others get
+/// `Conflicted=False/NoConflicts`.
+fn mark_in_order(earlier: &[ListenerModel], later: &mut [ListenerModel], gateway: &ObjectKey) {
+    for i in 0..later.len() {
+        let (before, rest) = later.split_at_mut(i);
+        let Some(me) = rest.first_mut() else {
+            continue;
+        };
+        let clash = if me.conditions.is_true(spec::ACCEPTED) {
+            let holders = earlier.iter().chain(before.iter());
+            clash(me, holders.filter(|l| l.is_attachable()), gateway)
+        } else {
+            None
+        };
+        match clash {
+            Some(Clash::Conflict(reason, message)) => {
+                me.conditions
+                    .set(spec::CONFLICTED, true, reason, message.clone());
+                me.conditions.set(spec::ACCEPTED, false, reason, message);
+            }
+            Some(Clash::PortUnavailable(message)) => {
+                me.conditions
+                    .set(spec::ACCEPTED, false, spec::PORT_UNAVAILABLE, message);
+                me.conditions
+                    .set(spec::CONFLICTED, false, spec::NO_CONFLICTS, "no conflicts");
+            }
+            None => me
+                .conditions
+                .set(spec::CONFLICTED, false, spec::NO_CONFLICTS, "no conflicts"),
+        }
+    }
+}
+
+/// The first clash of `me` with a listener of `holders`, if any.
+fn clash<'a>(
+    me: &ListenerModel,
+    holders: impl Iterator<Item = &'a ListenerModel>,
+    gateway: &ObjectKey,
+) -> Option<Clash> {
     let udp = |l: &ListenerModel| l.protocol.is_some_and(Protocol::is_udp);
     // TLS listeners of both modes share a port, told apart by SNI.
     let family = |l: &ListenerModel| l.protocol.as_ref().map(std::mem::discriminant);
-    for me in later.iter_mut().filter(|l| l.is_attachable()) {
-        let mut verdict: Option<(&'static str, String)> = None;
-        for other in earlier.iter().filter(|l| l.is_attachable()) {
-            if other.port == me.port && udp(other) == udp(me) {
-                if family(other) != family(me) {
-                    verdict = Some((
-                        spec::PROTOCOL_CONFLICT,
-                        format!(
-                            "port {} is already used by {} with another protocol",
-                            me.port,
-                            other.describe(gateway)
-                        ),
-                    ));
-                } else if other.hostname == me.hostname {
-                    verdict = Some((
-                        spec::HOSTNAME_CONFLICT,
-                        format!(
-                            "{} already uses port {} and hostname {:?}",
-                            other.describe(gateway),
-                            me.port,
-                            me.hostname.as_deref().unwrap_or("")
-                        ),
-                    ));
-                }
-            } else if other.port != me.port
-                && other.container_port == me.container_port
-                && udp(other) == udp(me)
-            {
-                let message = format!(
-                    "port {} maps to container port {}, which {} already uses",
-                    me.port,
-                    me.container_port,
-                    other.describe(gateway)
-                );
-                me.conditions
-                    .set(spec::ACCEPTED, false, spec::PORT_UNAVAILABLE, message);
-                break;
-            }
-            if verdict.is_some() {
-                break;
-            }
+    for other in holders {
+        if udp(other) != udp(me) {
+            continue;
         }
-        if let Some((reason, message)) = verdict {
-            me.conditions
-                .set(spec::CONFLICTED, true, reason, message.clone());
-            me.conditions.set(spec::ACCEPTED, false, reason, message);
+        if other.port == me.port && family(other) != family(me) {
+            return Some(Clash::Conflict(
+                spec::PROTOCOL_CONFLICT,
+                format!(
+                    "port {} is already used by {} with another protocol",
+                    me.port,
+                    other.describe(gateway)
+                ),
+            ));
+        }
+        if other.port == me.port && other.hostname == me.hostname {
+            return Some(Clash::Conflict(
+                spec::HOSTNAME_CONFLICT,
+                format!(
+                    "{} already uses port {} and hostname {:?}",
+                    other.describe(gateway),
+                    me.port,
+                    me.hostname.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        if other.port != me.port && other.container_port == me.container_port {
+            return Some(Clash::PortUnavailable(format!(
+                "port {} maps to container port {}, which {} already uses",
+                me.port,
+                me.container_port,
+                other.describe(gateway)
+            )));
         }
     }
+    None
 }
