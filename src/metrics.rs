@@ -80,9 +80,10 @@ pub struct ControlMetrics {
 /// Steps of provisioning that can fail.
 const PROVISION_STEPS: [&str; 4] = ["certificate", "render", "apply", "remove"];
 /// Kinds whose status portico writes, and how a write ends.
-const WRITTEN_KINDS: [&str; 8] = [
+const WRITTEN_KINDS: [&str; 9] = [
     "GatewayClass",
     "Gateway",
+    "ListenerSet",
     "HTTPRoute",
     "GRPCRoute",
     "TLSRoute",
@@ -249,6 +250,17 @@ fn accepted_counts(outputs: &Outputs) -> Vec<(&'static str, usize, usize)> {
             .filter(|g| !gateway(&g.status))
             .count(),
     )];
+    let sets = outputs
+        .listener_sets
+        .values()
+        .filter(|s| {
+            s.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
+        })
+        .count();
+    out.push(("ListenerSet", sets, outputs.listener_sets.len() - sets));
     for (kind, parents) in outputs.route_parents() {
         let accepted = parents.iter().filter(|all_accepted| **all_accepted).count();
         out.push((kind, accepted, parents.len() - accepted));

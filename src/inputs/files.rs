@@ -112,6 +112,9 @@ fn parse_object(value: yaml_serde::Value) -> Result<Option<InputObject>, String>
         ("gateway.networking.k8s.io", "Gateway") => {
             InputObject::Gateway(namespaced(typed(value, &kind)?))
         }
+        ("gateway.networking.k8s.io", "ListenerSet") => {
+            InputObject::ListenerSet(namespaced(typed(value, &kind)?))
+        }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             InputObject::HttpRoute(namespaced(typed(value, &kind)?))
         }

@@ -20,6 +20,7 @@ use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
@@ -68,6 +69,8 @@ type Store<K> = BTreeMap<ObjectKey, Arc<K>>;
 pub struct Inputs {
     pub gateway_classes: Store<GatewayClass>,
     pub gateways: Store<Gateway>,
+    /// ListenerSets: more listeners for a Gateway that allows them.
+    pub listener_sets: Store<ListenerSet>,
     pub http_routes: Store<HttpRoute>,
     pub grpc_routes: Store<GrpcRoute>,
     pub tls_routes: Store<TlsRoute>,
@@ -95,10 +98,11 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 impl Inputs {
     /// How many objects of each kind are held.
-    pub fn counts(&self) -> [(&'static str, usize); 15] {
+    pub fn counts(&self) -> [(&'static str, usize); 16] {
         [
             ("GatewayClass", self.gateway_classes.len()),
             ("Gateway", self.gateways.len()),
+            ("ListenerSet", self.listener_sets.len()),
             ("HTTPRoute", self.http_routes.len()),
             ("GRPCRoute", self.grpc_routes.len()),
             ("TLSRoute", self.tls_routes.len()),
@@ -137,6 +141,7 @@ impl Inputs {
     pub fn same_but_endpoints(&self, other: &Inputs) -> bool {
         self.gateway_classes == other.gateway_classes
             && self.gateways == other.gateways
+            && self.listener_sets == other.listener_sets
             && self.http_routes == other.http_routes
             && self.grpc_routes == other.grpc_routes
             && self.tls_routes == other.tls_routes
@@ -153,7 +158,7 @@ impl Inputs {
 
     /// Whether `other` differs from this snapshot only in what translation
     /// never reads: the status (and resource version) of GatewayClasses,
-    /// Gateways and routes, which change with every status write. Their
+    /// Gateways, ListenerSets and routes, which change with every status write. Their
     /// spec changes bump `metadata.generation`; everything else must be equal.
     pub fn same_but_status(&self, other: &Inputs) -> bool {
         fn same_generations<K: ResourceExt>(a: &Store<K>, b: &Store<K>) -> bool {
@@ -168,6 +173,7 @@ impl Inputs {
         }
         same_generations(&self.gateway_classes, &other.gateway_classes)
             && same_generations(&self.gateways, &other.gateways)
+            && same_generations(&self.listener_sets, &other.listener_sets)
             && same_generations(&self.http_routes, &other.http_routes)
             && same_generations(&self.grpc_routes, &other.grpc_routes)
             && same_generations(&self.tls_routes, &other.tls_routes)
@@ -217,6 +223,7 @@ pub struct InputsBuilder {
 pub enum InputObject {
     GatewayClass(GatewayClass),
     Gateway(Gateway),
+    ListenerSet(ListenerSet),
     HttpRoute(HttpRoute),
     GrpcRoute(GrpcRoute),
     TlsRoute(TlsRoute),
@@ -242,6 +249,9 @@ impl InputsBuilder {
             }
             InputObject::Gateway(o) => {
                 i.gateways.insert(ObjectKey::of(&o), Arc::new(o));
+            }
+            InputObject::ListenerSet(o) => {
+                i.listener_sets.insert(ObjectKey::of(&o), Arc::new(o));
             }
             InputObject::HttpRoute(o) => {
                 i.http_routes.insert(ObjectKey::of(&o), Arc::new(o));

@@ -30,6 +30,7 @@ use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
@@ -78,7 +79,7 @@ pub struct Relevance {
 
 impl Relevance {
     /// Our class names, every Service a route names as a backend, every
-    /// Secret a listener names.
+    /// Secret a listener (of a Gateway or a ListenerSet) names.
     pub fn of(inputs: &Inputs) -> Self {
         let classes: BTreeSet<String> = inputs
             .gateway_classes
@@ -146,6 +147,12 @@ impl Relevance {
         l4_backends!(inputs.tcp_routes);
         l4_backends!(inputs.udp_routes);
         let mut secrets = BTreeSet::new();
+        let mut certificate = |namespace: &str, name: &str, ns: &Option<String>| {
+            secrets.insert(ObjectKey::new(
+                ns.clone().unwrap_or_else(|| namespace.to_string()),
+                name.to_string(),
+            ));
+        };
         for gateway in inputs.gateways.values() {
             let namespace = gateway.namespace().unwrap_or_default();
             for l in &gateway.spec.listeners {
@@ -154,10 +161,19 @@ impl Relevance {
                     .iter()
                     .flat_map(|t| t.certificate_refs.iter().flatten());
                 for r in refs {
-                    secrets.insert(ObjectKey::new(
-                        r.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                        r.name.clone(),
-                    ));
+                    certificate(&namespace, &r.name, &r.namespace);
+                }
+            }
+        }
+        for set in inputs.listener_sets.values() {
+            let namespace = set.namespace().unwrap_or_default();
+            for l in &set.spec.listeners {
+                let refs = l
+                    .tls
+                    .iter()
+                    .flat_map(|t| t.certificate_refs.iter().flatten());
+                for r in refs {
+                    certificate(&namespace, &r.name, &r.namespace);
                 }
             }
         }
@@ -269,6 +285,7 @@ pub(super) fn strip<K: ResourceExt>(o: &mut K) {
 pub struct Stores {
     pub gateway_classes: Store<GatewayClass>,
     pub gateways: Store<Gateway>,
+    pub listener_sets: Store<ListenerSet>,
     pub http_routes: Store<HttpRoute>,
     pub grpc_routes: Store<GrpcRoute>,
     pub tls_routes: Store<TlsRoute>,
@@ -294,6 +311,7 @@ impl Stores {
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.gateway_classes.wait_until_ready().await?;
         self.gateways.wait_until_ready().await?;
+        self.listener_sets.wait_until_ready().await?;
         self.http_routes.wait_until_ready().await?;
         self.grpc_routes.wait_until_ready().await?;
         self.tls_routes.wait_until_ready().await?;
@@ -315,6 +333,7 @@ impl Stores {
         let mut inputs = Inputs::default();
         fill(&mut inputs.gateway_classes, &self.gateway_classes);
         fill(&mut inputs.gateways, &self.gateways);
+        fill(&mut inputs.listener_sets, &self.listener_sets);
         fill(&mut inputs.http_routes, &self.http_routes);
         fill(&mut inputs.grpc_routes, &self.grpc_routes);
         fill(&mut inputs.tls_routes, &self.tls_routes);
@@ -381,6 +400,7 @@ pub struct KubeSource {
 /// once discovery finds it served; until then its store stays empty.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OptionalKinds {
+    pub listener_sets: bool,
     pub grpc_routes: bool,
     pub tls_routes: bool,
     pub tcp_routes: bool,
@@ -405,6 +425,7 @@ impl OptionalKinds {
         let v1alpha2 = served(client, "gateway.networking.k8s.io/v1alpha2").await?;
         let has = |list: &[String], plural: &str| list.iter().any(|r| r == plural);
         Ok(Self {
+            listener_sets: has(&v1, "listenersets"),
             grpc_routes: has(&v1, "grpcroutes"),
             tls_routes: has(&v1, "tlsroutes"),
             tcp_routes: has(&v1alpha2, "tcproutes"),
@@ -417,6 +438,7 @@ impl OptionalKinds {
     /// watch retries on its own if the CRD goes away).
     pub fn union(self, other: Self) -> Self {
         Self {
+            listener_sets: self.listener_sets || other.listener_sets,
             grpc_routes: self.grpc_routes || other.grpc_routes,
             tls_routes: self.tls_routes || other.tls_routes,
             tcp_routes: self.tcp_routes || other.tcp_routes,
@@ -572,6 +594,7 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
             reader
         }};
     }
+    let listener_sets = optional!(listener_sets);
     let grpc_routes = optional!(grpc_routes);
     let tls_routes = optional!(tls_routes);
     let tcp_routes = optional!(tcp_routes);
@@ -634,6 +657,7 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
     let stores = Stores {
         gateway_classes,
         gateways,
+        listener_sets,
         http_routes,
         grpc_routes,
         tls_routes,
@@ -907,6 +931,7 @@ mod tests {
         let stores = Stores {
             gateway_classes: listed(),
             gateways: listed(),
+            listener_sets: listed(),
             http_routes: listed(),
             grpc_routes: grpc_reader,
             tls_routes: listed(),
@@ -994,6 +1019,7 @@ mod tests {
         let stores = Stores {
             gateway_classes: listed(),
             gateways: listed(),
+            listener_sets: listed(),
             http_routes: listed(),
             grpc_routes: listed(),
             tls_routes: listed(),

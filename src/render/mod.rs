@@ -1,6 +1,7 @@
 //! The `render` view of `Outputs`: per Gateway, its Envoy resources in Envoy's
-//! JSON form and its status, plus the statuses of classes and routes, as one
-//! JSON document (printed as JSON or YAML by the CLI, snapshotted by tests).
+//! JSON form and its status, plus the statuses of classes, ListenerSets and
+//! routes, as one JSON document (printed as JSON or YAML by the CLI,
+//! snapshotted by tests).
 
 pub mod envoy_json;
 
@@ -69,8 +70,30 @@ pub fn statuses(outputs: &Outputs) -> Value {
         .collect();
     let mut doc =
         json!({"gatewayClasses": classes(outputs), "gateways": gateways, "routes": routes});
+    add_listener_sets(&mut doc, outputs, None);
     add_policies(&mut doc, outputs, None);
     doc
+}
+
+/// ListenerSet statuses, when there are any (of the Gateway `only`, if
+/// given).
+fn add_listener_sets(doc: &mut Value, outputs: &Outputs, only: Option<&ObjectKey>) {
+    let sets: Vec<Value> = outputs
+        .listener_sets
+        .iter()
+        .filter(|(_, set)| only.is_none_or(|o| *o == set.gateway))
+        .map(|(key, set)| {
+            json!({
+                "namespace": key.namespace,
+                "name": key.name,
+                "gateway": set.gateway.to_string(),
+                "status": set.status,
+            })
+        })
+        .collect();
+    if !sets.is_empty() {
+        doc["listenerSets"] = Value::Array(sets);
+    }
 }
 
 /// BackendTLSPolicy statuses, when there are any (limited to the ancestors
@@ -125,7 +148,7 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
             let parents: Vec<_> = status
                 .parents
                 .iter()
-                .filter(|p| only.is_none_or(|o| p.parent_ref.names(&key.namespace, o)))
+                .filter(|p| only.is_none_or(|o| names_gateway(outputs, &p.parent_ref, &key.namespace, o)))
                 .collect();
             (!parents.is_empty()).then(|| {
                 json!({"kind": kind.name(), "namespace": key.namespace, "name": key.name, "status": {"parents": parents}})
@@ -137,6 +160,24 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
         "gateways": gateways,
         "routes": routes,
     });
+    add_listener_sets(&mut doc, outputs, only);
     add_policies(&mut doc, outputs, only);
     Ok(doc)
+}
+
+/// Whether a route's parentRef (written in `namespace`) names `gateway`, or
+/// one of its ListenerSets.
+fn names_gateway(
+    outputs: &Outputs,
+    parent: &crate::translate::status::ParentRef,
+    namespace: &str,
+    gateway: &ObjectKey,
+) -> bool {
+    if parent.kind.as_deref() != Some("ListenerSet") {
+        return parent.names(namespace, gateway);
+    }
+    outputs
+        .listener_sets
+        .iter()
+        .any(|(key, set)| set.gateway == *gateway && parent.names(namespace, key))
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::translate::conditions::{Condition, ConditionStatus, spec};
-use crate::translate::status::GatewayStatus;
+use crate::translate::status::{GatewayStatus, ListenerStatus};
 use crate::xds::hub::GatewayFeedback;
 
 /// One entry of `Gateway.status.addresses`.
@@ -96,7 +96,19 @@ pub fn observe(
         message.clone(),
         generation,
     );
-    for listener in &mut status.listeners {
+    program_listeners(&mut status.listeners, programmed, reason, message);
+    (status, addresses)
+}
+
+/// Sets `Programmed` as decided on every valid (accepted, not conflicted)
+/// listener; the others keep what translation said.
+pub(super) fn program_listeners(
+    listeners: &mut [ListenerStatus],
+    programmed: bool,
+    reason: &'static str,
+    message: Cow<'static, str>,
+) {
+    for listener in listeners {
         let valid = listener
             .conditions
             .iter()
@@ -119,10 +131,11 @@ pub fn observe(
             );
         }
     }
-    (status, addresses)
 }
 
-fn programmed(
+/// Whether a Gateway's Envoys serve its current configuration: the
+/// `Programmed` status, reason and message.
+pub(super) fn programmed(
     addresses: &[GatewayAddress],
     o: Observed<'_>,
 ) -> (bool, &'static str, Cow<'static, str>) {
@@ -190,7 +203,7 @@ fn programmed(
     )
 }
 
-fn set(
+pub(super) fn set(
     conditions: &mut Vec<Condition>,
     status: bool,
     reason: &'static str,
@@ -213,7 +226,6 @@ fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::status::ListenerStatus;
 
     fn translated() -> GatewayStatus {
         let c = |t, s: bool, r| Condition {
@@ -234,6 +246,7 @@ mod tests {
                 attached_routes: 1,
                 conditions: vec![c(spec::ACCEPTED, true, "Accepted")],
             }],
+            attached_listener_sets: None,
         }
     }
 

@@ -1,5 +1,7 @@
-//! Writes statuses: GatewayClasses and Gateways with server-side apply on the
-//! status subresource (field manager `portico`), route `status.parents` with a
+//! Writes statuses: GatewayClasses, Gateways and ListenerSets with server-side
+//! apply on the status subresource (field manager `portico`; ListenerSets
+//! first, so that a Gateway counting one never shows before the ListenerSet's
+//! own status), route `status.parents` with a
 //! merge patch guarded by `resourceVersion` that keeps other controllers'
 //! entries exactly as they are (the list is shared, so applying it would take
 //! ownership of theirs).
@@ -20,6 +22,7 @@ use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassStatus
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus};
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use gateway_api::experimental::listenersets::{ListenerSet, ListenerSetStatus};
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
@@ -31,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::gateway::{Observed, observe, requested};
+use super::listener_set;
 use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
 use crate::provision::apply::FIELD_MANAGER;
@@ -38,6 +42,7 @@ use crate::translate::Outputs;
 use crate::translate::conditions::Condition;
 use crate::translate::gateways::CONTROLLER_NAME;
 use crate::translate::routes::RouteKind;
+use crate::translate::status::ListenerStatus;
 
 /// Status writes in flight at once.
 pub const CONCURRENCY: usize = 8;
@@ -45,6 +50,7 @@ pub const CONCURRENCY: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     GatewayClass,
+    ListenerSet,
     Gateway,
     Route(RouteKind),
     BackendTlsPolicy,
@@ -57,6 +63,7 @@ impl Kind {
             Self::Gateway => "Gateway",
             Self::Route(kind) => kind.name(),
             Self::BackendTlsPolicy => "BackendTLSPolicy",
+            Self::ListenerSet => "ListenerSet",
         }
     }
 }
@@ -115,6 +122,7 @@ pub fn plan(
             });
         }
     }
+    plan_listener_sets(&mut writes, inputs, outputs, observed, now);
     for (key, output) in &outputs.gateways {
         let Some(live) = inputs.gateways.get(key) else {
             continue;
@@ -126,28 +134,15 @@ pub fn plan(
             ..observed.get(key).copied().unwrap_or_default()
         };
         let (status, addresses) = observe(&output.status, seen);
-        let listeners: Vec<Value> = status
-            .listeners
-            .iter()
-            .map(|l| {
-                let live_listener = live_status
-                    .get("listeners")
-                    .and_then(Value::as_array)
-                    .and_then(|ls| ls.iter().find(|x| x.get("name") == Some(&json!(l.name))));
-                json!({
-                    "name": l.name,
-                    "supportedKinds": l.supported_kinds,
-                    "attachedRoutes": l.attached_routes,
-                    "conditions": stamp(&l.conditions, live_listener.and_then(|x| x.get("conditions")), now),
-                })
-            })
-            .collect();
         let mut desired = json!({
             "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
-            "listeners": listeners,
+            "listeners": listener_entries(&status.listeners, &live_status, now),
         });
         if !addresses.is_empty() {
             desired["addresses"] = json!(addresses);
+        }
+        if let Some(n) = status.attached_listener_sets {
+            desired["attachedListenerSets"] = json!(n);
         }
         if seen.feedback.is_none() {
             keep_live_programmed(&mut desired, &live_status);
@@ -198,6 +193,70 @@ pub fn plan(
     );
     plan_policies(&mut writes, inputs, outputs, now);
     writes
+}
+
+/// ListenerSet statuses, `Programmed` decided from what was observed of
+/// each one's Gateway.
+fn plan_listener_sets(
+    writes: &mut Vec<Write>,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    observed: &BTreeMap<ObjectKey, Observed<'_>>,
+    now: &str,
+) {
+    for (key, output) in &outputs.listener_sets {
+        let Some(live) = inputs.listener_sets.get(key) else {
+            continue;
+        };
+        let live_status = to_json(&live.status);
+        let requested = inputs
+            .gateways
+            .get(&output.gateway)
+            .map(|g| requested(g))
+            .unwrap_or_default();
+        let seen = Observed {
+            requested: &requested,
+            ..observed.get(&output.gateway).copied().unwrap_or_default()
+        };
+        let status = listener_set::observe(&output.status, seen);
+        let mut desired = json!({
+            "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
+        });
+        if !status.listeners.is_empty() {
+            desired["listeners"] = json!(listener_entries(&status.listeners, &live_status, now));
+        }
+        if seen.feedback.is_none() {
+            keep_live_programmed(&mut desired, &live_status);
+        }
+        if !same::<ListenerSetStatus>(&desired, &live_status) {
+            writes.push(Write {
+                kind: Kind::ListenerSet,
+                key: key.clone(),
+                status: desired,
+                based_on: live.resource_version(),
+            });
+        }
+    }
+}
+
+/// `status.listeners` of a Gateway or ListenerSet, each condition keeping
+/// its live transition time.
+fn listener_entries(listeners: &[ListenerStatus], live_status: &Value, now: &str) -> Vec<Value> {
+    listeners
+        .iter()
+        .map(|l| {
+            let live_listener = live_status
+                .get("listeners")
+                .and_then(Value::as_array)
+                .and_then(|ls| ls.iter().find(|x| x.get("name") == Some(&json!(l.name))));
+            json!({
+                "name": l.name,
+                "supportedKinds": l.supported_kinds,
+                "attachedRoutes": l.attached_routes,
+                "conditions": stamp(&l.conditions, live_listener.and_then(|x| x.get("conditions")), now),
+            })
+        })
+        .collect()
 }
 
 /// Route `status.parents`: other controllers' entries as they are, ours as
@@ -413,6 +472,7 @@ fn exists(inputs: &Inputs, kind: Kind, key: &ObjectKey) -> bool {
     match kind {
         Kind::GatewayClass => inputs.gateway_classes.contains_key(key),
         Kind::Gateway => inputs.gateways.contains_key(key),
+        Kind::ListenerSet => inputs.listener_sets.contains_key(key),
         Kind::Route(RouteKind::Http) => inputs.http_routes.contains_key(key),
         Kind::Route(RouteKind::Grpc) => inputs.grpc_routes.contains_key(key),
         Kind::Route(RouteKind::Tls) => inputs.tls_routes.contains_key(key),
@@ -526,6 +586,17 @@ impl StatusWriter {
                 let body = json!({
                     "apiVersion": "gateway.networking.k8s.io/v1",
                     "kind": "Gateway",
+                    "metadata": { "name": w.key.name, "namespace": w.key.namespace },
+                    "status": w.status,
+                });
+                api.patch_status(&w.key.name, &apply, &Patch::Apply(body))
+                    .await?;
+            }
+            Kind::ListenerSet => {
+                let api: Api<ListenerSet> = Api::namespaced(self.client.clone(), &w.key.namespace);
+                let body = json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "ListenerSet",
                     "metadata": { "name": w.key.name, "namespace": w.key.namespace },
                     "status": w.status,
                 });

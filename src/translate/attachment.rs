@@ -1,9 +1,11 @@
 //! Route attachment, the same for every route kind: each `parentRef` of a
-//! route resolved against the Gateways portico serves, filtered by
-//! sectionName, port, the listeners' allowed kinds and namespaces, and
-//! hostname intersection. Out: one `RouteParentStatus` per parentRef that
-//! names one of our Gateways, and the listeners (with hostnames) the route
-//! is placed on.
+//! route resolved against the Gateways portico serves (kind Gateway: the
+//! Gateway's own listeners; kind ListenerSet: that accepted ListenerSet's
+//! listeners, on its Gateway), filtered by sectionName, port, the listeners'
+//! allowed kinds and namespaces, and hostname intersection. Out: one
+//! `RouteParentStatus` per parentRef that names one of our Gateways or
+//! their ListenerSets, and the listeners (with hostnames) the route is
+//! placed on.
 
 use super::conditions::{self, Conditions, spec};
 use super::gateways::{CONTROLLER_NAME, GATEWAY_GROUP, GatewayIndex, GatewayModel};
@@ -83,20 +85,31 @@ pub fn attach(
     let mut counted: Vec<(ObjectKey, usize)> = Vec::new();
     for p in &route.parent_refs {
         let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let parent_kind = p.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
+        if group != GATEWAY_GROUP {
             continue;
         }
         let namespace = p
             .namespace
             .clone()
             .unwrap_or_else(|| route.key.namespace.clone());
-        let gateway_key = ObjectKey::new(namespace, p.name.clone());
+        let parent_key = ObjectKey::new(namespace, p.name.clone());
+        let (gateway_key, set) = match p.kind.as_deref().unwrap_or("Gateway") {
+            "Gateway" => (parent_key, None),
+            "ListenerSet" => match idx.listener_sets.get(&parent_key) {
+                Some(gateway) => (gateway.clone(), Some(parent_key)),
+                None => continue,
+            },
+            _ => continue,
+        };
         let Some(gateway) = idx.gateways.get_mut(&gateway_key) else {
             continue;
         };
         let mut conditions = Conditions::new(route.generation);
-        let accepted = attach_one(&mut conditions, gateway, inputs, p, route, has_rules);
+        let parent = Parent {
+            gateway: &*gateway,
+            set: set.as_ref(),
+        };
+        let accepted = attach_one(&mut conditions, &parent, inputs, p, route, has_rules);
         for (listener, hostnames) in accepted {
             if !counted.contains(&(gateway_key.clone(), listener)) {
                 counted.push((gateway_key.clone(), listener));
@@ -123,11 +136,52 @@ pub fn attach(
     out
 }
 
+/// What a parentRef names: a Gateway, or one of its ListenerSets.
+struct Parent<'g> {
+    gateway: &'g GatewayModel,
+    set: Option<&'g ObjectKey>,
+}
+
+impl Parent<'_> {
+    fn kind(&self) -> &'static str {
+        if self.set.is_some() {
+            "ListenerSet"
+        } else {
+            "Gateway"
+        }
+    }
+
+    /// `Gateway ns/name` or `ListenerSet ns/name`, for messages.
+    fn describe(&self) -> String {
+        format!("{} {}", self.kind(), self.set.unwrap_or(&self.gateway.key))
+    }
+
+    /// The namespace `Same` means for its listeners.
+    fn namespace(&self) -> &str {
+        &self.set.unwrap_or(&self.gateway.key).namespace
+    }
+
+    /// Why the named ListenerSet takes no routes, if it does not.
+    fn set_rejection(&self) -> Option<String> {
+        let key = self.set?;
+        let set = self.gateway.listener_sets.iter().find(|s| s.key == *key)?;
+        if set.accepted() {
+            return None;
+        }
+        let why = set
+            .conditions
+            .get(spec::ACCEPTED)
+            .map(|c| c.message.to_string())
+            .unwrap_or_default();
+        Some(format!("ListenerSet {key} is not accepted: {why}"))
+    }
+}
+
 /// Sets `Accepted` (and `PartiallyInvalid`) for one parent and returns the
 /// listeners the route attaches to, with the hostnames it serves on each.
 fn attach_one(
     conditions: &mut Conditions,
-    gateway: &super::gateways::GatewayModel,
+    parent: &Parent<'_>,
     inputs: &Inputs,
     p: &ParentRef,
     route: &RouteHead<'_>,
@@ -149,6 +203,7 @@ fn attach_one(
             format!("no valid rule: {why}"),
         );
     }
+    let gateway = parent.gateway;
     if let Some(e) = gateway
         .parameters_error
         .as_ref()
@@ -160,10 +215,15 @@ fn attach_one(
             format!("Gateway {} is not accepted: {e}", gateway.key),
         );
     }
+    if let Some(why) = parent.set_rejection() {
+        return reject(conditions, spec::NOT_ALLOWED_BY_LISTENERS, why);
+    }
+    let (named, kind_of_parent) = (parent.describe(), parent.kind());
     let candidates: Vec<usize> = gateway
         .listeners
         .iter()
         .enumerate()
+        .filter(|(_, l)| l.set.as_ref() == parent.set)
         .filter(|(_, l)| p.section_name.as_ref().is_none_or(|s| *s == l.name))
         .filter(|(_, l)| p.port.is_none_or(|port| port == l.port))
         .map(|(i, _)| i)
@@ -179,7 +239,7 @@ fn attach_one(
         return reject(
             conditions,
             spec::NO_MATCHING_PARENT,
-            format!("Gateway {} has no {target}", gateway.key),
+            format!("{named} has no {target}"),
         );
     }
     let ready: Vec<usize> = candidates
@@ -190,10 +250,7 @@ fn attach_one(
         return reject(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
-            format!(
-                "no valid {target} on Gateway {} (see the Gateway's listener status)",
-                gateway.key
-            ),
+            format!("no valid {target} on {named} (see the {kind_of_parent}'s listener status)"),
         );
     }
     let kind_ok: Vec<usize> = ready
@@ -204,20 +261,13 @@ fn attach_one(
         return reject(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
-            format!(
-                "no {target} on Gateway {} allows the kind {kind}",
-                gateway.key
-            ),
+            format!("no {target} on {named} allows the kind {kind}"),
         );
     }
     let allowed: Vec<usize> = kind_ok
         .into_iter()
         .filter(|i| {
-            gateway.listeners[*i].allows_namespace(
-                inputs,
-                &gateway.key.namespace,
-                &route.key.namespace,
-            )
+            gateway.listeners[*i].allows_namespace(inputs, parent.namespace(), &route.key.namespace)
         })
         .collect();
     if allowed.is_empty() {
@@ -225,8 +275,8 @@ fn attach_one(
             conditions,
             spec::NOT_ALLOWED_BY_LISTENERS,
             format!(
-                "no {target} on Gateway {} allows routes from namespace {}",
-                gateway.key, route.key.namespace
+                "no {target} on {named} allows routes from namespace {}",
+                route.key.namespace
             ),
         );
     }
@@ -247,20 +297,19 @@ fn attach_one(
         return reject(
             conditions,
             spec::NO_MATCHING_LISTENER_HOSTNAME,
-            format!(
-                "no hostname of the route intersects the hostname of any {target} on Gateway {}",
-                gateway.key
-            ),
+            format!("no hostname of the route intersects the hostname of any {target} on {named}"),
         );
     }
     let message = if attached
         .iter()
         .any(|(i, _)| gateway.listeners[*i].is_ready())
     {
-        "the route is attached"
+        "the route is attached".to_string()
     } else {
-        "the route is attached, but no listener it attached to is programmed (see the \
-         Gateway's listener status): nothing serves it yet"
+        format!(
+            "the route is attached, but no listener it attached to is programmed (see the \
+             {kind_of_parent}'s listener status): nothing serves it yet"
+        )
     };
     conditions.set(spec::ACCEPTED, true, "Accepted", message);
     if !route.invalid_rules.is_empty() {

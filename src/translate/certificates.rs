@@ -31,18 +31,26 @@ pub struct CertificateError {
 }
 
 /// The Secrets of a listener's references that can be served, in reference
-/// order, and the problems with the others.
+/// order, and the problems with the others. `kind` is the kind of the object
+/// declaring the listener (`Gateway` or `ListenerSet`), in `namespace`: a
+/// ReferenceGrant must name that kind for a Secret elsewhere.
 pub fn resolve(
     inputs: &Inputs,
-    gateway_namespace: &str,
+    kind: &str,
+    namespace: &str,
     field: &str,
     refs: &[GatewayListenersTlsCertificateRefs],
 ) -> (Vec<ObjectKey>, Vec<CertificateError>) {
     let mut served = Vec::new();
     let mut errors = Vec::new();
+    let from = Referrer {
+        group: GATEWAY_GROUP,
+        kind,
+        namespace,
+    };
     for (i, r) in refs.iter().enumerate() {
         let field = format!("{field}[{i}]");
-        match resolve_one(inputs, gateway_namespace, &field, &r.into()) {
+        match resolve_one(inputs, &from, &field, &r.into()) {
             Ok(key) if !served.contains(&key) => served.push(key),
             Ok(_) => {}
             Err(e) => errors.push(e),
@@ -85,7 +93,12 @@ pub fn resolve_backend_client(
         namespace: r.namespace.as_deref(),
     };
     let field = "spec.tls.backend.clientCertificateRef";
-    resolve_one(inputs, gateway_namespace, field, &r).map_err(|e| CertificateError {
+    let from = Referrer {
+        group: GATEWAY_GROUP,
+        kind: "Gateway",
+        namespace: gateway_namespace,
+    };
+    resolve_one(inputs, &from, field, &r).map_err(|e| CertificateError {
         reason: if e.reason == spec::REF_NOT_PERMITTED {
             spec::REF_NOT_PERMITTED
         } else {
@@ -97,7 +110,7 @@ pub fn resolve_backend_client(
 
 fn resolve_one(
     inputs: &Inputs,
-    gateway_namespace: &str,
+    from: &Referrer<'_>,
     field: &str,
     r: &SecretRef<'_>,
 ) -> Result<ObjectKey, CertificateError> {
@@ -117,20 +130,14 @@ fn resolve_one(
             }
         )));
     }
-    let namespace = r.namespace.unwrap_or(gateway_namespace);
-    let gateway = Referrer {
-        group: GATEWAY_GROUP,
-        kind: "Gateway",
-        namespace: gateway_namespace,
-    };
-    if namespace != gateway_namespace
-        && !grant_allows(inputs, gateway, namespace, "", "Secret", r.name)
+    let namespace = r.namespace.unwrap_or(from.namespace);
+    if namespace != from.namespace && !grant_allows(inputs, *from, namespace, "", "Secret", r.name)
     {
         return Err(CertificateError {
             reason: spec::REF_NOT_PERMITTED,
             message: format!(
-                "{field}: no ReferenceGrant in namespace {namespace} allows Gateways from namespace {gateway_namespace} to use Secret {}",
-                r.name
+                "{field}: no ReferenceGrant in namespace {namespace} allows {}s from namespace {} to use Secret {}",
+                from.kind, from.namespace, r.name
             ),
         });
     }

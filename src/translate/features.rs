@@ -44,6 +44,7 @@ pub const SUPPORTED: &[&str] = &[
     "HTTPRouteRetry",
     "HTTPRouteRetryBackoff",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
     "TLSRoute",
     "TLSRouteModeMixed",

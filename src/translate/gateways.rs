@@ -1,5 +1,6 @@
 //! GatewayClasses and Gateways: which classes are ours, which Gateways we serve,
-//! and the `ListenerSet` of each Gateway with every listener validated (port,
+//! and the listeners of each Gateway (its own, then those of the ListenerSets
+//! it accepts, see `listener_sets`) with every listener validated (port,
 //! protocol, hostname, allowed routes) and checked for conflicts on a shared port.
 //!
 //! In: `Inputs`. Out: a `GatewayIndex` the route attachment reads, plus the
@@ -19,6 +20,7 @@ use super::conditions::{ConditionStatus, Conditions, spec};
 use super::hostnames;
 use super::infra;
 use super::labels::Selector;
+use super::listener_sets::{self, ListenerSetModel};
 use super::status::RouteGroupKind;
 use crate::inputs::parameters::{GatewayParameters, GatewayParametersSpec};
 use crate::inputs::{Inputs, ObjectKey};
@@ -47,7 +49,15 @@ impl ClassModel {
 pub struct GatewayModel {
     pub key: ObjectKey,
     pub generation: Option<i64>,
+    /// The Gateway's own listeners first (`set` is None), then those of
+    /// each accepted ListenerSet, in the specification's precedence.
     pub listeners: Vec<ListenerModel>,
+    /// The ListenerSets whose parentRef names this Gateway, accepted or not,
+    /// in precedence order.
+    pub listener_sets: Vec<ListenerSetModel>,
+    /// Whether `spec.allowedListeners` lets any ListenerSet attach (then the
+    /// status reports how many did).
+    pub allows_listener_sets: bool,
     /// Problems with `spec.addresses`, if any.
     pub address_error: Option<String>,
     /// Class and Gateway parameters, merged.
@@ -126,6 +136,12 @@ impl Protocol {
 #[derive(Debug)]
 pub struct ListenerModel {
     pub name: String,
+    /// The ListenerSet declaring this listener; None for the Gateway's own.
+    pub set: Option<ObjectKey>,
+    /// The name Envoy resources of this listener carry: its name on the
+    /// Gateway, `<namespace>/<set>/<name>` for a ListenerSet's (names are
+    /// unique only within their object).
+    pub envoy_name: String,
     pub port: i32,
     /// The port Envoy binds inside its pod.
     pub container_port: u32,
@@ -162,14 +178,44 @@ impl ListenerModel {
         self.kinds.iter().any(|k| k.kind == kind)
     }
 
-    pub fn allows_namespace(&self, inputs: &Inputs, gateway_ns: &str, route_ns: &str) -> bool {
+    /// Whether routes of `route_ns` may attach; `Same` is the namespace of
+    /// the object declaring the listener (`owner_ns`).
+    pub fn allows_namespace(&self, inputs: &Inputs, owner_ns: &str, route_ns: &str) -> bool {
         match &self.namespaces {
-            NamespacePolicy::Same => gateway_ns == route_ns,
+            NamespacePolicy::Same => owner_ns == route_ns,
             NamespacePolicy::All => true,
             NamespacePolicy::Selector(selector) => {
                 selector.matches(&inputs.namespace_labels(route_ns))
             }
         }
+    }
+
+    /// How messages name this listener: `listener "x" of Gateway ns/g` or
+    /// `listener "x" of ListenerSet ns/s`.
+    pub fn describe(&self, gateway: &ObjectKey) -> String {
+        match &self.set {
+            None => format!("listener {:?} of Gateway {gateway}", self.name),
+            Some(set) => format!("listener {:?} of ListenerSet {set}", self.name),
+        }
+    }
+}
+
+impl GatewayModel {
+    /// Why the Gateway itself is not accepted (its class or parameters, its
+    /// addresses, no valid listener of its own), if it is not.
+    pub fn rejection(&self) -> Option<String> {
+        if let Some(e) = self
+            .parameters_error
+            .as_ref()
+            .or(self.address_error.as_ref())
+        {
+            return Some(e.clone());
+        }
+        let own_ready = self
+            .listeners
+            .iter()
+            .any(|l| l.set.is_none() && l.is_ready());
+        (!own_ready).then(|| "no listener of the Gateway is valid".to_string())
     }
 }
 
@@ -178,6 +224,8 @@ impl ListenerModel {
 pub struct GatewayIndex {
     pub classes: BTreeMap<String, ClassModel>,
     pub gateways: BTreeMap<ObjectKey, GatewayModel>,
+    /// Each ListenerSet naming one of `gateways`, to that Gateway.
+    pub listener_sets: BTreeMap<ObjectKey, ObjectKey>,
 }
 
 /// The port Envoy binds for a listener port: with `shift_privileged`, ports
@@ -231,6 +279,7 @@ pub fn index(inputs: &Inputs, shift_privileged: bool, reserved: &[ReservedPort])
             },
         );
     }
+    let sets = listener_sets::by_parent(inputs);
     for gateway in inputs.gateways.values() {
         let Some(class) = idx.classes.get(&gateway.spec.gateway_class_name) else {
             continue;
@@ -260,6 +309,17 @@ pub fn index(inputs: &Inputs, shift_privileged: bool, reserved: &[ReservedPort])
         let mut model = gateway_model(inputs, gateway, shift, reserved);
         model.parameters = parameters;
         model.parameters_error = class_error.or(own.err());
+        let candidates = sets.get(&model.key).map(Vec::as_slice).unwrap_or_default();
+        let merge = listener_sets::Merge {
+            inputs,
+            shift_privileged: shift,
+            reserved,
+        };
+        merge.attach(gateway, &mut model, candidates);
+        mark_overlapping_tls(&mut model.listeners);
+        for set in &model.listener_sets {
+            idx.listener_sets.insert(set.key.clone(), model.key.clone());
+        }
         idx.gateways.insert(model.key.clone(), model);
     }
     idx
@@ -280,7 +340,7 @@ fn gateway_model(
         .enumerate()
         .map(|(i, l)| {
             let mut model = listener_model(l, generation, shift_privileged);
-            listener_certificates(inputs, namespace, i, l, &mut model);
+            listener_certificates(inputs, "Gateway", namespace, i, l, &mut model);
             listener_client_validation(inputs, gateway, &mut model);
             model
         })
@@ -288,11 +348,12 @@ fn gateway_model(
     mark_duplicate_names(&mut listeners);
     mark_reserved_ports(&mut listeners, reserved);
     mark_conflicts(&mut listeners);
-    mark_overlapping_tls(&mut listeners);
     GatewayModel {
         key: ObjectKey::of(gateway),
         generation,
         listeners,
+        listener_sets: Vec::new(),
+        allows_listener_sets: listener_sets::allows_any(gateway),
         address_error: address_error(gateway),
         parameters: GatewayParametersSpec::default(),
         parameters_error: None,
@@ -325,7 +386,7 @@ fn address_error(gateway: &Gateway) -> Option<String> {
     None
 }
 
-fn listener_model(
+pub(super) fn listener_model(
     l: &GatewayListeners,
     generation: Option<i64>,
     shift_privileged: bool,
@@ -370,6 +431,8 @@ fn listener_model(
     }
     ListenerModel {
         name: l.name.clone(),
+        set: None,
+        envoy_name: l.name.clone(),
         port: l.port,
         container_port: container_port(l.port, shift_privileged),
         protocol,
@@ -407,11 +470,12 @@ fn tls_error(protocol: Protocol, l: &GatewayListeners) -> Option<String> {
     }
 }
 
-/// Resolves the certificates of a listener that terminates TLS; bad
-/// references set `ResolvedRefs=False` (the first one's reason, every
-/// message).
-fn listener_certificates(
+/// Resolves the certificates of a listener that terminates TLS, declared by
+/// an object of `kind` in `namespace`; bad references set
+/// `ResolvedRefs=False` (the first one's reason, every message).
+pub(super) fn listener_certificates(
     inputs: &Inputs,
+    kind: &str,
     namespace: &str,
     index: usize,
     l: &GatewayListeners,
@@ -428,7 +492,7 @@ fn listener_certificates(
         .and_then(|t| t.certificate_refs.as_deref())
         .unwrap_or_default();
     let field = format!("spec.listeners[{index}].tls.certificateRefs");
-    let (served, errors) = certificates::resolve(inputs, namespace, &field, refs);
+    let (served, errors) = certificates::resolve(inputs, kind, namespace, &field, refs);
     model.certificates = served;
     if refs.is_empty() {
         model.conditions.set(
@@ -577,7 +641,7 @@ fn route_kinds(l: &GatewayListeners) -> (Vec<RouteGroupKind>, Problem) {
 }
 
 /// Listener names must be unique; later duplicates are not accepted.
-fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
+pub(super) fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
     for i in 0..listeners.len() {
         if listeners[..i].iter().any(|l| l.name == listeners[i].name) {
             let msg = format!("another listener is already named {:?}", listeners[i].name);
@@ -593,7 +657,7 @@ fn mark_duplicate_names(listeners: &mut [ListenerModel]) {
 /// them, and would reject the whole listener update. UDP listeners do not
 /// collide with those TCP ports. Runs before the conflict checks, so such a
 /// listener conflicts with no other.
-fn mark_reserved_ports(listeners: &mut [ListenerModel], reserved: &[ReservedPort]) {
+pub(super) fn mark_reserved_ports(listeners: &mut [ListenerModel], reserved: &[ReservedPort]) {
     for (i, l) in listeners.iter_mut().enumerate() {
         if !l.conditions.is_true(spec::ACCEPTED) || l.protocol.is_some_and(Protocol::is_udp) {
             continue;
@@ -614,7 +678,7 @@ fn mark_reserved_ports(listeners: &mut [ListenerModel], reserved: &[ReservedPort
 /// other, or one has none): a client may reuse a connection made for one of
 /// them for the other's hosts, and is then answered 421. The condition is
 /// absent, not False, when there is no overlap.
-fn mark_overlapping_tls(listeners: &mut [ListenerModel]) {
+pub(super) fn mark_overlapping_tls(listeners: &mut [ListenerModel]) {
     let terminating: Vec<usize> = (0..listeners.len())
         .filter(|i| {
             let l = &listeners[*i];

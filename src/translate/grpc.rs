@@ -231,13 +231,13 @@ pub fn settle(
                     let listener = idx
                         .gateways
                         .get(&a.gateway)
-                        .map(|g| g.listeners[a.listener].name.clone())
+                        .and_then(|g| g.listeners.get(a.listener))
+                        .map(|l| l.describe(&a.gateway))
                         .unwrap_or_default();
                     let message = format!(
-                        "{} {} is older (or first by name) and serves an intersecting hostname on listener {listener:?} of Gateway {}; an HTTPRoute and a GRPCRoute cannot share one",
+                        "{} {} is older (or first by name) and serves an intersecting hostname on {listener}; an HTTPRoute and a GRPCRoute cannot share one",
                         other.kind.name(),
                         other.key,
-                        a.gateway
                     );
                     lost.push((
                         a.gateway.clone(),

@@ -265,14 +265,13 @@ pub fn settle(
         };
         let message = if head.kind.uses_hostnames() {
             format!(
-                "no hostname of the route is left on listener {:?} of Gateway {}: {why}",
-                listener.name, gateway.key
+                "no hostname of the route is left on {}: {why}",
+                listener.describe(&gateway.key)
             )
         } else {
             format!(
-                "listener {:?} of Gateway {} carries one {}: {why}",
-                listener.name,
-                gateway.key,
+                "{} carries one {}: {why}",
+                listener.describe(&gateway.key),
                 head.kind.name()
             )
         };

@@ -1,9 +1,19 @@
 //! Kubernetes label selectors (`matchLabels` and `matchExpressions`), used for
-//! `allowedRoutes.namespaces.selector` over Namespace labels.
+//! `allowedRoutes.namespaces.selector` and `allowedListeners.namespaces.selector`
+//! over Namespace labels.
 
 use std::collections::BTreeMap;
 
-use gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesSelector;
+use gateway_api::experimental::gateways::{
+    GatewayAllowedListenersNamespacesSelector, GatewayListenersAllowedRoutesNamespacesSelector,
+};
+
+/// One `matchExpressions` entry, whichever selector it comes from.
+struct Expression<'a> {
+    key: &'a str,
+    operator: &'a str,
+    values: Option<&'a [String]>,
+}
 
 #[derive(Debug, Clone)]
 enum Requirement {
@@ -32,15 +42,44 @@ impl Selector {
     pub fn from_listener(
         raw: &GatewayListenersAllowedRoutesNamespacesSelector,
     ) -> Result<Self, String> {
-        let mut requirements: Vec<Requirement> = raw
-            .match_labels
-            .iter()
+        let expressions = raw.match_expressions.iter().flatten();
+        Self::parse(
+            raw.match_labels.as_ref(),
+            expressions.map(|e| Expression {
+                key: &e.key,
+                operator: &e.operator,
+                values: e.values.as_deref(),
+            }),
+        )
+    }
+
+    /// A Gateway's `allowedListeners.namespaces.selector`.
+    pub fn from_allowed_listeners(
+        raw: &GatewayAllowedListenersNamespacesSelector,
+    ) -> Result<Self, String> {
+        let expressions = raw.match_expressions.iter().flatten();
+        Self::parse(
+            raw.match_labels.as_ref(),
+            expressions.map(|e| Expression {
+                key: &e.key,
+                operator: &e.operator,
+                values: e.values.as_deref(),
+            }),
+        )
+    }
+
+    fn parse<'a>(
+        labels: Option<&BTreeMap<String, String>>,
+        expressions: impl Iterator<Item = Expression<'a>>,
+    ) -> Result<Self, String> {
+        let mut requirements: Vec<Requirement> = labels
+            .into_iter()
             .flatten()
             .map(|(k, v)| Requirement::In(k.clone(), vec![v.clone()]))
             .collect();
-        for (i, e) in raw.match_expressions.iter().flatten().enumerate() {
-            let values = e.values.clone().unwrap_or_default();
-            let needs_values = matches!(e.operator.as_str(), "In" | "NotIn");
+        for (i, e) in expressions.enumerate() {
+            let values = e.values.map(<[String]>::to_vec).unwrap_or_default();
+            let needs_values = matches!(e.operator, "In" | "NotIn");
             if needs_values == values.is_empty() {
                 return Err(format!(
                     "matchExpressions[{i}]: operator {} {} values",
@@ -48,11 +87,12 @@ impl Selector {
                     if needs_values { "needs" } else { "takes no" }
                 ));
             }
-            requirements.push(match e.operator.as_str() {
-                "In" => Requirement::In(e.key.clone(), values),
-                "NotIn" => Requirement::NotIn(e.key.clone(), values),
-                "Exists" => Requirement::Exists(e.key.clone()),
-                "DoesNotExist" => Requirement::DoesNotExist(e.key.clone()),
+            let key = e.key.to_string();
+            requirements.push(match e.operator {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                "DoesNotExist" => Requirement::DoesNotExist(key),
                 other => {
                     return Err(format!(
                         "matchExpressions[{i}]: unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)"

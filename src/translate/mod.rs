@@ -1,7 +1,8 @@
 //! Pure translation: `Inputs -> Outputs`. No client, no async, no clock, no I/O;
 //! the same inputs always give the same outputs, in the same order.
 //!
-//! Stages: `gateways` (classes, Gateways, validated listeners) → `http` (each
+//! Stages: `gateways` (classes, Gateways, validated listeners, with
+//! `listener_sets` merging the listeners of accepted ListenerSets) → `http` (each
 //! route compiled once) → `attachment` (routes onto listeners, route statuses) →
 //! `route_table` (per port and hostname, spec precedence) → `envoy` (Listener,
 //! RouteConfiguration, Cluster, ClusterLoadAssignment per Gateway).
@@ -25,6 +26,7 @@ pub mod infra;
 pub mod l4;
 pub mod labels;
 pub mod last_good;
+pub mod listener_sets;
 pub mod quarantine;
 pub mod re2;
 pub mod route_table;
@@ -35,11 +37,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use self::conditions::{ConditionStatus, Conditions, spec};
 use self::envoy::EnvoyResources;
-use self::gateways::{GatewayIndex, GatewayModel};
+use self::gateways::{GatewayIndex, GatewayModel, ListenerModel};
 use self::route_table::Placement;
 use self::routes::RouteKind;
 use self::status::{
-    GatewayClassStatus, GatewayStatus, ListenerStatus, RouteStatus, SupportedFeature,
+    GatewayClassStatus, GatewayStatus, ListenerSetStatus, ListenerStatus, RouteStatus,
+    SupportedFeature,
 };
 use crate::inputs::{Inputs, ObjectKey};
 
@@ -50,6 +53,8 @@ pub struct Outputs {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     /// Gateways of accepted classes: status and Envoy resources.
     pub gateways: BTreeMap<ObjectKey, GatewayOutput>,
+    /// ListenerSets whose parentRef names one of those Gateways.
+    pub listener_sets: BTreeMap<ObjectKey, ListenerSetOutput>,
     /// Routes of every kind with at least one parentRef to one of our
     /// Gateways.
     pub routes: BTreeMap<(RouteKind, ObjectKey), RouteStatus>,
@@ -101,6 +106,13 @@ pub struct GatewayOutput {
     pub infra: Option<infra::Infra>,
 }
 
+/// A ListenerSet's status and the Gateway it names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerSetOutput {
+    pub gateway: ObjectKey,
+    pub status: ListenerSetStatus,
+}
+
 #[cfg(test)]
 impl Outputs {
     /// Outputs naming `gateways` in namespace `default`, with no resources;
@@ -114,6 +126,7 @@ impl Outputs {
                     status: GatewayStatus {
                         conditions: Vec::new(),
                         listeners: Vec::new(),
+                        attached_listener_sets: None,
                     },
                     resources: EnvoyResources::default(),
                     clusters: Vec::new(),
@@ -310,6 +323,15 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
         let (resources, clusters) =
             envoy::gateway::resources(inputs, &routes, &options.listen_address);
         let status = gateway_status(&gateway);
+        for set in &gateway.listener_sets {
+            outputs.listener_sets.insert(
+                set.key.clone(),
+                ListenerSetOutput {
+                    gateway: key.clone(),
+                    status: listener_set_status(set, &gateway),
+                },
+            );
+        }
         let accepted = status
             .conditions
             .iter()
@@ -402,11 +424,10 @@ pub fn refresh_endpoints(inputs: &Inputs, previous: &Outputs) -> Outputs {
 
 fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
     let mut conditions = Conditions::new(gateway.generation);
-    let total = gateway.listeners.len();
-    let ready = gateway.listeners.iter().filter(|l| l.is_ready()).count();
-    let invalid: Vec<&str> = gateway
-        .listeners
-        .iter()
+    let own = || gateway.listeners.iter().filter(|l| l.set.is_none());
+    let total = own().count();
+    let ready = own().filter(|l| l.is_ready()).count();
+    let invalid: Vec<&str> = own()
         .filter(|l| !l.is_ready())
         .map(|l| l.name.as_str())
         .collect();
@@ -450,9 +471,7 @@ fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
             "the Gateway is not accepted",
         );
     }
-    let unresolved: Vec<&str> = gateway
-        .listeners
-        .iter()
+    let unresolved: Vec<&str> = own()
         .filter(|l| {
             l.conditions
                 .get(spec::RESOLVED_REFS)
@@ -486,42 +505,86 @@ fn gateway_status(gateway: &GatewayModel) -> GatewayStatus {
             "spec.tls.frontend allows insecure fallback: clients without a valid certificate are served",
         );
     }
-    let listeners = gateway
-        .listeners
+    let accepted = conditions.is_true(spec::ACCEPTED);
+    let listeners = own().map(|l| listener_status(l, accepted)).collect();
+    let attached = gateway
+        .listener_sets
         .iter()
-        .map(|l| {
-            let mut c = l.conditions.clone();
-            if l.is_ready() && !conditions.is_true(spec::ACCEPTED) {
-                c.set(
-                    spec::PROGRAMMED,
-                    false,
-                    spec::INVALID,
-                    "the Gateway is not accepted",
-                );
-            } else if l.is_ready() {
-                c.set(
-                    spec::PROGRAMMED,
-                    false,
-                    spec::PENDING,
-                    "waiting for Envoy to acknowledge the configuration",
-                );
-            } else {
-                c.set(
-                    spec::PROGRAMMED,
-                    false,
-                    spec::INVALID,
-                    "the listener is not valid",
-                );
-            }
-            ListenerStatus {
-                name: l.name.clone(),
-                supported_kinds: l.kinds.clone(),
-                attached_routes: l.attached_routes,
-                conditions: c.into_vec(),
-            }
-        })
-        .collect();
+        .filter(|s| s.accepted())
+        .count();
     GatewayStatus {
+        conditions: conditions.into_vec(),
+        listeners,
+        attached_listener_sets: (gateway.allows_listener_sets || attached > 0)
+            .then(|| i32::try_from(attached).unwrap_or(i32::MAX)),
+    }
+}
+
+/// One listener's status; `Programmed` stays Pending for the status writer
+/// to decide from what Envoy acknowledged. A ListenerSet's conflicted
+/// listener says its conflict as the reason it is not programmed.
+fn listener_status(l: &ListenerModel, parent_accepted: bool) -> ListenerStatus {
+    let mut c = l.conditions.clone();
+    if l.is_ready() && !parent_accepted {
+        c.set(
+            spec::PROGRAMMED,
+            false,
+            spec::INVALID,
+            "the Gateway is not accepted",
+        );
+    } else if l.is_ready() {
+        c.set(
+            spec::PROGRAMMED,
+            false,
+            spec::PENDING,
+            "waiting for Envoy to acknowledge the configuration",
+        );
+    } else {
+        let conflict = l
+            .conditions
+            .get(spec::CONFLICTED)
+            .filter(|c| l.set.is_some() && c.status == conditions::ConditionStatus::True)
+            .map(|c| c.reason);
+        c.set(
+            spec::PROGRAMMED,
+            false,
+            conflict.unwrap_or(spec::INVALID),
+            "the listener is not valid",
+        );
+    }
+    ListenerStatus {
+        name: l.name.clone(),
+        supported_kinds: l.kinds.clone(),
+        attached_routes: l.attached_routes,
+        conditions: c.into_vec(),
+    }
+}
+
+/// A ListenerSet's status: an accepted one is Programmed=False/Pending until
+/// the status writer sees its Gateway programmed.
+fn listener_set_status(
+    set: &listener_sets::ListenerSetModel,
+    gateway: &GatewayModel,
+) -> ListenerSetStatus {
+    let mut conditions = set.conditions.clone();
+    let accepted = set.accepted();
+    if accepted {
+        conditions.set(
+            spec::PROGRAMMED,
+            false,
+            spec::PENDING,
+            format!(
+                "listeners translated; waiting for Gateway {} to be programmed",
+                gateway.key
+            ),
+        );
+    }
+    let listeners = set
+        .listeners(gateway)
+        .iter()
+        .map(|l| listener_status(l, accepted))
+        .collect();
+    ListenerSetStatus {
         conditions: conditions.into_vec(),
         listeners,
     }

@@ -21,6 +21,19 @@ pub struct SupportedFeature {
 #[serde(rename_all = "camelCase")]
 pub struct GatewayStatus {
     pub conditions: Vec<Condition>,
+    /// The Gateway's own listeners.
+    pub listeners: Vec<ListenerStatus>,
+    /// How many ListenerSets are attached, for a Gateway that allows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<i32>,
+}
+
+/// A ListenerSet's status: its conditions and its listeners' (the same
+/// shape as a Gateway listener's).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSetStatus {
+    pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
 }
 

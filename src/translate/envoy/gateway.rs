@@ -72,7 +72,7 @@ pub fn resources(
                 let chains: Vec<HttpsChain<'_>> = listeners
                     .iter()
                     .map(|(_, l)| HttpsChain {
-                        listener: &l.name,
+                        listener: &l.envoy_name,
                         hostname: l.hostname.as_deref(),
                         certificates: &l.certificates,
                         client_validation: l.client_validation.as_deref(),
@@ -82,7 +82,7 @@ pub fn resources(
                 out.listeners
                     .push(Resource::encode(listener::https_name(*port), &l));
                 for (i, l) in listeners {
-                    let name = listener::https_route_name(*port, &l.name);
+                    let name = listener::https_route_name(*port, &l.envoy_name);
                     out.routes.push(Resource {
                         body: route::listener_route_configuration(name.clone(), table, *i).into(),
                         name,
@@ -105,7 +105,7 @@ pub fn resources(
                         certs.extend(&l.certificates);
                     }
                     chains.push(TlsChain {
-                        name: format!("{}/{}", l.name, model.head.key),
+                        name: format!("{}/{}", l.envoy_name, model.head.key),
                         server_names: p.hostnames.clone(),
                         certificates: if terminate { &l.certificates } else { &[] },
                         backends: &model.backends,

@@ -1,5 +1,7 @@
-//! What a Gateway's configuration is made of: the Gateway's own version and,
-//! for every route attached to it, the route's version and object. Comparing
+//! What a Gateway's configuration is made of: the Gateway's own version, the
+//! versions of the ListenerSets attached to it and, for every route attached
+//! to it (directly or through one of those ListenerSets), the route's version
+//! and object. Comparing
 //! what a rejected snapshot was made of with what the last accepted one was
 //! made of names the routes that may have caused the rejection.
 //!
@@ -143,13 +145,22 @@ pub fn parent_gateway(namespace: Option<&str>, name: &str, route: &ObjectKey) ->
 #[derive(Clone, Debug, Default)]
 pub struct MadeOf {
     pub gateway: Option<Version>,
+    /// The ListenerSets whose listeners the Gateway serves: part of the
+    /// Gateway's own configuration, like its spec.
+    pub listener_sets: BTreeMap<ObjectKey, Version>,
     pub routes: BTreeMap<RouteId, (Version, RouteObject)>,
 }
 
 impl MadeOf {
+    /// Whether the Gateway's own configuration (its spec and its attached
+    /// ListenerSets) is the same in `other`.
+    pub fn same_listeners(&self, other: &MadeOf) -> bool {
+        self.gateway == other.gateway && self.listener_sets == other.listener_sets
+    }
+
     /// Whether `other` was made of the same edits.
     pub fn same_as(&self, other: &MadeOf) -> bool {
-        self.gateway == other.gateway
+        self.same_listeners(other)
             && self.routes.len() == other.routes.len()
             && self
                 .routes
@@ -170,11 +181,26 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
                 key.clone(),
                 MadeOf {
                     gateway,
+                    listener_sets: BTreeMap::new(),
                     routes: BTreeMap::new(),
                 },
             )
         })
         .collect();
+    for (key, set) in &outputs.listener_sets {
+        let accepted = set
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True);
+        let version = inputs
+            .listener_sets
+            .get(key)
+            .map(|s| Version::of(&**s, &s.spec));
+        if let (true, Some(version), Some(m)) = (accepted, version, all.get_mut(&set.gateway)) {
+            m.listener_sets.insert(key.clone(), version);
+        }
+    }
     for ((kind, key), status) in &outputs.routes {
         let id = (*kind, key.clone());
         let Some(object) = RouteObject::find(inputs, &id) else {
@@ -188,11 +214,18 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
             if !accepted {
                 continue;
             }
-            let gateway = parent_gateway(
+            let named = parent_gateway(
                 parent.parent_ref.namespace.as_deref(),
                 &parent.parent_ref.name,
                 key,
             );
+            let gateway = match parent.parent_ref.kind.as_deref() {
+                Some("ListenerSet") => match outputs.listener_sets.get(&named) {
+                    Some(set) => set.gateway.clone(),
+                    None => continue,
+                },
+                _ => named,
+            };
             if let Some(m) = all.get_mut(&gateway) {
                 m.routes
                     .insert(id.clone(), (object.version(), object.clone()));

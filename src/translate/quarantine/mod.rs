@@ -256,7 +256,8 @@ struct Isolation {
 /// accepted one and are not held already: alone, the culprit; several,
 /// suspects. Nobody when nothing was accepted yet (what the Envoys run is
 /// unknown: holding routes back could take working routes away from them),
-/// when the Gateway itself changed, or when no route changed.
+/// when the Gateway itself (or a ListenerSet attached to it) changed, or
+/// when no route changed.
 fn isolate(track: &Track, made: &MadeOf, held: &BTreeMap<RouteId, Held>) -> Isolation {
     let nobody = Isolation {
         culprits: Vec::new(),
@@ -265,7 +266,7 @@ fn isolate(track: &Track, made: &MadeOf, held: &BTreeMap<RouteId, Held>) -> Isol
     let Some((_, base)) = &track.accepted else {
         return nobody;
     };
-    if base.gateway != made.gateway {
+    if !base.same_listeners(made) {
         return nobody;
     }
     let changed: Vec<RouteId> = made
