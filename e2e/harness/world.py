@@ -28,6 +28,9 @@ class World:
     fleets run from their Deployments (`pods.Fleets`) and kwok makes Pods
     Ready by itself."""
 
+    # The World started and not stopped yet: one at a time (one e2e network).
+    running = None
+
     def __init__(self, state, images=None):
         self.state = Path(state).resolve()
         self.workdir = self.state / "work"
@@ -42,14 +45,29 @@ class World:
         self.timings = {}
 
     def start(self):
+        """Everything, portico installed from `deploy/` with kubectl."""
+        self.up()
+        started = time.monotonic()
+        install(self.cluster)
+        self.run_portico(Operator(self.cluster, PORTICO, self.workdir))
+        self.timings["deploy/, portico ready"] = time.monotonic() - started
+
+    def up(self):
+        """The control plane (with MetalLB and the Gateway API CRDs) and the
+        e2e network, nothing of portico yet."""
+        if World.running is not None and World.running is not self:
+            raise RuntimeError(f"another World ({World.running.state}) is running: they share the e2e network")
+        World.running = self
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.images is not None:
             os.environ["E2E_POD_STAGES"] = "none"
         self.timings["control plane, MetalLB, CRDs"] = self.cluster.up()
-        started = time.monotonic()
         self.network.setup()
-        install(self.cluster)
-        self.operator = Operator(self.cluster, PORTICO, self.workdir)
+
+    def run_portico(self, operator):
+        """Starts `operator` (an `Operator`, installed already) and whatever
+        runs the Pods of its Envoy fleets."""
+        self.operator = operator
         self.operator.start()
         if self.images is None:
             self.fleets = Fleets(
@@ -64,7 +82,6 @@ class World:
             self.kubelet.start()
             self.kube_proxy = KubeProxy(self.cluster, self.network, self.workdir / "lb")
             self.kube_proxy.start()
-        self.timings["network, deploy/, portico ready"] = time.monotonic() - started
 
     def stop(self):
         if self.kube_proxy:
@@ -79,6 +96,8 @@ class World:
             self.operator.stop()
         self.network.teardown()
         self.cluster.down()
+        if World.running is self:
+            World.running = None
 
     def backend(self, body):
         b = Backend(self.network, self.workdir, body)
