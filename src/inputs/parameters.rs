@@ -37,10 +37,13 @@ pub struct GatewayParametersSpec {
     /// of the memory limit (1Gi without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Node labels Envoy pods must match (the pod's `nodeSelector`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
+    /// Taints Envoy pods tolerate (the pod's `tolerations`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
+    /// Scheduling affinity of Envoy pods (the pod's `affinity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Extra labels on Envoy pods.
@@ -49,12 +52,14 @@ pub struct GatewayParametersSpec {
     /// Extra annotations on Envoy pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_annotations: Option<BTreeMap<String, String>>,
+    /// The Gateway's Service (`envoy-<gateway>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceParameters>,
     /// Bind each listener's own port inside the pod instead of port + 10000
     /// for ports below 1024 (needs a capability to bind privileged ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_port_as_container_port: Option<bool>,
+    /// The Envoy process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envoy: Option<EnvoyParameters>,
 }
@@ -65,11 +70,13 @@ pub struct ServiceParameters {
     /// LoadBalancer (default), NodePort or ClusterIP.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
     pub type_: Option<String>,
+    /// Extra annotations on the Service (a load balancer's settings, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Cluster or Local.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_traffic_policy: Option<String>,
+    /// The Service's `loadBalancerClass` (LoadBalancer Services only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_class: Option<String>,
 }

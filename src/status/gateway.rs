@@ -100,8 +100,10 @@ pub fn observe(
     (status, addresses)
 }
 
-/// Sets `Programmed` as decided on every valid (accepted, not conflicted)
-/// listener; the others keep what translation said.
+/// Sets `Programmed` as decided on every listener translation put into the
+/// Envoy configuration (it left them `Pending`); the others (not accepted,
+/// conflicted, or an HTTPS listener without a usable certificate) keep what
+/// translation said.
 pub(super) fn program_listeners(
     listeners: &mut [ListenerStatus],
     programmed: bool,
@@ -109,15 +111,11 @@ pub(super) fn program_listeners(
     message: Cow<'static, str>,
 ) {
     for listener in listeners {
-        let valid = listener
+        let served = listener
             .conditions
             .iter()
-            .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
-            && !listener
-                .conditions
-                .iter()
-                .any(|c| c.type_ == spec::CONFLICTED && c.status == ConditionStatus::True);
-        if valid {
+            .any(|c| c.type_ == spec::PROGRAMMED && c.reason == spec::PENDING);
+        if served {
             let generation = listener
                 .conditions
                 .iter()
@@ -240,12 +238,29 @@ mod tests {
                 c(spec::ACCEPTED, true, "Accepted"),
                 c(spec::PROGRAMMED, false, spec::PENDING),
             ],
-            listeners: vec![ListenerStatus {
-                name: "http".into(),
-                supported_kinds: vec![],
-                attached_routes: 1,
-                conditions: vec![c(spec::ACCEPTED, true, "Accepted")],
-            }],
+            listeners: vec![
+                ListenerStatus {
+                    name: "http".into(),
+                    supported_kinds: vec![],
+                    attached_routes: 1,
+                    conditions: vec![
+                        c(spec::ACCEPTED, true, "Accepted"),
+                        c(spec::PROGRAMMED, false, spec::PENDING),
+                    ],
+                },
+                // Accepted (routes attach) but without a usable certificate:
+                // not in the Envoy configuration.
+                ListenerStatus {
+                    name: "https".into(),
+                    supported_kinds: vec![],
+                    attached_routes: 1,
+                    conditions: vec![
+                        c(spec::ACCEPTED, true, "Accepted"),
+                        c(spec::RESOLVED_REFS, false, spec::INVALID_CERTIFICATE_REF),
+                        c(spec::PROGRAMMED, false, spec::INVALID),
+                    ],
+                },
+            ],
             attached_listener_sets: None,
         }
     }
@@ -311,6 +326,14 @@ mod tests {
             s.listeners[0].conditions.last().map(|c| c.status),
             Some(ConditionStatus::True),
             "valid listeners are programmed with their Gateway"
+        );
+        assert_eq!(
+            s.listeners[1]
+                .conditions
+                .last()
+                .map(|c| (c.status, c.reason)),
+            Some((ConditionStatus::False, spec::INVALID)),
+            "a listener Envoy does not serve is never programmed"
         );
 
         o.current_version = Some("v3");

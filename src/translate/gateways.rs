@@ -515,7 +515,11 @@ pub(super) fn listener_certificates(
 /// Applies `spec.tls.frontend` to an accepted HTTPS listener: bad CA
 /// references make `ResolvedRefs` False (after any certificate problem), and
 /// with no valid CA at all the listener is not accepted.
-fn listener_client_validation(inputs: &Inputs, gateway: &Gateway, model: &mut ListenerModel) {
+pub(super) fn listener_client_validation(
+    inputs: &Inputs,
+    gateway: &Gateway,
+    model: &mut ListenerModel,
+) {
     if model.protocol != Some(Protocol::Https) || !model.conditions.is_true(spec::ACCEPTED) {
         return;
     }

@@ -219,7 +219,7 @@ impl Merge<'_> {
         if let Err(why) = allowed(self.inputs, gateway, &key.namespace) {
             return refused(key, conditions, NOT_ALLOWED, why, Vec::new());
         }
-        let mut listeners = self.listeners(set, &key);
+        let mut listeners = self.listeners(gateway, set, &key);
         mark_in_order(&model.listeners, &mut listeners, &model.key);
         let invalid: Vec<String> = listeners
             .iter()
@@ -265,9 +265,15 @@ impl Merge<'_> {
         }
     }
 
-    /// A ListenerSet's listeners validated as a Gateway's are (names and
-    /// reserved ports too); conflicts come after, in order.
-    fn listeners(&self, set: &ListenerSet, key: &ObjectKey) -> Vec<ListenerModel> {
+    /// A ListenerSet's listeners validated as a Gateway's are (names,
+    /// reserved ports, and the Gateway's client certificate validation on
+    /// HTTPS listeners too); conflicts come after, in order.
+    fn listeners(
+        &self,
+        gateway: &Gateway,
+        set: &ListenerSet,
+        key: &ObjectKey,
+    ) -> Vec<ListenerModel> {
         let mut listeners: Vec<ListenerModel> = set
             .spec
             .listeners
@@ -285,6 +291,7 @@ impl Merge<'_> {
                     &l,
                     &mut model,
                 );
+                gateways::listener_client_validation(self.inputs, gateway, &mut model);
                 model.envoy_name = format!("{}/{}/{}", key.namespace, key.name, model.name);
                 model.set = Some(key.clone());
                 model
