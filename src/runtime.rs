@@ -13,7 +13,7 @@
 //! answered once, `/metrics`; bounded by `admin`'s limits). SIGTERM or
 //! SIGINT stops everything, giving up the Lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,6 +171,8 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         events: GatewayEvents::new(client, Some(settings.pod_name.clone())),
         stores,
         hub: Arc::clone(&hub),
+        addresses: BTreeMap::new(),
+        settling: BTreeMap::new(),
     };
     tasks.spawn(sinks.run(
         translated_rx,
@@ -499,7 +501,16 @@ struct Sinks {
     stores: Stores,
     hub: Arc<Hub>,
     metrics: Arc<ControlMetrics>,
+    /// Each Gateway's `spec.addresses` as last seen, and the Gateways whose
+    /// status waits for the load balancer after they changed (`SETTLE`).
+    addresses: BTreeMap<ObjectKey, Vec<String>>,
+    settling: BTreeMap<ObjectKey, tokio::time::Instant>,
 }
+
+/// How long a Gateway's status waits after its `spec.addresses` change, for
+/// the load balancer to assign (or refuse) them: a status naming the new
+/// generation then carries the addresses the load balancer gave.
+const SETTLE: Duration = Duration::from_secs(2);
 
 impl Sinks {
     async fn run(
@@ -533,6 +544,11 @@ impl Sinks {
                     self.provisioner.set_authority(ca);
                 }
                 _ = resync.tick() => self.provisioner.resync(),
+                _ = until(self.settling.values().min().copied()) => {
+                    // Settled: the round below writes their statuses.
+                    let now = tokio::time::Instant::now();
+                    self.settling.retain(|_, at| *at > now);
+                }
                 _ = stop.changed() => return,
             }
             // Gather what arrived together.
@@ -605,12 +621,48 @@ impl Sinks {
                 )
             })
             .collect();
-        let writes = writer::plan(inputs, outputs, &observed, &writer::now());
+        let settling = self.settle(inputs, outputs);
+        let mut writes = writer::plan(inputs, outputs, &observed, &writer::now());
+        writes.retain(|w| !(w.kind == writer::Kind::Gateway && settling.contains(&w.key)));
         if !writes.is_empty() {
             let planned = writes.len();
             let written = self.status.write(writes).await;
             tracing::debug!(planned, written, "statuses written");
         }
+    }
+}
+
+impl Sinks {
+    /// The Gateways whose status waits this round: those whose
+    /// `spec.addresses` changed less than `SETTLE` ago.
+    fn settle(&mut self, inputs: &Inputs, outputs: &Outputs) -> BTreeSet<ObjectKey> {
+        let now = tokio::time::Instant::now();
+        self.addresses
+            .retain(|k, _| outputs.gateways.contains_key(k));
+        self.settling
+            .retain(|k, at| *at > now && outputs.gateways.contains_key(k));
+        for key in outputs.gateways.keys() {
+            let requested = inputs
+                .gateways
+                .get(key)
+                .map(|g| crate::status::gateway::requested(g))
+                .unwrap_or_default();
+            if self.addresses.get(key) != Some(&requested) {
+                if !requested.is_empty() {
+                    self.settling.insert(key.clone(), now + SETTLE);
+                }
+                self.addresses.insert(key.clone(), requested);
+            }
+        }
+        self.settling.keys().cloned().collect()
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -186,9 +186,13 @@ impl DeltaStream {
                 ..
             })
         );
+        // A fresh Envoy subscribing to everything of a type waits for a first
+        // answer (15 s, its initial fetch timeout) before it starts: it gets
+        // one even when the snapshot holds nothing of the type.
+        let fresh = first && state.wildcard && req.initial_resource_versions.is_empty();
         let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
         if !gated {
-            match self.response(kind, snapshot, Removals::All) {
+            match self.response(kind, snapshot, Removals::All, fresh) {
                 Some(response) => handled.responses.push(response),
                 // A reconnecting Envoy that declared exactly what this snapshot
                 // holds is as good as one that ACKed it.
@@ -213,9 +217,9 @@ impl DeltaStream {
     /// A new snapshot: the responses to send, in push order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
-        out.extend(self.response(ResourceType::Secret, snapshot, Removals::None));
-        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::None));
-        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::None));
+        out.extend(self.response(ResourceType::Secret, snapshot, Removals::None, false));
+        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::None, false));
+        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::None, false));
         self.held = true;
         out.extend(self.release(snapshot));
         out
@@ -233,11 +237,11 @@ impl DeltaStream {
     /// Listeners and routes, then the endpoints and clusters nothing names any more.
     fn dependents(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
-        out.extend(self.response(ResourceType::Listener, snapshot, Removals::All));
-        out.extend(self.response(ResourceType::Route, snapshot, Removals::All));
-        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::Only));
-        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only));
-        out.extend(self.response(ResourceType::Secret, snapshot, Removals::Only));
+        out.extend(self.response(ResourceType::Listener, snapshot, Removals::All, false));
+        out.extend(self.response(ResourceType::Route, snapshot, Removals::All, false));
+        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::Only, false));
+        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only, false));
+        out.extend(self.response(ResourceType::Secret, snapshot, Removals::Only, false));
         out
     }
 
@@ -266,11 +270,14 @@ impl DeltaStream {
         self.types.values().all(|t| t.pending.is_empty())
     }
 
+    /// The changes of `kind` Envoy does not hold yet; `None` when there are
+    /// none, unless `even_empty`.
     fn response(
         &mut self,
         kind: ResourceType,
         snapshot: &Snapshot,
         removals: Removals,
+        even_empty: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let state = self.types.get_mut(&kind).filter(|s| s.active)?;
         let mut resources = Vec::new();
@@ -313,7 +320,7 @@ impl DeltaStream {
                 removed.push(name);
             }
         }
-        if resources.is_empty() && removed.is_empty() {
+        if resources.is_empty() && removed.is_empty() && !even_empty {
             return None;
         }
         tracing::debug!(
@@ -432,6 +439,43 @@ mod tests {
         assert!(h.responses.is_empty(), "nothing unchanged is re-sent");
         assert!(s.is_settled());
         assert_eq!(s.node().map(|n| n.cluster.as_str()), Some("default/gw"));
+    }
+
+    #[test]
+    fn a_fresh_envoy_hears_at_once_that_a_type_is_empty() {
+        // A Gateway without routes has no clusters: Envoy must not wait for
+        // its initial fetch timeout before it starts.
+        let snap = snapshot(&[], &[]);
+        let mut s = DeltaStream::new();
+        let h = s
+            .on_request(&request(ResourceType::Cluster), &snap)
+            .unwrap();
+        assert_eq!(h.responses.len(), 1);
+        assert!(h.responses[0].resources.is_empty() && h.responses[0].removed_resources.is_empty());
+        // Its ACK is an answer like any other; nothing more is sent.
+        let ack = DeltaDiscoveryRequest {
+            node: None,
+            response_nonce: h.responses[0].nonce.clone(),
+            ..request(ResourceType::Cluster)
+        };
+        let h = s.on_request(&ack, &snap).unwrap();
+        assert!(matches!(h.feedback, Some(Feedback::Ack { .. })));
+        assert!(h.responses.is_empty());
+
+        // An Envoy reconnecting with what it holds gets nothing it has.
+        let held = snapshot(&[("a", "1")], &[]);
+        let mut again = DeltaStream::new();
+        let reconnect = DeltaDiscoveryRequest {
+            initial_resource_versions: held_clusters(&held, &["a"]),
+            ..request(ResourceType::Cluster)
+        };
+        assert!(
+            again
+                .on_request(&reconnect, &held)
+                .unwrap()
+                .responses
+                .is_empty()
+        );
     }
 
     #[test]
