@@ -34,6 +34,41 @@ def build():
     return suite, echo, dns
 
 
+TABLE_START = "<!-- conformance table: written by make conformance -->"
+TABLE_END = "<!-- end of conformance table -->"
+
+
+def readme_table(report_text, seconds, tests_run):
+    """The README's per-profile table of an official report."""
+    import yaml
+
+    report = yaml.safe_load(report_text)
+    rows = ["| profile | core (passed / run) | extended (passed / run) | skipped |", "|---|---:|---:|---:|"]
+    for p in sorted(report["profiles"], key=lambda p: p["name"]):
+        cells = []
+        skipped = 0
+        for part in ("core", "extended"):
+            stats = p.get(part, {}).get("statistics", {})
+            passed, failed = stats.get("Passed", 0), stats.get("Failed", 0)
+            skipped += stats.get("Skipped", 0)
+            cells.append(f"{passed} / {passed + failed}")
+        rows.append(f"| {p['name']} | {cells[0]} | {cells[1]} | {skipped} |")
+    summary = (f"Last full run: {report.get('date', '?')}, v{report['gatewayAPIVersion'].lstrip('v')}, "
+               f"{tests_run} tests run in {seconds / 60:.0f} minutes on this machine (2 cores); "
+               "a test belongs to every profile whose features it uses, so the rows overlap.")
+    return "\n".join([TABLE_START, summary, "", *rows, TABLE_END])
+
+
+def write_readme_table(report_path, seconds, tests_run):
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < 0:
+        raise RuntimeError("README.md has no conformance table markers")
+    table = readme_table(Path(report_path).read_text(), seconds, tests_run)
+    readme.write_text(text[:start] + table + text[end + len(TABLE_END):])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--run-test", default="")
@@ -70,10 +105,20 @@ def main():
         elif args.run_test:
             command += ["-run-test", args.run_test]
         env = dict(os.environ, KUBECONFIG=str(world.cluster.kubeconfig))
-        result = subprocess.run(command, env=env, cwd=str(CONFORMANCE))
-        print(f"conformance: suite finished in {time.monotonic() - started:.0f} s, exit {result.returncode}",
-              flush=True)
-        return result.returncode
+        # The suite's output as it comes, counting the tests that ran.
+        tests_run = 0
+        with subprocess.Popen(command, env=env, cwd=str(CONFORMANCE), stdout=subprocess.PIPE,
+                              text=True) as suite_run:
+            for line in suite_run.stdout:
+                sys.stdout.write(line)
+                if line.startswith(("    --- PASS", "    --- FAIL")):
+                    tests_run += 1
+        sys.stdout.flush()
+        seconds = time.monotonic() - started
+        print(f"conformance: suite finished in {seconds:.0f} s, exit {suite_run.returncode}", flush=True)
+        if not args.run_test and Path(report).exists():
+            write_readme_table(report, seconds, tests_run)
+        return suite_run.returncode
     finally:
         world.stop()
 

@@ -163,7 +163,9 @@ fn validate(
             "ResolvedRefs",
             "no references to resolve",
         );
-        return (None, conditions);
+        // The backend asked for TLS: refused like a policy without a valid
+        // CA, never reached in plain text.
+        return (Some(PolicyTarget::Refused(key.clone())), conditions);
     }
     let mut ca_pem = Vec::new();
     let mut problems: Vec<(&'static str, String)> = Vec::new();

@@ -55,6 +55,26 @@ struct CaRef<'a> {
     namespace: Option<&'a str>,
 }
 
+/// The CA references of a validation block and whether it allows insecure
+/// fallback (the default and per-port blocks are distinct generated types
+/// with the same fields).
+macro_rules! validation_of {
+    ($v:expr, $insecure:path) => {{
+        let v = $v;
+        let refs: Vec<CaRef<'_>> = v
+            .ca_certificate_refs
+            .iter()
+            .map(|r| CaRef {
+                group: &r.group,
+                kind: &r.kind,
+                name: &r.name,
+                namespace: r.namespace.as_deref(),
+            })
+            .collect();
+        (refs, matches!(v.mode, Some($insecure)))
+    }};
+}
+
 /// The validation for an HTTPS listener on `port` of `gateway`; `None` when
 /// the Gateway asks for none.
 pub fn for_port(inputs: &Inputs, gateway: &Gateway, port: i32) -> Option<Resolved> {
@@ -65,51 +85,21 @@ pub fn for_port(inputs: &Inputs, gateway: &Gateway, port: i32) -> Option<Resolve
         .flatten()
         .enumerate()
         .find(|(_, p)| p.port == port);
-    let (field, refs, insecure) = match per_port {
-        Some((i, p)) => {
-            let v = p.tls.validation.as_ref()?;
-            let refs: Vec<CaRef<'_>> = v
-                .ca_certificate_refs
-                .iter()
-                .map(|r| CaRef {
-                    group: &r.group,
-                    kind: &r.kind,
-                    name: &r.name,
-                    namespace: r.namespace.as_deref(),
-                })
-                .collect();
-            let insecure = matches!(
-                v.mode,
-                Some(GatewayTlsFrontendPerPortTlsValidationMode::AllowInsecureFallback)
-            );
-            (
-                format!("spec.tls.frontend.perPort[{i}].tls.validation.caCertificateRefs"),
-                refs,
-                insecure,
-            )
-        }
-        None => {
-            let v = frontend.default.validation.as_ref()?;
-            let refs: Vec<CaRef<'_>> = v
-                .ca_certificate_refs
-                .iter()
-                .map(|r| CaRef {
-                    group: &r.group,
-                    kind: &r.kind,
-                    name: &r.name,
-                    namespace: r.namespace.as_deref(),
-                })
-                .collect();
-            let insecure = matches!(
-                v.mode,
-                Some(GatewayTlsFrontendDefaultValidationMode::AllowInsecureFallback)
-            );
-            (
-                "spec.tls.frontend.default.validation.caCertificateRefs".to_string(),
-                refs,
-                insecure,
-            )
-        }
+    let (field, (refs, insecure)) = match per_port {
+        Some((i, p)) => (
+            format!("spec.tls.frontend.perPort[{i}].tls.validation.caCertificateRefs"),
+            validation_of!(
+                p.tls.validation.as_ref()?,
+                GatewayTlsFrontendPerPortTlsValidationMode::AllowInsecureFallback
+            ),
+        ),
+        None => (
+            "spec.tls.frontend.default.validation.caCertificateRefs".to_string(),
+            validation_of!(
+                frontend.default.validation.as_ref()?,
+                GatewayTlsFrontendDefaultValidationMode::AllowInsecureFallback
+            ),
+        ),
     };
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     Some(resolve(inputs, namespace, &field, &refs, insecure))
