@@ -776,9 +776,18 @@ fn mark_conflicts(listeners: &mut [ListenerModel]) {
             continue;
         }
         let me = &listeners[i];
-        if let Some(other) = listeners
+        // Only a served listener of the same transport (TCP or UDP) holds
+        // the container port.
+        let udp = |l: &ListenerModel| l.protocol.is_some_and(Protocol::is_udp);
+        if let Some((_, other)) = listeners
             .iter()
-            .find(|o| o.port != me.port && o.container_port == me.container_port)
+            .enumerate()
+            .find(|(j, o)| {
+                accepted[*j]
+                    && o.port != me.port
+                    && o.container_port == me.container_port
+                    && udp(o) == udp(me)
+            })
             .filter(|_| me.port < 1024)
         {
             let msg = format!(
