@@ -527,6 +527,7 @@ impl Sinks {
         let grace = tokio::time::sleep(FEEDBACK_GRACE);
         tokio::pin!(grace);
         let mut grace_over = false;
+        let mut was_leading = false;
         loop {
             tokio::select! {
                 _ = &mut grace, if !grace_over => grace_over = true,
@@ -535,7 +536,6 @@ impl Sinks {
                 r = feedback.changed() => if r.is_err() { return },
                 r = leader.changed() => {
                     if r.is_err() { return }
-                    self.metrics.set_leader(*leader.borrow());
                     self.provisioner.resync();
                 }
                 r = authority.changed() => {
@@ -553,7 +553,17 @@ impl Sinks {
             }
             // Gather what arrived together.
             tokio::time::sleep(watches::BATCH).await;
-            if !*leader.borrow_and_update() {
+            // Leadership read here too: a change seen first by this read
+            // would not wake the branch above.
+            let leading = *leader.borrow_and_update();
+            if leading != was_leading {
+                self.metrics.set_leader(leading);
+                if leading {
+                    self.provisioner.resync();
+                }
+                was_leading = leading;
+            }
+            if !leading {
                 continue;
             }
             let Some((inputs, outputs)) = translated.borrow_and_update().clone() else {
