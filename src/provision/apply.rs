@@ -401,12 +401,22 @@ impl LiveFleet for crate::inputs::watches::Stores {
         self.deployments
             .state()
             .iter()
-            .filter_map(|d| {
-                let gateway = d.labels().get(super::names::GATEWAY_NAME_LABEL)?;
-                Some(ObjectKey::new(d.namespace()?, gateway.clone()))
-            })
+            .filter_map(|d| fleet_gateway(d))
             .collect()
     }
+}
+
+/// The Gateway a fleet Deployment belongs to: the Gateway its owner reference
+/// names (in full), else its Gateway label (shortened, with a hash, past 63
+/// characters).
+fn fleet_gateway(d: &Deployment) -> Option<ObjectKey> {
+    let owner = d
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Gateway" && o.api_version.starts_with("gateway.networking.k8s.io/"))
+        .map(|o| o.name.clone());
+    let gateway = owner.or_else(|| d.labels().get(super::names::GATEWAY_NAME_LABEL).cloned())?;
+    Some(ObjectKey::new(d.namespace()?, gateway))
 }
 
 /// Whether `gateway` names a GatewayClass of portico's controller (valid or
@@ -447,6 +457,36 @@ mod tests {
             ))
         });
         Client::new(service, "default")
+    }
+
+    #[test]
+    fn a_fleet_names_its_gateway_in_full_even_past_the_label_limit() {
+        let long = "g".repeat(200);
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "envoy-long",
+                "namespace": "apps",
+                "labels": {super::super::names::GATEWAY_NAME_LABEL: &long[..63]},
+                "ownerReferences": [{
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "Gateway",
+                    "name": long,
+                    "uid": "u",
+                }],
+            }
+        }))
+        .expect("deployment");
+        assert_eq!(
+            fleet_gateway(&deployment),
+            Some(ObjectKey::new("apps", long.clone())),
+            "a Gateway that leaves portico's classes must be found to remove its fleet"
+        );
+        let mut labelled_only = deployment.clone();
+        labelled_only.metadata.owner_references = None;
+        assert_eq!(
+            fleet_gateway(&labelled_only),
+            Some(ObjectKey::new("apps", &long[..63]))
+        );
     }
 
     #[tokio::test]
