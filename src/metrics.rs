@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::inputs::Inputs;
 use crate::translate::Outputs;
-use crate::translate::conditions::{ConditionStatus, spec};
+use crate::translate::conditions::{holds, spec};
 use crate::xds::metrics::XdsMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -232,11 +232,8 @@ impl ControlMetrics {
 /// its `Accepted` condition, a route or policy as accepted when every parent
 /// (ancestor) accepts it.
 fn accepted_counts(outputs: &Outputs) -> Vec<(&'static str, usize, usize)> {
-    let gateway = |s: &crate::translate::status::GatewayStatus| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
-    };
+    let gateway =
+        |s: &crate::translate::status::GatewayStatus| holds(&s.conditions, spec::ACCEPTED);
     let mut out = vec![(
         "Gateway",
         outputs
@@ -253,12 +250,7 @@ fn accepted_counts(outputs: &Outputs) -> Vec<(&'static str, usize, usize)> {
     let sets = outputs
         .listener_sets
         .values()
-        .filter(|s| {
-            s.status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
-        })
+        .filter(|s| holds(&s.status.conditions, spec::ACCEPTED))
         .count();
     out.push(("ListenerSet", sets, outputs.listener_sets.len() - sets));
     for (kind, parents) in outputs.route_parents() {

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
-use crate::translate::conditions::{Condition, ConditionStatus, spec};
+use crate::translate::conditions::{Condition, holds, spec};
 use crate::translate::status::{GatewayStatus, ListenerStatus};
 use crate::xds::hub::GatewayFeedback;
 
@@ -80,10 +80,7 @@ pub fn observe(
 ) -> (GatewayStatus, Vec<GatewayAddress>) {
     let addresses = addresses(observed.service);
     let mut status = translated.clone();
-    let accepted = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True);
+    let accepted = holds(&status.conditions, spec::ACCEPTED);
     if !accepted {
         return (status, addresses);
     }
@@ -224,6 +221,7 @@ pub(super) fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::conditions::ConditionStatus;
 
     fn translated() -> GatewayStatus {
         let c = |t, s: bool, r| Condition {

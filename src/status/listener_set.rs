@@ -7,7 +7,7 @@
 //! as arguments.
 
 use super::gateway::{Observed, addresses, program_listeners, programmed, set};
-use crate::translate::conditions::{ConditionStatus, spec};
+use crate::translate::conditions::{holds, spec};
 use crate::translate::listener_sets::PARENT_NOT_PROGRAMMED;
 use crate::translate::status::ListenerSetStatus;
 
@@ -15,10 +15,7 @@ use crate::translate::status::ListenerSetStatus;
 /// of its Gateway (`gateway`).
 pub fn observe(translated: &ListenerSetStatus, gateway: Observed<'_>) -> ListenerSetStatus {
     let mut status = translated.clone();
-    let accepted = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True);
+    let accepted = holds(&status.conditions, spec::ACCEPTED);
     if !accepted {
         return status;
     }
@@ -51,6 +48,7 @@ mod tests {
 
     use super::*;
     use crate::translate::conditions::Condition;
+    use crate::translate::conditions::ConditionStatus;
     use crate::translate::status::ListenerStatus;
     use crate::xds::hub::GatewayFeedback;
 

@@ -114,6 +114,12 @@ impl Conditions {
     }
 }
 
+/// Whether a finished list holds condition `type_` with status True.
+pub fn holds(list: &[Condition], type_: &str) -> bool {
+    list.iter()
+        .any(|c| c.type_ == type_ && c.status == ConditionStatus::True)
+}
+
 /// Replaces (or adds) one condition of a finished list, keeping its
 /// observed generation.
 pub fn replace(

@@ -35,7 +35,7 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use self::conditions::{ConditionStatus, Conditions, spec};
+use self::conditions::{ConditionStatus, Conditions, holds, spec};
 use self::envoy::EnvoyResources;
 use self::gateways::{GatewayIndex, GatewayModel, ListenerModel};
 use self::route_table::Placement;
@@ -67,11 +67,7 @@ impl Outputs {
     /// Per route kind (and `BackendTLSPolicy`), one entry per object:
     /// whether every parent (ancestor) accepts it.
     pub fn route_parents(&self) -> Vec<(&'static str, Vec<bool>)> {
-        let accepted = |conditions: &[conditions::Condition]| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True)
-        };
+        let accepted = |list: &[conditions::Condition]| holds(list, spec::ACCEPTED);
         let mut by_kind: BTreeMap<&'static str, Vec<bool>> = BTreeMap::new();
         for ((kind, _), route) in &self.routes {
             by_kind
@@ -332,10 +328,7 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
                 },
             );
         }
-        let accepted = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == spec::ACCEPTED && c.status == conditions::ConditionStatus::True);
+        let accepted = holds(&status.conditions, spec::ACCEPTED);
         let output = if accepted {
             GatewayOutput {
                 status,

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
-use crate::translate::conditions::{ConditionStatus, spec};
+use crate::translate::conditions::{holds, spec};
 use crate::translate::routes::RouteKind;
 
 /// A route of any kind, by kind and namespace/name.
@@ -188,11 +188,7 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
         })
         .collect();
     for (key, set) in &outputs.listener_sets {
-        let accepted = set
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True);
+        let accepted = holds(&set.status.conditions, spec::ACCEPTED);
         let version = inputs
             .listener_sets
             .get(key)
@@ -207,10 +203,7 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
             continue;
         };
         for parent in &status.parents {
-            let accepted = parent
-                .conditions
-                .iter()
-                .any(|c| c.type_ == spec::ACCEPTED && c.status == ConditionStatus::True);
+            let accepted = holds(&parent.conditions, spec::ACCEPTED);
             if !accepted {
                 continue;
             }
