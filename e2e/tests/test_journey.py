@@ -104,6 +104,24 @@ spec:
     )
 
 
+def test_a_fleet_scaled_by_hand_keeps_its_scale(world):
+    """No GatewayParameters set replicas, so portico never applies the
+    field: the scale someone else sets (kubectl scale, an autoscaler) stays
+    across portico's re-apply of the drifted Deployment."""
+    world.cluster.kubectl("scale", "deployment", FLEET, "--replicas=2")
+    try:
+        # The Deployment's spec changed: the leader's next round re-applies
+        # it (drift), which before reverted the scale to 1.
+        time.sleep(5)
+        d = json.loads(world.cluster.kubectl(
+            "get", "deployment", FLEET, "-o", "json", "--show-managed-fields").stdout)
+        assert d["spec"]["replicas"] == 2
+        owned = [json.dumps(m.get("fieldsV1", {})) for m in d["metadata"]["managedFields"] if m["manager"] == "portico"]
+        assert owned and all("f:replicas" not in o for o in owned), owned
+    finally:
+        world.cluster.kubectl("scale", "deployment", FLEET, "--replicas=1")
+
+
 def test_deleting_a_gateway_removes_its_objects(world):
     world.cluster.kubectl("delete", "gateway", "pinned")
     kinds = ["deployment", "service", "configmap", "secret", "serviceaccount"]

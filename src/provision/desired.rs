@@ -216,7 +216,8 @@ pub fn desired_objects(
                 service_annotations => service_annotations,
                 owner => Value::from(Serde(&owner)),
                 image => params.image.as_deref().unwrap_or(&settings.image),
-                replicas => params.replicas.unwrap_or(1),
+                // Unset: not applied, so the scale is left to others.
+                replicas => params.replicas,
                 log_level => envoy.log_level.as_deref().unwrap_or("info"),
                 concurrency => envoy.concurrency,
                 resources => Value::from(Serde(&params.resources)),
