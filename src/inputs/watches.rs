@@ -10,7 +10,9 @@
 //! only while referenced (`referenced`: the batcher hands each snapshot's
 //! references over and waits for new ones to be fetched before publishing
 //! it); a change to one nobody references wakes nothing, nor does one to a
-//! Service or EndpointSlice no route references. The optional kinds (a
+//! Service or EndpointSlice that the latest translation's report does not
+//! name (`relevance`; the runtime hands the report over through
+//! `follow_references`). The optional kinds (a
 //! cluster may not serve their CRDs) are watched from the moment discovery
 //! finds them served:
 //! `keep_discovering` retries a failing discovery with capped back-off and
