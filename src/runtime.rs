@@ -144,6 +144,11 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         tasks.spawn(task);
     }
     let (translated_tx, translated_rx) = watch::channel::<Translated>(None);
+    // What translation references decides which Service changes wake it.
+    tasks.spawn(watches::follow_references(
+        source.references,
+        translated_rx.clone(),
+    ));
     tasks.spawn(translator(
         source.inputs,
         Arc::clone(&hub),

@@ -29,8 +29,8 @@ use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
 use crate::pki::{Authority, Issued};
 use crate::translate::Outputs;
-use crate::translate::gateways::CONTROLLER_NAME;
-use crate::translate::infra::Infra;
+use crate::translate::api::CONTROLLER_NAME;
+use crate::translate::index::infra::Infra;
 use crate::xds::cache::content_version;
 
 pub const FIELD_MANAGER: &str = "portico";

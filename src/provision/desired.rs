@@ -23,7 +23,7 @@ use super::names::{object_name, selector_labels};
 use crate::bootstrap::{self, BootstrapParams, METRICS_PATH, METRICS_PORT, READY_PORT, XdsTls};
 use crate::inputs::ObjectKey;
 use crate::pki::Issued;
-use crate::translate::infra::{self, Infra};
+use crate::translate::index::infra::{self, Infra};
 use crate::xds::cache::content_version;
 
 const TEMPLATE: &str = include_str!("../../templates/envoy-workload.yaml.j2");

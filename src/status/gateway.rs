@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::translate::conditions::{Condition, holds, spec};
-use crate::translate::status::{GatewayStatus, ListenerStatus};
+use crate::translate::report::{GatewayStatus, ListenerStatus};
 use crate::xds::hub::GatewayFeedback;
 
 /// One entry of `Gateway.status.addresses`.

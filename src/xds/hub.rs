@@ -20,7 +20,7 @@ use super::delta::Feedback;
 use super::metrics::{GatewayLabel, GatewayTypeLabel, TypeLabel, XdsMetrics};
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
-use crate::translate::envoy::EnvoyResources;
+use crate::translate::encode::EnvoyResources;
 use crate::translate::quarantine::Quarantine;
 
 /// Every Gateway's snapshot, keyed by `<namespace>/<name>` (Envoy's `node.cluster`).
