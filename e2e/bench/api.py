@@ -156,10 +156,11 @@ class RouteStatuses:
                     raise ApiError(f"watch: {self.response.status}")
                 for line in self.response:
                     self.event(json.loads(line))
-            except (OSError, ValueError, http.client.HTTPException, ApiError) as e:
-                if not self.stopping.is_set():
-                    print(f"bench: route watch: {e}; resuming", file=sys.stderr)
-                    time.sleep(0.5)
+            except Exception as e:  # resumed; once stopping, `stop` closed the stream
+                if self.stopping.is_set():
+                    return
+                print(f"bench: route watch: {e}; resuming", file=sys.stderr)
+                time.sleep(0.5)
             finally:
                 conn.close()
 

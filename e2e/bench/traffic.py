@@ -16,21 +16,41 @@ from collections import Counter
 
 
 def get(address, port, host, timeout=2.0):
-    """GET / with `Host: host`; returns the status code. Raises OSError on a
-    connection error, ValueError on an answer that is not HTTP."""
+    """GET / with `Host: host`; returns the status code once the whole answer
+    is read, then closes the connection itself (Envoy waits up to its
+    delayed-close timeout, 1 s, for the client to close after an answer it
+    generated). Raises OSError on a connection error, ValueError on an
+    answer that is not HTTP."""
     with socket.create_connection((address, port), timeout=timeout) as s:
         s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        head = b""
-        while b"\r\n" not in head:
-            chunk = s.recv(4096)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
             if not chunk:
-                break
-            head += chunk
-        while s.recv(65536):
-            pass
-    parts = head.split(b"\r\n", 1)[0].split(b" ")
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP answer: {head[:60]!r}")
+                raise ValueError(f"connection closed after {len(data)} bytes: {data[:60]!r}")
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP answer: {head[:60]!r}")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (l.partition(b":") for l in lines[1:])}
+        if fields.get(b"content-length", b"").isdigit():
+            left = int(fields[b"content-length"]) - len(body)
+            while left > 0:
+                chunk = s.recv(min(left, 65536))
+                if not chunk:
+                    raise ValueError("connection closed inside the body")
+                left -= len(chunk)
+        elif b"chunked" in fields.get(b"transfer-encoding", b""):
+            while not body.endswith(b"0\r\n\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ValueError("connection closed inside the body")
+                body += chunk
+        else:
+            while s.recv(65536):
+                pass
     return int(parts[1])
 
 
