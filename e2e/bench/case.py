@@ -72,16 +72,18 @@ def run(case, state, settings):
     result = {"case": case.label, "gateways": case.gateways, "routes": case.routes,
               "routes_per_gateway": case.per_gateway}
     world = World(state)
-    try:
-        world.start()
-        result["setup_seconds"] = {k: round(v, 1) for k, v in world.timings.items()}
-        measure(world, case, settings, result)
-    except Exception as e:  # the next case still runs; the result says why this one stopped
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(case, f"failed: {result['error']}")
-    finally:
-        log(case, "stopping the cluster")
-        world.stop()
+    with procfs.inotify_instances(128 + 8 * case.gateways) as limit:
+        result["inotify_max_user_instances"] = limit
+        try:
+            world.start()
+            result["setup_seconds"] = {k: round(v, 1) for k, v in world.timings.items()}
+            measure(world, case, settings, result)
+        except Exception as e:  # the next case still runs; the result says why this one stopped
+            result["error"] = f"{type(e).__name__}: {e}"
+            log(case, f"failed: {result['error']}")
+        finally:
+            log(case, "stopping the cluster")
+            world.stop()
     return result
 
 

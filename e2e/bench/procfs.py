@@ -1,7 +1,9 @@
 """Resident memory and CPU time of a process, from /proc: `VmRSS` and
-`VmHWM` (its peak) of /proc/PID/status, utime + stime of /proc/PID/stat."""
+`VmHWM` (its peak) of /proc/PID/status, utime + stime of /proc/PID/stat;
+and the inotify limit many Envoys need, from /proc/sys."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -48,3 +50,22 @@ def find(pid, command):
         except OSError:
             continue
     return None
+
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+@contextmanager
+def inotify_instances(at_least):
+    """Raises the per-user inotify instance limit to `at_least` while the
+    block runs, then puts the previous value back. Each Envoy holds four
+    (its file watchers); the usual default, 128, stops the 32nd Envoy."""
+    before = int(INOTIFY_INSTANCES.read_text())
+    if before >= at_least:
+        yield before
+        return
+    INOTIFY_INSTANCES.write_text(str(at_least))
+    try:
+        yield at_least
+    finally:
+        INOTIFY_INSTANCES.write_text(str(before))
