@@ -51,14 +51,15 @@ fn gateway() -> crate::inputs::ObjectKey {
     crate::inputs::ObjectKey::new("default", "gw")
 }
 
-/// The route configurations of the Gateway, as text.
-fn routes_text(outputs: &Outputs) -> String {
-    outputs.gateways[&gateway()]
+/// Whether any route configuration of the Gateway names `path`.
+fn serves(outputs: &Outputs, path: &str) -> bool {
+    let gateway = &outputs.gateways[&gateway()];
+    let needle = path.as_bytes();
+    gateway
         .resources
         .routes
         .iter()
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .collect()
+        .any(|r| r.body.windows(needle.len()).any(|w| w == needle))
 }
 
 /// The reason of the route's `Accepted` condition.
@@ -102,7 +103,7 @@ fn the_first_snapshot_is_translated_in_full_and_published() {
     let mut t = translator();
     let step = t.next(inputs(&[route("a", 1, "/a", "")]), &hub);
     assert_eq!(step.how, Translation::Full);
-    assert!(routes_text(&step.outputs).contains("/a"));
+    assert!(serves(&step.outputs, "/a"));
     assert!(published(&hub).is_some());
 }
 
@@ -123,7 +124,7 @@ fn a_status_only_change_translates_nothing_and_publishes_nothing() {
     // A new generation is no status change.
     let step = t.next(inputs(&[route("a", 2, "/b", "")]), &hub);
     assert_eq!(step.how, Translation::Full);
-    assert!(routes_text(&step.outputs).contains("/b"));
+    assert!(serves(&step.outputs, "/b"));
 }
 
 #[test]
@@ -152,7 +153,7 @@ fn an_envoy_rejection_translates_again_with_the_route_held_back() {
 
     let bad = inputs(&[route("a", 1, "/a", ""), route("bad", 1, "/evil", "")]);
     let step = t.next(Arc::clone(&bad), &hub);
-    assert!(routes_text(&step.outputs).contains("/evil"));
+    assert!(serves(&step.outputs, "/evil"));
     assert!(t.answer(&answer(&hub, Some("invalid route"))));
     assert_eq!(
         t.decide(&bad),
@@ -161,8 +162,7 @@ fn an_envoy_rejection_translates_again_with_the_route_held_back() {
     );
     let step = t.again(&hub).expect("a last step");
     assert_eq!(step.how, Translation::Full);
-    let text = routes_text(&step.outputs);
-    assert!(text.contains("/a") && !text.contains("/evil"), "{text}");
+    assert!(serves(&step.outputs, "/a") && !serves(&step.outputs, "/evil"));
     assert_eq!(
         accepted_reason(&step.outputs, "bad").as_deref(),
         Some(REJECTED_BY_ENVOY)
@@ -196,7 +196,7 @@ fn held_routes_are_read_from_statuses_only_when_asked() {
         .next(inputs(&documents), &Hub::new())
         .outputs
         .clone();
-    assert!(!routes_text(&remembering).contains("/evil"));
+    assert!(!serves(&remembering, "/evil"));
     assert_eq!(
         accepted_reason(&remembering, "bad").as_deref(),
         Some(REJECTED_BY_ENVOY)
@@ -205,7 +205,7 @@ fn held_routes_are_read_from_statuses_only_when_asked() {
         .next(inputs(&documents), &Hub::new())
         .outputs
         .clone();
-    assert!(routes_text(&fresh).contains("/evil"));
+    assert!(serves(&fresh, "/evil"));
 }
 
 #[test]

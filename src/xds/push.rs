@@ -212,6 +212,19 @@ mod tests {
         steps.iter().map(|s| (s.kind, s.part)).collect()
     }
 
+    /// A stream after a new snapshot whose endpoints Envoy has not asked for.
+    fn waiting() -> (Recorder, PushOrder, Snapshot) {
+        let mut wire = Recorder {
+            slow: true,
+            ..Recorder::default()
+        };
+        let mut order = PushOrder::default();
+        let snap = snapshot(&["a"]);
+        let out = order.on_snapshot(&mut wire, &snap);
+        assert_eq!(kinds(&out), kinds(&FIRST), "what listeners need goes first");
+        (wire, order, snap)
+    }
+
     #[test]
     fn warm_clusters_let_everything_go_in_order() {
         let mut wire = Recorder::default();
@@ -224,14 +237,7 @@ mod tests {
 
     #[test]
     fn listeners_and_routes_wait_for_endpoints() {
-        let mut wire = Recorder {
-            slow: true,
-            ..Recorder::default()
-        };
-        let mut order = PushOrder::default();
-        let snap = snapshot(&["a"]);
-        let out = order.on_snapshot(&mut wire, &snap);
-        assert_eq!(kinds(&out), kinds(&FIRST));
+        let (mut wire, mut order, snap) = waiting();
         assert!(order.holds(ResourceType::Listener) && order.holds(ResourceType::Route));
         assert!(!order.holds(ResourceType::Cluster));
         assert!(order.after_request(&mut wire, &snap, None).is_empty());
@@ -255,13 +261,7 @@ mod tests {
 
     #[test]
     fn a_rejected_cluster_response_ends_the_wait() {
-        let mut wire = Recorder {
-            slow: true,
-            ..Recorder::default()
-        };
-        let mut order = PushOrder::default();
-        let snap = snapshot(&["a"]);
-        order.on_snapshot(&mut wire, &snap);
+        let (mut wire, mut order, snap) = waiting();
         let ack = Feedback::Ack {
             kind: ResourceType::Cluster,
             snapshot: snap.version(),
