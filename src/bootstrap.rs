@@ -9,7 +9,7 @@
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::translate::envoy::ENVOY_RE2_MAX_PROGRAM_SIZE;
+use crate::translate::encode::ENVOY_RE2_MAX_PROGRAM_SIZE;
 
 const TEMPLATE: &str = include_str!("../templates/bootstrap.yaml.j2");
 const SDS_TEMPLATE: &str = include_str!("../templates/sds.yaml.j2");

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod pki;
 pub mod provision;
 pub mod render;
+pub mod replicas;
 pub mod runtime;
 pub mod standalone;
 pub mod status;

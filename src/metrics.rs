@@ -233,7 +233,7 @@ impl ControlMetrics {
 /// (ancestor) accepts it.
 fn accepted_counts(outputs: &Outputs) -> Vec<(&'static str, usize, usize)> {
     let gateway =
-        |s: &crate::translate::status::GatewayStatus| holds(&s.conditions, spec::ACCEPTED);
+        |s: &crate::translate::report::GatewayStatus| holds(&s.conditions, spec::ACCEPTED);
     let mut out = vec![(
         "Gateway",
         outputs

@@ -15,12 +15,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -35,6 +36,7 @@ use crate::metrics::{ControlMetrics, Metrics};
 use crate::pki::Authority;
 use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
+use crate::replicas::{self, Peers};
 use crate::status::gateway::Observed;
 use crate::status::writer::{self, StatusWriter};
 use crate::translate::{self, Outputs};
@@ -142,6 +144,11 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         tasks.spawn(task);
     }
     let (translated_tx, translated_rx) = watch::channel::<Translated>(None);
+    // What translation references decides which Service changes wake it.
+    tasks.spawn(watches::follow_references(
+        source.references,
+        translated_rx.clone(),
+    ));
     tasks.spawn(translator(
         source.inputs,
         Arc::clone(&hub),
@@ -158,6 +165,26 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         &settings.pod_name,
     );
     let election = tokio::spawn(election.run(leader_tx, stop_rx.clone()));
+    // Envoy feedback shared between replicas: ours published, the others' read.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    let publishing = tokio::spawn(replicas::lease::publish(
+        leases.clone(),
+        settings.lease.clone(),
+        settings.pod_name.clone(),
+        Arc::clone(&hub),
+        stop_rx.clone(),
+    ));
+    let peers = Arc::new(Mutex::new(Peers::new(&replicas::lease::name(
+        &settings.lease,
+        &settings.pod_name,
+    ))));
+    let (peers_tx, peers_rx) = watch::channel(0u64);
+    tasks.spawn(replicas::lease::follow(
+        leases,
+        settings.lease.clone(),
+        Arc::clone(&peers),
+        peers_tx,
+    ));
     let sinks = Sinks {
         started: std::time::Instant::now(),
         provisioner: Provisioner::new(
@@ -173,10 +200,12 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         hub: Arc::clone(&hub),
         addresses: BTreeMap::new(),
         settling: BTreeMap::new(),
+        peers,
     };
     tasks.spawn(sinks.run(
         translated_rx,
         source.owned_changed,
+        peers_rx,
         leader_rx,
         ca_rx,
         stop_rx.clone(),
@@ -186,8 +215,12 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     tracing::info!("stopping");
     ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    // Give up the Lease so another replica takes over at once.
-    let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+    // Give up the Lease so another replica takes over at once, and delete
+    // this replica's feedback Lease.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = tokio::join!(election, publishing);
+    })
+    .await;
     tasks.abort_all();
     Ok(())
 }
@@ -460,6 +493,8 @@ struct Sinks {
     /// status waits for the load balancer after they changed (`SETTLE`).
     addresses: BTreeMap<ObjectKey, Vec<String>>,
     settling: BTreeMap<ObjectKey, tokio::time::Instant>,
+    /// The other replicas' Envoy feedback (`replicas`).
+    peers: Arc<Mutex<Peers>>,
 }
 
 /// How long a Gateway's status waits after its `spec.addresses` change, for
@@ -472,6 +507,7 @@ impl Sinks {
         mut self,
         mut translated: watch::Receiver<Translated>,
         mut owned: watch::Receiver<u64>,
+        mut peers: watch::Receiver<u64>,
         mut leader: watch::Receiver<bool>,
         mut authority: watch::Receiver<Arc<Authority>>,
         mut stop: watch::Receiver<bool>,
@@ -489,6 +525,7 @@ impl Sinks {
                 r = translated.changed() => if r.is_err() { return },
                 r = owned.changed() => if r.is_err() { return },
                 r = feedback.changed() => if r.is_err() { return },
+                r = peers.changed() => if r.is_err() { return },
                 r = leader.changed() => {
                     if r.is_err() { return }
                     self.provisioner.resync();
@@ -526,6 +563,7 @@ impl Sinks {
             };
             owned.mark_unchanged();
             feedback.mark_unchanged();
+            peers.mark_unchanged();
             self.round(&inputs, &outputs).await;
         }
     }
@@ -537,21 +575,7 @@ impl Sinks {
         self.events
             .forget_gone(|gateway| outputs.gateways.contains_key(gateway));
         self.status.forget_gone(inputs);
-        let snapshots = self.hub.subscribe().borrow().clone();
-        let mut held: BTreeMap<ObjectKey, Held> = BTreeMap::new();
-        for key in outputs.gateways.keys() {
-            let id = gateway_id(key);
-            let name = fleet_name(&key.name);
-            held.insert(
-                key.clone(),
-                Held {
-                    service: self.stores.service(&key.namespace, &name),
-                    deployment: self.stores.deployment(&key.namespace, &name),
-                    feedback: self.hub.feedback(&id),
-                    version: snapshots.get(&id).map(|s| s.version()),
-                },
-            );
-        }
+        let held = self.held(outputs);
         for (key, h) in &held {
             if let (Some((version, message)), Some(current), Some(gateway)) =
                 (&h.feedback.rejected, &h.version, inputs.gateways.get(key))
@@ -598,6 +622,36 @@ impl Sinks {
 }
 
 impl Sinks {
+    /// What this round reads about each Gateway: its fleet's objects, the
+    /// version served, and the feedback of every replica's Envoys.
+    fn held(&self, outputs: &Outputs) -> BTreeMap<ObjectKey, Held> {
+        let snapshots = self.hub.subscribe().borrow().clone();
+        let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = peers.live(tokio::time::Instant::now());
+        let mut held: BTreeMap<ObjectKey, Held> = BTreeMap::new();
+        for key in outputs.gateways.keys() {
+            let id = gateway_id(key);
+            let name = fleet_name(&key.name);
+            let version = snapshots.get(&id).map(|s| s.version());
+            // Every replica's Envoys count, not only the leader's own.
+            let feedback = replicas::merged(
+                &self.hub.feedback(&id),
+                version.as_deref(),
+                &replicas::of_gateway(&live, &id),
+            );
+            held.insert(
+                key.clone(),
+                Held {
+                    service: self.stores.service(&key.namespace, &name),
+                    deployment: self.stores.deployment(&key.namespace, &name),
+                    feedback,
+                    version,
+                },
+            );
+        }
+        held
+    }
+
     /// The Gateways whose status waits this round: those whose
     /// `spec.addresses` changed less than `SETTLE` ago.
     fn settle(&mut self, inputs: &Inputs, outputs: &Outputs) -> BTreeSet<ObjectKey> {

@@ -1249,7 +1249,7 @@ fn slow_headers(port: u16) -> std::thread::JoinHandle<Result<(), String>> {
         let _ = s.read_to_end(&mut answer);
         let waited = started.elapsed();
         let text = String::from_utf8_lossy(&answer);
-        let timeout = portico::translate::envoy::listener::REQUEST_HEADERS_TIMEOUT;
+        let timeout = portico::translate::encode::listener::REQUEST_HEADERS_TIMEOUT;
         if !text.starts_with("HTTP/1.1 408") {
             return Err(format!(
                 "a client that never finishes its headers: expected 408, got {:?} after {waited:?}",

@@ -179,7 +179,7 @@ fn sotw_restart_loses_no_request_and_pushes_nothing() {
 #[test]
 fn rejected_configuration_is_reported_and_the_last_good_one_kept() {
     use envoy_types::pb::envoy::config::listener::v3::Listener;
-    use portico::translate::envoy::Resource;
+    use portico::translate::encode::Resource;
     use portico::xds::cache::Snapshot;
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");

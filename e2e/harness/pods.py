@@ -63,6 +63,9 @@ class Fleets:
         self.pod_count = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        # Set: running fleets keep running, nothing is synced (a benchmark
+        # keeps the API server and the CPU to what it measures).
+        self.paused = threading.Event()
         self.thread = None
         for d in ("/etc/envoy/bootstrap", "/etc/envoy/tls"):
             os.makedirs(d, exist_ok=True)
@@ -73,6 +76,9 @@ class Fleets:
 
     def loop(self):
         while not self.stopping.is_set():
+            if self.paused.is_set():
+                self.stopping.wait(0.5)
+                continue
             try:
                 self.sync()
             except Exception as e:  # keep the kubelet alive; report and retry
@@ -108,7 +114,10 @@ class Fleets:
         pod = self.pods.get(key)
         if pod is None:
             self.pod_count += 1
-            ip = f"10.211.0.{200 + self.pod_count}"
+            # .201-.254 of the Gateway subnet, then the pod CIDR (the e2e
+            # kubelet, which uses it too, never runs beside `Fleets`).
+            n = self.pod_count
+            ip = f"10.211.0.{200 + n}" if n <= 54 else f"10.244.0.{n - 54}"
             netns = self.network.namespace("gw", ip)
             pod = Pod(key, netns, self.workdir / f"{ns}-{name}")
             pod.ip = ip

@@ -104,6 +104,24 @@ spec:
     )
 
 
+def test_a_fleet_scaled_by_hand_keeps_its_scale(world):
+    """No GatewayParameters set replicas, so portico never applies the
+    field: the scale someone else sets (kubectl scale, an autoscaler) stays
+    across portico's re-apply of the drifted Deployment."""
+    world.cluster.kubectl("scale", "deployment", FLEET, "--replicas=2")
+    try:
+        # The Deployment's spec changed: the leader's next round re-applies
+        # it (drift), which before reverted the scale to 1.
+        time.sleep(5)
+        d = json.loads(world.cluster.kubectl(
+            "get", "deployment", FLEET, "-o", "json", "--show-managed-fields").stdout)
+        assert d["spec"]["replicas"] == 2
+        owned = [json.dumps(m.get("fieldsV1", {})) for m in d["metadata"]["managedFields"] if m["manager"] == "portico"]
+        assert owned and all("f:replicas" not in o for o in owned), owned
+    finally:
+        world.cluster.kubectl("scale", "deployment", FLEET, "--replicas=1")
+
+
 def test_deleting_a_gateway_removes_its_objects(world):
     world.cluster.kubectl("delete", "gateway", "pinned")
     kinds = ["deployment", "service", "configmap", "secret", "serviceaccount"]
@@ -684,6 +702,74 @@ def test_restarting_portico_changes_no_status_and_no_xds_version(world):
     assert all(l.endswith(" 0") for l in pushes), pushes
     assert versions() == before
     assert world.curl(world.seed_address, "httpd.example.com")[0] == 200
+
+
+def test_envoys_on_a_replica_that_does_not_lead_program_their_gateway(world):
+    """Only the leader writes statuses, but Envoys report to whichever
+    replica they reach: the standby shares what its Envoys ACKed in its own
+    Lease, and the leader reads it."""
+    standby = Operator(world.cluster, PORTICO, world.workdir / "standby", pod_name="portico-e2e-2")
+    standby.start()
+    leader_xds = world.fleets.xds_port
+    world.fleets.xds_port = standby.xds_port  # new Envoy pods reach the standby
+    try:
+        world.cluster.apply(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: elsewhere, namespace: default}
+spec:
+  gatewayClassName: portico
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: elsewhere, namespace: default}
+spec:
+  parentRefs: [{name: elsewhere}]
+  hostnames: [elsewhere.example.com]
+  rules:
+  - backendRefs: [{name: my-httpd, port: 80}]
+"""
+        )
+
+        def programmed():
+            gw = world.cluster.get("gateway", "elsewhere", "default") or {}
+            c = condition(gw, "Programmed")
+            return gw if c and c["status"] == "True" else None
+
+        gw = wait_for("the Gateway served by the standby to be programmed", 60, programmed)
+        address = gw["status"]["addresses"][0]["value"]
+        assert world.curl(address, "elsewhere.example.com")[0] == 200
+        streams = 'portico_xds_streams{gateway="default/elsewhere"} 1'
+        assert streams in standby.metrics(), "its Envoy is the standby's"
+        assert streams not in world.operator.metrics(), "and not the leader's"
+        lease = world.cluster.get("lease", "portico-leader.portico-e2e-2", "portico-system")
+        report = json.loads(lease["metadata"]["annotations"]["portico.dev/envoy-feedback"])
+        assert report["default/elsewhere"]["streams"] == 1
+
+        # A change the standby's Envoys ACK moves Programmed's version too.
+        version = condition(gw, "Programmed")["message"]
+        world.cluster.kubectl(
+            "patch", "httproute", "elsewhere", "--type=merge", "-p",
+            json.dumps({"spec": {"hostnames": ["elsewhere.example.com", "also.example.com"]}}),
+        )
+
+        def moved():
+            c = condition(world.cluster.get("gateway", "elsewhere", "default") or {}, "Programmed")
+            return c if c and c["status"] == "True" and c["message"] != version else None
+
+        wait_for("Programmed to name the new version the standby's Envoy ACKed", 30, moved)
+        assert world.curl(address, "also.example.com")[0] == 200
+    finally:
+        world.fleets.xds_port = leader_xds
+        world.cluster.kubectl("delete", "gateway,httproute", "elsewhere", "--ignore-not-found")
+        standby.stop()
+    wait_for(
+        "the stopped replica's Lease to be deleted",
+        15,
+        lambda: world.cluster.get("lease", "portico-leader.portico-e2e-2", "portico-system") is None,
+    )
 
 
 def test_a_second_replica_takes_over_when_the_leader_stops(world):

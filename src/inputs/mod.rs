@@ -9,6 +9,7 @@
 pub mod files;
 pub mod parameters;
 pub mod referenced;
+pub mod relevance;
 pub mod watches;
 
 use std::collections::BTreeMap;

@@ -26,7 +26,9 @@ pub const KIND: &str = "GatewayParameters";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayParametersSpec {
-    /// Envoy replicas per Gateway (default 1).
+    /// Envoy replicas per Gateway, kept by portico. Unset: the fleet starts
+    /// with 1 and its scale is left to others (kubectl scale, a
+    /// HorizontalPodAutoscaler).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// Envoy image (default envoyproxy/envoy:v1.40.0).

@@ -10,7 +10,9 @@
 //! only while referenced (`referenced`: the batcher hands each snapshot's
 //! references over and waits for new ones to be fetched before publishing
 //! it); a change to one nobody references wakes nothing, nor does one to a
-//! Service or EndpointSlice no route references. The optional kinds (a
+//! Service or EndpointSlice that the latest translation's report does not
+//! name (`relevance`; the runtime hands the report over through
+//! `follow_references`). The optional kinds (a
 //! cluster may not serve their CRDs) are watched from the moment discovery
 //! finds them served:
 //! `keep_discovering` retries a failing discovery with capped back-off and
@@ -46,232 +48,14 @@ use tokio::sync::watch;
 
 use super::parameters::GatewayParameters;
 use super::referenced::{self, Referenced};
-use super::{Inputs, ObjectKey, SERVICE_NAME_LABEL};
-use crate::translate::gateways::CONTROLLER_NAME;
+use super::relevance::{self, Relevance, Wake, always};
+use super::{Inputs, ObjectKey};
+use crate::translate::Outputs;
 
 /// The label on every object portico provisions.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=portico";
 /// How long to gather changes before building a new snapshot.
 pub const BATCH: Duration = Duration::from_millis(10);
-
-/// What a change should wake.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Wake {
-    pub translate: bool,
-    pub status: bool,
-}
-
-/// The references that make Services, EndpointSlices, Secrets and ConfigMaps matter:
-/// recomputed from each snapshot, consulted for every event (Secrets and
-/// ConfigMaps: handed to their followers, which fetch those alone).
-#[derive(Debug, Default)]
-pub struct Relevance {
-    classes: BTreeSet<String>,
-    /// Gateways of our classes in the last snapshot: a change moving one to
-    /// another class must still wake translation (its fleet goes).
-    gateways: BTreeSet<ObjectKey>,
-    services: BTreeSet<ObjectKey>,
-    /// Listener `certificateRefs`.
-    secrets: BTreeSet<ObjectKey>,
-    /// BackendTLSPolicy `caCertificateRefs`.
-    config_maps: BTreeSet<ObjectKey>,
-}
-
-impl Relevance {
-    /// Our class names, every Service a route names as a backend, every
-    /// Secret a listener (of a Gateway or a ListenerSet) names.
-    pub fn of(inputs: &Inputs) -> Self {
-        let classes: BTreeSet<String> = inputs
-            .gateway_classes
-            .values()
-            .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
-            .map(|c| c.name_any())
-            .collect();
-        let gateways = inputs
-            .gateways
-            .iter()
-            .filter(|(_, g)| classes.contains(&g.spec.gateway_class_name))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut services = BTreeSet::new();
-        for route in inputs.http_routes.values() {
-            let namespace = route.namespace().unwrap_or_default();
-            for rule in route.spec.rules.iter().flatten() {
-                let backends = rule.backend_refs.iter().flatten();
-                for b in backends {
-                    services.insert(ObjectKey::new(
-                        b.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                        b.name.clone(),
-                    ));
-                }
-                for filter in rule.filters.iter().flatten() {
-                    if let Some(m) = &filter.request_mirror {
-                        services.insert(ObjectKey::new(
-                            m.backend_ref
-                                .namespace
-                                .clone()
-                                .unwrap_or_else(|| namespace.clone()),
-                            m.backend_ref.name.clone(),
-                        ));
-                    }
-                }
-            }
-        }
-        let mut backend = |namespace: &str, name: &str, ns: &Option<String>| {
-            services.insert(ObjectKey::new(
-                ns.clone().unwrap_or_else(|| namespace.to_string()),
-                name.to_string(),
-            ));
-        };
-        for route in inputs.grpc_routes.values() {
-            let namespace = route.namespace().unwrap_or_default();
-            for rule in route.spec.rules.iter().flatten() {
-                for b in rule.backend_refs.iter().flatten() {
-                    backend(&namespace, &b.name, &b.namespace);
-                }
-            }
-        }
-        macro_rules! l4_backends {
-            ($store:expr) => {
-                for route in $store.values() {
-                    let namespace = route.namespace().unwrap_or_default();
-                    for rule in &route.spec.rules {
-                        for b in &rule.backend_refs {
-                            backend(&namespace, &b.name, &b.namespace);
-                        }
-                    }
-                }
-            };
-        }
-        l4_backends!(inputs.tls_routes);
-        l4_backends!(inputs.tcp_routes);
-        l4_backends!(inputs.udp_routes);
-        let mut secrets = BTreeSet::new();
-        let mut certificate = |namespace: &str, name: &str, ns: &Option<String>| {
-            secrets.insert(ObjectKey::new(
-                ns.clone().unwrap_or_else(|| namespace.to_string()),
-                name.to_string(),
-            ));
-        };
-        for gateway in inputs.gateways.values() {
-            let namespace = gateway.namespace().unwrap_or_default();
-            for l in &gateway.spec.listeners {
-                let refs = l
-                    .tls
-                    .iter()
-                    .flat_map(|t| t.certificate_refs.iter().flatten());
-                for r in refs {
-                    certificate(&namespace, &r.name, &r.namespace);
-                }
-            }
-        }
-        for set in inputs.listener_sets.values() {
-            let namespace = set.namespace().unwrap_or_default();
-            for l in &set.spec.listeners {
-                let refs = l
-                    .tls
-                    .iter()
-                    .flat_map(|t| t.certificate_refs.iter().flatten());
-                for r in refs {
-                    certificate(&namespace, &r.name, &r.namespace);
-                }
-            }
-        }
-        let mut config_maps = BTreeSet::new();
-        for gateway in inputs.gateways.values() {
-            let namespace = gateway.namespace().unwrap_or_default();
-            let Some(tls) = &gateway.spec.tls else {
-                continue;
-            };
-            if let Some(r) = tls
-                .backend
-                .as_ref()
-                .and_then(|b| b.client_certificate_ref.as_ref())
-            {
-                secrets.insert(ObjectKey::new(
-                    r.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                    r.name.clone(),
-                ));
-            }
-            let Some(frontend) = &tls.frontend else {
-                continue;
-            };
-            let default = frontend.default.validation.iter().flat_map(|v| {
-                v.ca_certificate_refs
-                    .iter()
-                    .map(|r| (r.namespace.as_ref(), &r.name))
-            });
-            let per_port = frontend.per_port.iter().flatten().flat_map(|p| {
-                p.tls.validation.iter().flat_map(|v| {
-                    v.ca_certificate_refs
-                        .iter()
-                        .map(|r| (r.namespace.as_ref(), &r.name))
-                })
-            });
-            for (ns, name) in default.chain(per_port) {
-                config_maps.insert(ObjectKey::new(
-                    ns.cloned().unwrap_or_else(|| namespace.clone()),
-                    name.clone(),
-                ));
-            }
-        }
-        for policy in inputs.backend_tls_policies.values() {
-            let namespace = policy.namespace().unwrap_or_default();
-            let refs = policy.spec.validation.ca_certificate_refs.iter().flatten();
-            for r in refs {
-                config_maps.insert(ObjectKey::new(namespace.clone(), r.name.clone()));
-            }
-        }
-        Self {
-            classes,
-            gateways,
-            services,
-            secrets,
-            config_maps,
-        }
-    }
-
-    fn gateway(&self, g: &Gateway) -> Wake {
-        translate_if(
-            self.classes.contains(&g.spec.gateway_class_name)
-                || self.gateways.contains(&ObjectKey::of(g)),
-        )
-    }
-
-    fn service(&self, s: &Service) -> Wake {
-        Wake {
-            translate: self.services.contains(&ObjectKey::of(s)),
-            status: owned(s),
-        }
-    }
-
-    fn slice(&self, s: &EndpointSlice) -> Wake {
-        let service = s.labels().get(SERVICE_NAME_LABEL).cloned();
-        let key = ObjectKey::new(
-            s.namespace().unwrap_or_default(),
-            service.unwrap_or_default(),
-        );
-        translate_if(self.services.contains(&key))
-    }
-}
-
-fn always<K>(_: &K) -> Wake {
-    translate_if(true)
-}
-
-fn translate_if(yes: bool) -> Wake {
-    Wake {
-        translate: yes,
-        status: false,
-    }
-}
-
-fn owned<K: ResourceExt>(o: &K) -> bool {
-    o.labels()
-        .get("app.kubernetes.io/managed-by")
-        .map(String::as_str)
-        == Some("portico")
-}
 
 /// Drops what translation never reads, before the object is stored.
 pub(super) fn strip<K: ResourceExt>(o: &mut K) {
@@ -365,8 +149,8 @@ impl Stores {
     /// stores changed since the last snapshot).
     async fn want(&self, relevance: &Relevance) -> bool {
         let (secrets, config_maps) = futures::join!(
-            self.secrets.want(&relevance.secrets),
-            self.config_maps.want(&relevance.config_maps),
+            self.secrets.want(relevance.secrets()),
+            self.config_maps.want(relevance.config_maps()),
         );
         secrets || config_maps
     }
@@ -388,6 +172,10 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The running source: snapshots on `inputs`, status wake-ups on `owned_changed`.
 pub struct KubeSource {
     pub stores: Stores,
+    /// Where the Services the latest translation references go
+    /// (`follow_references`): they decide which Service and EndpointSlice
+    /// changes wake translation.
+    pub references: watch::Sender<BTreeSet<ObjectKey>>,
     pub inputs: watch::Receiver<Option<Arc<Inputs>>>,
     pub owned_changed: watch::Receiver<u64>,
     /// The reflector tasks and the batching loop; poll them all (e.g. with
@@ -539,6 +327,7 @@ async fn when_served<K, R, F>(
 /// `kinds` (kept by `keep_discovering`) says they are served.
 pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> KubeSource {
     let relevance = Arc::new(RwLock::new(Relevance::default()));
+    let (references_tx, references_rx) = watch::channel(BTreeSet::new());
     let (wake_tx, wake_rx) = watch::channel(0u64);
     let (owned_tx, owned_rx) = watch::channel(0u64);
     let (inputs_tx, inputs_rx) = watch::channel(None);
@@ -678,9 +467,11 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         wake_rx,
         inputs_tx,
         relevance,
+        references_rx,
     )));
     KubeSource {
         stores,
+        references: references_tx,
         inputs: inputs_rx,
         owned_changed: owned_rx,
         tasks,
@@ -760,29 +551,85 @@ where
 /// Builds a snapshot after each batch of relevant changes, once every store
 /// has listed (an optional kind's store: once discovery has answered). The
 /// ConfigMaps and Secrets a snapshot newly references are fetched before it
-/// is published, so it holds them (see `referenced`).
+/// is published, so it holds them (see `referenced`). A report of
+/// references naming a Service anew builds a new snapshot when the stores
+/// changed that Service since the last one (see `relevance`).
 async fn batch(
     stores: Stores,
     mut wake: watch::Receiver<u64>,
     inputs: watch::Sender<Option<Arc<Inputs>>>,
     relevance: Arc<RwLock<Relevance>>,
+    mut references: watch::Receiver<BTreeSet<ObjectKey>>,
 ) {
     if stores.ready().await.is_err() {
         return;
     }
+    let read = |r: &RwLock<Relevance>| {
+        r.read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .services()
+            .clone()
+    };
+    let mut reports = true;
     loop {
         tokio::time::sleep(BATCH).await;
         wake.mark_unchanged();
         let mut snapshot = stores.snapshot();
-        let next = Relevance::of(&snapshot);
+        let next = Relevance::of(&snapshot, read(&relevance));
         if stores.want(&next).await {
             stores.referenced_into(&mut snapshot);
         }
         *relevance
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
-        inputs.send_replace(Some(Arc::new(snapshot)));
-        if wake.changed().await.is_err() {
+        let snapshot = Arc::new(snapshot);
+        inputs.send_replace(Some(Arc::clone(&snapshot)));
+        loop {
+            tokio::select! {
+                r = wake.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                r = references.changed(), if reports => {
+                    if r.is_err() {
+                        reports = false;
+                        continue;
+                    }
+                    let report = references.borrow_and_update().clone();
+                    let new = relevance
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .follow(report);
+                    if relevance::missed(&new, &stores.services, &stores.endpoint_slices, &snapshot) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hands the Services each translation references to the source (see
+/// `KubeSource::references`), until either side stops.
+pub async fn follow_references<T>(
+    to: watch::Sender<BTreeSet<ObjectKey>>,
+    mut translated: watch::Receiver<Option<(T, Arc<Outputs>)>>,
+) {
+    loop {
+        let services = translated
+            .borrow_and_update()
+            .as_ref()
+            .map(|(_, outputs)| outputs.referenced_services());
+        if let Some(services) = services {
+            to.send_if_modified(|old| {
+                let changed = *old != services;
+                *old = services;
+                changed
+            });
+        }
+        if translated.changed().await.is_err() || to.is_closed() {
             return;
         }
     }
@@ -791,7 +638,6 @@ async fn batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::files::parse_documents;
 
     /// An empty store that has listed.
     fn listed<K: Resource<DynamicType = ()> + Clone + 'static>() -> Store<K> {
@@ -953,6 +799,7 @@ mod tests {
             wake_rx,
             inputs_tx,
             Arc::new(RwLock::new(Relevance::default())),
+            watch::channel(BTreeSet::new()).1,
         ));
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
@@ -1041,6 +888,7 @@ mod tests {
             wake_rx,
             inputs_tx,
             Arc::new(RwLock::new(Relevance::default())),
+            watch::channel(BTreeSet::new()).1,
         ));
         assert_eq!(
             next_ca(&mut inputs_rx).await.as_deref(),
@@ -1072,67 +920,5 @@ mod tests {
         assert!(config_maps.full.state().is_empty(), "dropped");
         batcher.abort();
         follower.abort();
-    }
-
-    #[test]
-    fn only_referenced_services_and_slices_wake_translation() {
-        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
-                    metadata: {name: ours}\nspec: {controllerName: portico.dev/gateway-controller}\n---\n\
-                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
-                    metadata: {name: gw, namespace: web}\nspec: {gatewayClassName: ours, listeners: []}\n---\n\
-                    apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
-                    metadata: {name: r, namespace: web}\n\
-                    spec:\n  rules:\n  - backendRefs: [{name: app, port: 80}, {name: db, namespace: data, port: 5432}]\n";
-        let mut b = crate::inputs::InputsBuilder::default();
-        for o in parse_documents(std::path::Path::new("t.yaml"), yaml).expect("parses") {
-            b.insert(o);
-        }
-        let r = Relevance::of(&b.build());
-        let service = |ns: &str, name: &str| {
-            let mut s = Service::default();
-            s.metadata.namespace = Some(ns.into());
-            s.metadata.name = Some(name.into());
-            s
-        };
-        assert!(r.service(&service("web", "app")).translate);
-        assert!(r.service(&service("data", "db")).translate);
-        assert!(!r.service(&service("web", "db")).translate);
-        let mut fleet = service("web", "envoy-gw");
-        fleet
-            .labels_mut()
-            .insert("app.kubernetes.io/managed-by".into(), "portico".into());
-        assert_eq!(
-            r.service(&fleet),
-            Wake {
-                translate: false,
-                status: true
-            },
-            "a fleet's Service wakes the status writer only"
-        );
-        let mut slice = EndpointSlice::default();
-        slice.metadata.namespace = Some("web".into());
-        slice.metadata.name = Some("app-x1".into());
-        slice
-            .labels_mut()
-            .insert(SERVICE_NAME_LABEL.into(), "app".into());
-        assert!(r.slice(&slice).translate);
-        slice
-            .labels_mut()
-            .insert(SERVICE_NAME_LABEL.into(), "other".into());
-        assert!(!r.slice(&slice).translate);
-
-        let gateway = |name: &str, class: &str| -> Gateway {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "namespace": "web"},
-                "spec": {"gatewayClassName": class, "listeners": []}
-            }))
-            .expect("gateway")
-        };
-        assert!(r.gateway(&gateway("new", "ours")).translate);
-        assert!(!r.gateway(&gateway("new", "theirs")).translate);
-        assert!(
-            r.gateway(&gateway("gw", "theirs")).translate,
-            "a Gateway leaving our class still wakes translation"
-        );
     }
 }

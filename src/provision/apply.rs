@@ -29,10 +29,21 @@ use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
 use crate::pki::{Authority, Issued};
 use crate::translate::Outputs;
-use crate::translate::gateways::CONTROLLER_NAME;
+use crate::translate::api::CONTROLLER_NAME;
+use crate::translate::index::infra::Infra;
 use crate::xds::cache::content_version;
 
 pub const FIELD_MANAGER: &str = "portico";
+
+/// A Gateway's rendered objects and what they were rendered from.
+#[derive(Clone, Debug)]
+struct Rendered {
+    gateway_version: Option<String>,
+    infra: Infra,
+    tls: GatewayTls,
+    desired: Arc<DesiredObjects>,
+    fingerprint: String,
+}
 
 /// What portico last applied for one Gateway.
 #[derive(Clone, Debug, Default)]
@@ -74,6 +85,10 @@ pub struct Provisioner {
     settings: Settings,
     authority: Arc<Authority>,
     applied: BTreeMap<ObjectKey, Applied>,
+    /// Each Gateway's rendered objects and what they were rendered from.
+    rendered: BTreeMap<ObjectKey, Rendered>,
+    /// Renders since start (a round that changes nothing renders nothing).
+    renders: u64,
     certificates: BTreeMap<ObjectKey, Issued>,
     metrics: Option<Arc<ControlMetrics>>,
 }
@@ -85,6 +100,8 @@ impl Provisioner {
             settings,
             authority,
             applied: BTreeMap::new(),
+            rendered: BTreeMap::new(),
+            renders: 0,
             certificates: BTreeMap::new(),
             metrics: None,
         }
@@ -143,8 +160,8 @@ impl Provisioner {
                     continue;
                 }
             };
-            let desired = match desired_objects(gateway, infra, &self.settings, &tls) {
-                Ok(d) => d,
+            let (desired, fingerprint) = match self.render(key, gateway, infra, tls) {
+                Ok(r) => r,
                 Err(e) => {
                     self.failed("render");
                     events
@@ -153,7 +170,6 @@ impl Provisioner {
                     continue;
                 }
             };
-            let fingerprint = fingerprint(&desired);
             let name = fleet_name(&key.name);
             let now = Observed::of(
                 live.deployment(&key.namespace, &name).as_deref(),
@@ -203,9 +219,52 @@ impl Provisioner {
             }
         }
         self.applied.retain(|k, _| outputs.gateways.contains_key(k));
+        self.rendered
+            .retain(|k, _| outputs.gateways.contains_key(k));
         self.certificates
             .retain(|k, _| outputs.gateways.contains_key(k));
         applied
+    }
+
+    /// The Gateway's objects and their fingerprint, rendered again only when
+    /// what they are made of changed: the Gateway (its resourceVersion), its
+    /// `Infra` or its certificates. Rounds come with every Envoy ACK; most
+    /// change nothing here.
+    fn render(
+        &mut self,
+        key: &ObjectKey,
+        gateway: &Gateway,
+        infra: &Infra,
+        tls: GatewayTls,
+    ) -> Result<(Arc<DesiredObjects>, String), String> {
+        let version = gateway.metadata.resource_version.clone();
+        if let Some(r) = self.rendered.get(key)
+            && r.gateway_version == version
+            && version.is_some()
+            && r.infra == *infra
+            && r.tls == tls
+        {
+            return Ok((Arc::clone(&r.desired), r.fingerprint.clone()));
+        }
+        self.renders += 1;
+        let desired = Arc::new(desired_objects(gateway, infra, &self.settings, &tls)?);
+        let fingerprint = fingerprint(&desired);
+        self.rendered.insert(
+            key.clone(),
+            Rendered {
+                gateway_version: version,
+                infra: infra.clone(),
+                tls,
+                desired: Arc::clone(&desired),
+                fingerprint: fingerprint.clone(),
+            },
+        );
+        Ok((desired, fingerprint))
+    }
+
+    /// How many times a fleet was rendered since start.
+    pub fn renders(&self) -> u64 {
+        self.renders
     }
 
     /// The Gateway's client certificate: the one in use while it is fresh,

@@ -23,7 +23,7 @@ use super::names::{object_name, selector_labels};
 use crate::bootstrap::{self, BootstrapParams, METRICS_PATH, METRICS_PORT, READY_PORT, XdsTls};
 use crate::inputs::ObjectKey;
 use crate::pki::Issued;
-use crate::translate::infra::{self, Infra};
+use crate::translate::index::infra::{self, Infra};
 use crate::xds::cache::content_version;
 
 const TEMPLATE: &str = include_str!("../../templates/envoy-workload.yaml.j2");
@@ -216,7 +216,8 @@ pub fn desired_objects(
                 service_annotations => service_annotations,
                 owner => Value::from(Serde(&owner)),
                 image => params.image.as_deref().unwrap_or(&settings.image),
-                replicas => params.replicas.unwrap_or(1),
+                // Unset: not applied, so the scale is left to others.
+                replicas => params.replicas,
                 log_level => envoy.log_level.as_deref().unwrap_or("info"),
                 concurrency => envoy.concurrency,
                 resources => Value::from(Serde(&params.resources)),

@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
-use crate::translate::envoy::{EnvoyResources, Resource};
+use crate::translate::encode::{EnvoyResources, Resource};
 
 /// Envoy resources of one Gateway as JSON lists.
 pub fn envoy_resources(r: &EnvoyResources) -> Result<Value, String> {
@@ -169,7 +169,7 @@ pub fn document(outputs: &Outputs, only: Option<&ObjectKey>) -> Result<Value, St
 /// one of its ListenerSets.
 fn names_gateway(
     outputs: &Outputs,
-    parent: &crate::translate::status::ParentRef,
+    parent: &crate::translate::report::ParentRef,
     namespace: &str,
     gateway: &ObjectKey,
 ) -> bool {

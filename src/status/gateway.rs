@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::translate::conditions::{Condition, holds, spec};
-use crate::translate::status::{GatewayStatus, ListenerStatus};
+use crate::translate::report::{GatewayStatus, ListenerStatus};
 use crate::xds::hub::GatewayFeedback;
 
 /// One entry of `Gateway.status.addresses`.
@@ -49,8 +49,29 @@ pub fn requested(gateway: &Gateway) -> Vec<String> {
         .collect()
 }
 
-/// `status.addresses`: the load balancer's IPs and hostnames.
+/// `status.addresses`: the load balancer's IPs and hostnames; for a fleet
+/// Service of type ClusterIP or NodePort (GatewayParameters
+/// `service.type`), which no load balancer serves, its cluster IPs.
 pub fn addresses(service: Option<&Service>) -> Vec<GatewayAddress> {
+    let spec = service.and_then(|s| s.spec.as_ref());
+    if let Some(spec) = spec
+        && matches!(spec.type_.as_deref(), Some("ClusterIP" | "NodePort"))
+    {
+        let ips = spec.cluster_ips.clone().unwrap_or_default();
+        let ips = if ips.is_empty() {
+            spec.cluster_ip.clone().into_iter().collect()
+        } else {
+            ips
+        };
+        return ips
+            .into_iter()
+            .filter(|ip| !ip.is_empty() && ip != "None")
+            .map(|value| GatewayAddress {
+                type_: "IPAddress",
+                value,
+            })
+            .collect();
+    }
     let ingress = service
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.load_balancer.as_ref())
@@ -385,5 +406,40 @@ mod tests {
 
         o.requested = &asked[..1];
         assert_eq!(programmed_of(&observe(&t, o).0).0, ConditionStatus::True);
+    }
+
+    #[test]
+    fn a_cluster_ip_or_node_port_fleet_is_addressed_by_its_cluster_ips() {
+        use k8s_openapi::api::core::v1::{
+            LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+        };
+        let service = |type_: &str, ips: &[&str]| Service {
+            spec: Some(ServiceSpec {
+                type_: Some(type_.into()),
+                cluster_ip: ips.first().map(|s| s.to_string()),
+                cluster_ips: Some(ips.iter().map(|s| s.to_string()).collect()),
+                ..ServiceSpec::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(vec![LoadBalancerIngress {
+                        ip: Some("192.0.2.7".into()),
+                        ..LoadBalancerIngress::default()
+                    }]),
+                }),
+                ..ServiceStatus::default()
+            }),
+            ..Service::default()
+        };
+        let values = |s: &Service| -> Vec<String> {
+            addresses(Some(s)).into_iter().map(|a| a.value).collect()
+        };
+        let dual = ["10.96.0.10", "fd00::10"];
+        assert_eq!(values(&service("ClusterIP", &dual)), dual);
+        assert_eq!(values(&service("NodePort", &dual[..1])), ["10.96.0.10"]);
+        assert_eq!(values(&service("LoadBalancer", &dual)), ["192.0.2.7"]);
+        // Headless or not yet allocated: no address.
+        assert!(values(&service("ClusterIP", &["None"])).is_empty());
+        assert!(values(&service("ClusterIP", &[])).is_empty());
     }
 }

@@ -8,8 +8,8 @@
 
 use super::gateway::{Observed, addresses, program_listeners, programmed, set};
 use crate::translate::conditions::{holds, spec};
-use crate::translate::listener_sets::PARENT_NOT_PROGRAMMED;
-use crate::translate::status::ListenerSetStatus;
+use crate::translate::index::listener_sets::PARENT_NOT_PROGRAMMED;
+use crate::translate::report::ListenerSetStatus;
 
 /// The ListenerSet's status with `Programmed` decided from what was observed
 /// of its Gateway (`gateway`).
@@ -49,7 +49,7 @@ mod tests {
     use super::*;
     use crate::translate::conditions::Condition;
     use crate::translate::conditions::ConditionStatus;
-    use crate::translate::status::ListenerStatus;
+    use crate::translate::report::ListenerStatus;
     use crate::xds::hub::GatewayFeedback;
 
     fn condition(type_: &'static str, status: bool, reason: &'static str) -> Condition {

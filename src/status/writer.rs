@@ -39,10 +39,10 @@ use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
 use crate::provision::apply::FIELD_MANAGER;
 use crate::translate::Outputs;
+use crate::translate::api::CONTROLLER_NAME;
+use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::Condition;
-use crate::translate::gateways::CONTROLLER_NAME;
-use crate::translate::routes::RouteKind;
-use crate::translate::status::ListenerStatus;
+use crate::translate::report::ListenerStatus;
 
 /// Status writes in flight at once.
 pub const CONCURRENCY: usize = 8;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::translate::envoy::{EnvoyResources, Resource};
+use crate::translate::encode::{EnvoyResources, Resource};
 
 /// The resource types portico serves, in push order: secrets before the
 /// clusters and listeners that use them, clusters before the endpoints that

@@ -327,7 +327,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::translate::envoy::{EnvoyResources, Resource as Encoded};
+    use crate::translate::encode::{EnvoyResources, Resource as Encoded};
 
     fn encoded(name: &str, body: &str) -> Encoded {
         Encoded {

@@ -20,7 +20,7 @@ use super::delta::Feedback;
 use super::metrics::{GatewayLabel, GatewayTypeLabel, TypeLabel, XdsMetrics};
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
-use crate::translate::envoy::EnvoyResources;
+use crate::translate::encode::EnvoyResources;
 use crate::translate::quarantine::Quarantine;
 
 /// Every Gateway's snapshot, keyed by `<namespace>/<name>` (Envoy's `node.cluster`).
@@ -70,14 +70,18 @@ pub async fn next_answer(answers: &mut Option<mpsc::Receiver<Answer>>) -> Option
     }
 }
 
-/// What Envoys of one Gateway reported.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What Envoys of one Gateway reported (shared with the other replicas as
+/// JSON: `replicas`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GatewayFeedback {
     /// Open ADS streams from this Gateway's Envoys.
+    #[serde(default)]
     pub streams: usize,
     /// Snapshot version of the last ACK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked: Option<String>,
     /// The last NACK: snapshot version and Envoy's `error_detail` message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<(String, String)>,
 }
 
@@ -250,6 +254,11 @@ impl Hub {
 
     pub fn feedback(&self, gateway: &str) -> GatewayFeedback {
         self.lock().get(gateway).cloned().unwrap_or_default()
+    }
+
+    /// What this replica's Envoys reported, for every Gateway they did.
+    pub fn all_feedback(&self) -> BTreeMap<String, GatewayFeedback> {
+        self.lock().clone()
     }
 
     /// The snapshot version served to each Gateway of `outputs` that is

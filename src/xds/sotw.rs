@@ -241,7 +241,7 @@ mod tests {
     use envoy_types::pb::google::rpc::Status;
 
     use super::*;
-    use crate::translate::envoy::{EnvoyResources, Resource};
+    use crate::translate::encode::{EnvoyResources, Resource};
 
     fn snapshot(clusters: &[(&str, &str)], listeners: &[(&str, &str)]) -> Snapshot {
         let list = |items: &[(&str, &str)]| {

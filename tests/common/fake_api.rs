@@ -215,6 +215,15 @@ impl FakeApi {
                 }
                 let current = s.objects.get(&path).cloned();
                 let mut next = body;
+                // Like server-side apply: a field the applier leaves out and
+                // another manager set (here, a Deployment's scale) stays.
+                if let Some(replicas) = current.as_ref().map(|c| c["spec"]["replicas"].clone())
+                    && !replicas.is_null()
+                    && next["spec"].is_object()
+                    && next["spec"]["replicas"].is_null()
+                {
+                    next["spec"]["replicas"] = replicas;
+                }
                 if let Some(status) = current.as_ref().map(|c| c["status"].clone())
                     && !status.is_null()
                 {

@@ -30,7 +30,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use prost::Message;
 
 use portico::inputs::files;
-use portico::translate::envoy::{ENVOY_RE2_MAX_PROGRAM_SIZE, EnvoyResources, any};
+use portico::translate::encode::{ENVOY_RE2_MAX_PROGRAM_SIZE, EnvoyResources, any};
 use portico::translate::{Outputs, translate};
 
 pub fn testdata() -> PathBuf {
@@ -188,7 +188,9 @@ pub fn envoy_binary() -> PathBuf {
     venv
 }
 
-fn decode_all<M: prost::Message + Default>(list: &[portico::translate::envoy::Resource]) -> Vec<M> {
+fn decode_all<M: prost::Message + Default>(
+    list: &[portico::translate::encode::Resource],
+) -> Vec<M> {
     list.iter()
         .map(|x| x.decode().expect("resources decode"))
         .collect()

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::inputs::{Inputs, ObjectKey};
+use crate::translate::Outputs;
 use crate::translate::conditions::{ConditionStatus, spec};
-use crate::translate::{Outputs, certificates};
+use crate::translate::index::certificates;
 
 /// Secrets by key, as they were when last valid.
 pub type Remembered = BTreeMap<ObjectKey, Arc<Secret>>;

@@ -21,9 +21,9 @@ mod certificates;
 use std::collections::BTreeMap;
 
 use super::conditions::{ConditionStatus, spec};
-use super::envoy::EnvoyResources;
-use super::envoy::cluster::Upstream;
-use super::infra::Infra;
+use super::encode::EnvoyResources;
+use super::encode::cluster::Upstream;
+use super::index::infra::Infra;
 use super::{GatewayOutput, Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 
@@ -73,7 +73,7 @@ pub fn translate(inputs: &Inputs, options: &Options, last: &LastGood) -> (Output
     for key in &held {
         if let Some(output) = outputs.gateways.get_mut(key) {
             output.resources.endpoints =
-                super::envoy::gateway::load_assignments(inputs, &output.clusters);
+                super::encode::gateway::load_assignments(inputs, &output.clusters);
         }
     }
     (outputs, next)

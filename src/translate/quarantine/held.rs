@@ -11,10 +11,10 @@ use super::made_of::{RouteId, RouteObject, Version, parent_gateway, remove};
 use super::{Held, Verdict};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
+use crate::translate::api::CONTROLLER_NAME;
+use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::{self, spec};
-use crate::translate::gateways::CONTROLLER_NAME;
-use crate::translate::routes::RouteKind;
-use crate::translate::status::{RouteParentStatus, RouteStatus};
+use crate::translate::report::{RouteParentStatus, RouteStatus};
 
 /// The `Accepted` reason of a route Envoy rejected (portico's own; the
 /// specification allows implementation reasons besides its list).

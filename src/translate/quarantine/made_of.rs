@@ -23,8 +23,8 @@ use serde::Serialize;
 
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
+use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::{holds, spec};
-use crate::translate::routes::RouteKind;
 
 /// A route of any kind, by kind and namespace/name.
 pub type RouteId = (RouteKind, ObjectKey);
@@ -102,8 +102,8 @@ impl RouteObject {
     }
 
     /// The route's `parentRefs`, as written.
-    pub fn parent_refs(&self) -> Vec<crate::translate::status::ParentRef> {
-        use crate::translate::routes::parent_refs;
+    pub fn parent_refs(&self) -> Vec<crate::translate::report::ParentRef> {
+        use crate::translate::compile::routes::parent_refs;
         match self {
             Self::Http(r) => parent_refs!(r.spec.parent_refs.as_deref().unwrap_or_default()),
             Self::Grpc(r) => parent_refs!(r.spec.parent_refs.as_deref().unwrap_or_default()),

@@ -32,7 +32,7 @@ pub use self::made_of::{MadeOf, RouteId, RouteObject, Version, made_of};
 use super::{Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::last_good::{self, LastGood};
-use crate::translate::status::RouteStatus;
+use crate::translate::report::RouteStatus;
 
 /// Published snapshots of one Gateway remembered until Envoy answers (Envoy
 /// answers in order, within a round trip; a Gateway without Envoys forgets

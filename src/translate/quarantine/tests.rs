@@ -4,8 +4,8 @@ use std::path::Path;
 use super::*;
 use crate::inputs::InputsBuilder;
 use crate::inputs::files::parse_documents;
+use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::spec;
-use crate::translate::routes::RouteKind;
 use crate::xds::cache::Snapshot;
 
 const GATEWAY: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\

@@ -1,0 +1,299 @@
+//! Backend references: a route's `backendRefs` (and mirror targets) resolved to
+//! Service ports, with the ReferenceGrant check for other namespaces.
+//!
+//! In: one reference and the referring route. Out: the `ClusterKey` Envoy will
+//! route to, or the spec reason (InvalidKind, RefNotPermitted, BackendNotFound)
+//! and a message naming the reference.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::inputs::{Inputs, ObjectKey};
+
+use crate::translate::compile::backend_tls::{BackendTls, BackendTlsIndex, PolicyTarget};
+use crate::translate::conditions::spec;
+
+/// One Envoy cluster: a Service port, spoken to in one protocol. Every
+/// route to the same Service port in the same protocol shares it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterKey {
+    pub service: ObjectKey,
+    pub port: u16,
+    pub protocol: UpstreamProtocol,
+    /// TLS to the backend, from the BackendTLSPolicy that targets it.
+    pub tls: Option<Arc<BackendTls>>,
+    /// The Envoy cluster name, `<namespace>/<service>:<port>`, with `/h2c`
+    /// appended for HTTP/2 and `/tls` for TLS.
+    pub name: String,
+}
+
+/// How Envoy talks to a backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (WebSocket upgrades included), or raw bytes for TCP routes.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge: GRPCRoute backends, and Service ports
+    /// whose `appProtocol` is `kubernetes.io/h2c`.
+    H2c,
+}
+
+/// `appProtocol` values with a meaning for portico.
+pub const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
+
+impl ClusterKey {
+    pub fn upstream(
+        service: ObjectKey,
+        port: u16,
+        protocol: UpstreamProtocol,
+        tls: Option<Arc<BackendTls>>,
+    ) -> Self {
+        let suffix = match protocol {
+            UpstreamProtocol::Http1 => "",
+            UpstreamProtocol::H2c => "/h2c",
+        };
+        let tls_suffix = if tls.is_some() { "/tls" } else { "" };
+        let name = format!(
+            "{}/{}:{port}{suffix}{tls_suffix}",
+            service.namespace, service.name
+        );
+        Self {
+            service,
+            port,
+            protocol,
+            tls,
+            name,
+        }
+    }
+}
+
+impl fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A reference as written in a route, with defaults not yet applied.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendRef<'a> {
+    pub group: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub port: Option<i32>,
+}
+
+/// Why a reference does not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendError {
+    pub reason: &'static str,
+    pub message: String,
+    /// Reported in the route's `ResolvedRefs`; false when the reference is
+    /// fine but a BackendTLSPolicy refuses connections (its own status says
+    /// why).
+    pub report: bool,
+}
+
+/// The object that refers: its kind and namespace, for ReferenceGrants.
+#[derive(Clone, Copy, Debug)]
+pub struct Referrer<'a> {
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+}
+
+/// Resolves references, remembering each answer: many routes name the same
+/// Service port, and they then share one `ClusterKey`. Keys borrow from the
+/// routes, so a lookup allocates nothing.
+pub struct BackendResolver<'a> {
+    inputs: &'a Inputs,
+    tls: BackendTlsIndex,
+    cache: HashMap<CacheKey<'a>, Result<Arc<ClusterKey>, BackendError>>,
+    /// Services referenced since the last `take_referenced`.
+    referenced: Vec<ObjectKey>,
+}
+
+/// Everything an answer depends on: referrer kind and namespace, and the
+/// reference as written.
+type CacheKey<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<i32>,
+);
+
+impl<'a> BackendResolver<'a> {
+    pub fn new(inputs: &'a Inputs) -> Self {
+        Self {
+            inputs,
+            tls: BackendTlsIndex::build(inputs),
+            cache: HashMap::new(),
+            referenced: Vec::new(),
+        }
+    }
+
+    /// The BackendTLSPolicies and their verdicts.
+    pub fn backend_tls(&self) -> &BackendTlsIndex {
+        &self.tls
+    }
+
+    /// The Services named by the references resolved since the last call
+    /// (one route's, when called after each route), sorted and deduplicated,
+    /// whether they resolved or not.
+    pub fn take_referenced(&mut self) -> Vec<ObjectKey> {
+        let mut out = std::mem::take(&mut self.referenced);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn inputs(&self) -> &'a Inputs {
+        self.inputs
+    }
+
+    pub fn resolve(
+        &mut self,
+        from: Referrer<'a>,
+        r: BackendRef<'a>,
+    ) -> Result<Arc<ClusterKey>, BackendError> {
+        let key = (
+            from.kind,
+            from.namespace,
+            r.group,
+            r.kind,
+            r.name,
+            r.namespace,
+            r.port,
+        );
+        let inputs = self.inputs;
+        let tls = &self.tls;
+        // Policy statuses and the references report read these.
+        self.referenced.push(ObjectKey::new(
+            r.namespace.unwrap_or(from.namespace),
+            r.name,
+        ));
+        self.cache
+            .entry(key)
+            .or_insert_with(|| resolve(inputs, tls, from, r).map(Arc::new))
+            .clone()
+    }
+}
+
+pub fn resolve(
+    inputs: &Inputs,
+    tls: &BackendTlsIndex,
+    from: Referrer<'_>,
+    r: BackendRef<'_>,
+) -> Result<ClusterKey, BackendError> {
+    let group = r.group.unwrap_or("");
+    let kind = r.kind.unwrap_or("Service");
+    let namespace = r.namespace.unwrap_or(from.namespace);
+    let shown = ShownRef(namespace, r.name);
+    if !(group.is_empty() || group == "core") || kind != "Service" {
+        return Err(BackendError {
+            reason: spec::INVALID_KIND,
+            message: format!(
+                "backend {shown}: kind {group}/{kind} is not supported; only core Services are"
+            ),
+            report: true,
+        });
+    }
+    if namespace != from.namespace && !grant_allows(inputs, from, namespace, "", "Service", r.name)
+    {
+        return Err(BackendError {
+            reason: spec::REF_NOT_PERMITTED,
+            message: format!(
+                "backend {shown}: no ReferenceGrant in namespace {namespace} allows {} from namespace {} to reach it",
+                from.kind, from.namespace
+            ),
+            report: true,
+        });
+    }
+    let key = ObjectKey::new(namespace, r.name);
+    let Some(service) = inputs.services.get(&key) else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: Service not found"),
+            report: true,
+        });
+    };
+    let Some(port) = r.port else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: port is required for a Service"),
+            report: true,
+        });
+    };
+    let service_port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.port == port));
+    let Some(port) = u16::try_from(port).ok().filter(|_| service_port.is_some()) else {
+        return Err(BackendError {
+            reason: spec::BACKEND_NOT_FOUND,
+            message: format!("backend {shown}: Service has no port {port}"),
+            report: true,
+        });
+    };
+    let h2c = from.kind == "GRPCRoute"
+        || service_port.and_then(|p| p.app_protocol.as_deref()) == Some(APP_PROTOCOL_H2C);
+    let protocol = if h2c {
+        UpstreamProtocol::H2c
+    } else {
+        UpstreamProtocol::Http1
+    };
+    let port_name = service_port.and_then(|p| p.name.as_deref());
+    let tls = match tls.upstream(&key, port_name) {
+        None => None,
+        Some(PolicyTarget::Tls(t)) => Some(Arc::clone(t)),
+        Some(PolicyTarget::Refused(policy)) => {
+            return Err(BackendError {
+                reason: spec::INVALID_KIND,
+                message: format!(
+                    "backend {shown}: BackendTLSPolicy {policy} has no valid CA certificate"
+                ),
+                report: false,
+            });
+        }
+    };
+    Ok(ClusterKey::upstream(key, port, protocol, tls))
+}
+
+/// `namespace/name` of a reference, formatted only when a message needs it.
+struct ShownRef<'a>(&'a str, &'a str);
+
+impl fmt::Display for ShownRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
+/// Whether a ReferenceGrant in `to_namespace` lets `from` refer to the object.
+pub fn grant_allows(
+    inputs: &Inputs,
+    from: Referrer<'_>,
+    to_namespace: &str,
+    to_group: &str,
+    to_kind: &str,
+    to_name: &str,
+) -> bool {
+    inputs
+        .reference_grants
+        .range(ObjectKey::new(to_namespace, "")..)
+        .take_while(|(k, _)| k.namespace == to_namespace)
+        .any(|(_, grant)| {
+            let from_ok = grant.spec.from.iter().any(|f| {
+                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
+            });
+            let to_ok = grant.spec.to.iter().any(|t| {
+                let group_ok = t.group == to_group || (to_group.is_empty() && t.group == "core");
+                group_ok && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name)
+            });
+            from_ok && to_ok
+        })
+}

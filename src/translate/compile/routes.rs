@@ -1,0 +1,117 @@
+//! What every route kind shares: its kind, identity, `parentRefs`, hostnames,
+//! and the problems found while compiling it. Attachment reads only this, so
+//! HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and UDPRoute attach by one set of
+//! rules.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::inputs::ObjectKey;
+use crate::translate::compile::backends::BackendError;
+use crate::translate::report::ParentRef;
+
+/// The route kinds portico translates, in the order statuses are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+    Tls,
+    Tcp,
+    Udp,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "HTTPRoute",
+            Self::Grpc => "GRPCRoute",
+            Self::Tls => "TLSRoute",
+            Self::Tcp => "TCPRoute",
+            Self::Udp => "UDPRoute",
+        }
+    }
+
+    /// TCPRoute and UDPRoute carry no hostnames: a listener's hostname does
+    /// not filter them.
+    pub fn uses_hostnames(self) -> bool {
+        !matches!(self, Self::Tcp | Self::Udp)
+    }
+}
+
+/// The kind-independent part of a compiled route.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteHead<'a> {
+    pub kind: RouteKind,
+    pub key: ObjectKey,
+    pub generation: Option<i64>,
+    pub created: Option<&'a Time>,
+    pub hostnames: &'a [String],
+    pub parent_refs: Vec<ParentRef>,
+    /// Dropped rules, one message each.
+    pub invalid_rules: Vec<String>,
+    /// A problem that invalidates the whole route.
+    pub route_error: Option<String>,
+    /// References that did not resolve.
+    pub unresolved: Vec<BackendError>,
+    /// Every Service the route's references name (for the status of the
+    /// BackendTLSPolicies that target them).
+    pub services: Vec<ObjectKey>,
+}
+
+impl<'a> RouteHead<'a> {
+    /// The head of a route of `kind`, before its rules are compiled.
+    pub fn new<K: kube::Resource>(
+        kind: RouteKind,
+        route: &'a K,
+        hostnames: &'a [String],
+        parent_refs: Vec<ParentRef>,
+    ) -> Self {
+        let meta = route.meta();
+        Self {
+            kind,
+            key: ObjectKey::new(
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
+            ),
+            generation: meta.generation,
+            created: meta.creation_timestamp.as_ref(),
+            hostnames,
+            parent_refs,
+            invalid_rules: Vec::new(),
+            route_error: None,
+            unresolved: Vec::new(),
+            services: Vec::new(),
+        }
+    }
+
+    /// Older routes first, then by namespace and name: the order the
+    /// specification gives to routes that compete.
+    pub fn age_order(&self, other: &RouteHead<'_>) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (&self.created, &other.created) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+        .then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+/// The `parentRefs` of any route kind, as written (all kinds share the shape).
+macro_rules! parent_refs {
+    ($refs:expr) => {
+        $refs
+            .iter()
+            .map(|p| $crate::translate::report::ParentRef {
+                group: p.group.clone(),
+                kind: p.kind.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+pub(crate) use parent_refs;
