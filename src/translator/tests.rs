@@ -65,7 +65,7 @@ fn serves(outputs: &Outputs, path: &str) -> bool {
 /// The reason of the route's `Accepted` condition.
 fn accepted_reason(outputs: &Outputs, name: &str) -> Option<String> {
     let id = (
-        crate::translate::routes::RouteKind::Http,
+        crate::translate::compile::routes::RouteKind::Http,
         crate::inputs::ObjectKey::new("tenant", name),
     );
     let status = outputs.routes.get(&id)?;

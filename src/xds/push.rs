@@ -149,7 +149,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::translate::envoy::{EnvoyResources, Resource};
+    use crate::translate::encode::{EnvoyResources, Resource};
 
     /// A wire that sends every step and records it; endpoints count as sent
     /// when their step went out, unless `slow` (Envoy has not asked yet).
