@@ -2,7 +2,8 @@
 //!
 //! The pipeline: `inputs` (a snapshot of the world) → `translate` (pure) →
 //! `render` (Envoy's own JSON/YAML form and statuses, for the `render` command)
-//! and `xds` (versioned snapshots and the ADS stream state machine).
+//! and `xds` (versioned snapshots and the ADS stream state machine);
+//! `translator` is the loop between them that `runtime` and `standalone` drive.
 #![forbid(unsafe_code)]
 
 pub mod accept;
@@ -21,4 +22,5 @@ pub mod runtime;
 pub mod standalone;
 pub mod status;
 pub mod translate;
+pub mod translator;
 pub mod xds;

@@ -32,15 +32,15 @@ use crate::events::GatewayEvents;
 use crate::inputs::watches::{self, Stores};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::leader::Election;
-use crate::metrics::{ControlMetrics, Metrics, Translation};
+use crate::metrics::{ControlMetrics, Metrics};
 use crate::pki::Authority;
 use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
 use crate::replicas::{self, Peers};
 use crate::status::gateway::Observed;
 use crate::status::writer::{self, StatusWriter};
-use crate::translate::quarantine::{Quarantine, made_of};
 use crate::translate::{self, Outputs};
+use crate::translator::Translator;
 use crate::xds::hub::{self, GatewayFeedback, Hub, gateway_id};
 use crate::xds::{server, tls};
 
@@ -432,8 +432,10 @@ async fn renew_server_certificate(
     }
 }
 
-/// Every replica: translate each new snapshot and serve it; translate again
-/// when Envoy's answers change what is held back (`translate::quarantine`).
+/// Every replica: hands each new snapshot to the translator loop
+/// (`translator`), which publishes to the hub, and passes its inputs and
+/// outputs on to the leader's sinks; Envoy's answers go to the loop too, and
+/// one that changes what is held back makes the next step a full translation.
 async fn translator(
     mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
     hub: Arc<Hub>,
@@ -441,59 +443,14 @@ async fn translator(
     ready: Arc<AtomicBool>,
     metrics: Arc<ControlMetrics>,
 ) {
-    let mut previous: Translated = None;
-    let mut last_good = translate::last_good::LastGood::default();
-    let mut quarantine = Quarantine::default();
+    let mut translator =
+        Translator::new(translate::Options::default(), metrics).remembering_held_routes();
     let mut answers = hub.take_answers();
-    let mut started = false;
-    let mut held_changed = false;
     loop {
         let current = inputs.borrow_and_update().clone();
         if let Some(current) = current {
-            if !started {
-                quarantine.remember(&current);
-                started = true;
-            }
-            held_changed |= quarantine.refresh(&current);
-            let clock = std::time::Instant::now();
-            let (outputs, how) = match &previous {
-                // A status write came back: nothing to translate, but the
-                // sinks get the live statuses.
-                Some((old_inputs, old_outputs))
-                    if !held_changed && old_inputs.same_but_status(&current) =>
-                {
-                    (Arc::clone(old_outputs), Translation::StatusOnly)
-                }
-                Some((old_inputs, old_outputs))
-                    if !held_changed && old_inputs.same_but_endpoints(&current) =>
-                {
-                    (
-                        Arc::new(translate::refresh_endpoints(&current, old_outputs)),
-                        Translation::Endpoints,
-                    )
-                }
-                _ => {
-                    let (outputs, next) =
-                        quarantine.translate(&current, &translate::Options::default(), &last_good);
-                    last_good = next;
-                    (Arc::new(outputs), Translation::Full)
-                }
-            };
-            metrics.translated(how, clock.elapsed().as_secs_f64());
-            if how == Translation::Full {
-                metrics.observe(&current, &outputs);
-            }
-            held_changed = false;
-            if previous
-                .as_ref()
-                .is_none_or(|(_, old)| !Arc::ptr_eq(old, &outputs))
-            {
-                hub.publish(&outputs);
-                quarantine.published(&hub.versions(&outputs), made_of(&current, &outputs));
-            }
-            tracing::debug!(elapsed = ?clock.elapsed(), gateways = outputs.gateways.len(), "translated");
-            previous = Some((current, outputs));
-            out.send_replace(previous.clone());
+            let step = translator.next(current, &hub);
+            out.send_replace(Some((Arc::clone(&step.inputs), Arc::clone(&step.outputs))));
             ready.store(true, Ordering::Relaxed);
         }
         // Wait for new inputs, or for an answer that changes what is held.
@@ -510,9 +467,7 @@ async fn translator(
                         answers = None;
                         continue;
                     };
-                    let Some((_, outputs)) = &previous else { continue };
-                    if answer.tell(&mut quarantine, outputs) {
-                        held_changed = true;
+                    if translator.answer(&answer) {
                         break;
                     }
                 }

@@ -1,8 +1,10 @@
-//! `portico standalone`: no Kubernetes. Watches a directory of YAML, translates
-//! it on every change, serves the result over ADS on loopback, and runs one
-//! real Envoy process per Gateway, bootstrapped by portico. Statuses are
-//! printed when they change; Envoy's ACKs and NACKs are logged. A removed
-//! Gateway's Envoy is stopped and its working directory deleted.
+//! `portico standalone`: no Kubernetes. Watches a directory of YAML, hands
+//! every change to the `translator` loop (as `portico run` does; its metrics
+//! on `/metrics` when an admin address is given), which serves the result
+//! over ADS on loopback, and runs one real Envoy process per Gateway,
+//! bootstrapped by portico. Statuses are printed when they change; Envoy's
+//! ACKs and NACKs are logged. A removed Gateway's Envoy is stopped and its
+//! working directory deleted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,10 +14,11 @@ use std::time::{Duration, SystemTime};
 use tokio::process::{Child, Command};
 
 use crate::bootstrap::{self, BootstrapParams};
-use crate::inputs::{Inputs, files};
+use crate::inputs::files;
+use crate::metrics::Metrics;
 use crate::render;
-use crate::translate::quarantine::{Quarantine, made_of};
-use crate::translate::{self, Options, Outputs};
+use crate::translate::{Options, Outputs};
+use crate::translator::{Step, Translator};
 use crate::xds::hub::{self, Hub, gateway_id};
 
 #[derive(Clone, Debug)]
@@ -122,51 +125,25 @@ impl Fleet {
     }
 }
 
-/// What the loop carries from one translation to the next.
-struct Served {
-    last: Option<(Inputs, Outputs)>,
-    last_good: translate::last_good::LastGood,
-    quarantine: Quarantine,
-    last_status: Option<serde_json::Value>,
-}
-
-impl Served {
-    /// A full translation of `inputs`, served.
-    fn translate(
-        &mut self,
-        inputs: Inputs,
-        options: &Options,
-        hub: &Hub,
-        fleet: &mut Fleet,
-        settings: &Settings,
-    ) {
-        let (outputs, next) = self.quarantine.translate(&inputs, options, &self.last_good);
-        self.last_good = next;
-        self.serve(inputs, outputs, hub, fleet, settings);
+/// Starts or stops Envoys for `step`'s outputs and prints its statuses when
+/// they changed since `printed`.
+fn serve(
+    step: &Step,
+    fleet: &mut Fleet,
+    print_status: bool,
+    printed: &mut Option<serde_json::Value>,
+) {
+    fleet.reconcile(&step.outputs);
+    if !print_status {
+        return;
     }
-
-    /// Publishes `outputs`, starts or stops Envoys, prints changed statuses.
-    fn serve(
-        &mut self,
-        inputs: Inputs,
-        outputs: Outputs,
-        hub: &Hub,
-        fleet: &mut Fleet,
-        settings: &Settings,
-    ) {
-        hub.publish(&outputs);
-        self.quarantine
-            .published(&hub.versions(&outputs), made_of(&inputs, &outputs));
-        fleet.reconcile(&outputs);
-        let status = render::statuses(&outputs);
-        if settings.print_status && self.last_status.as_ref() != Some(&status) {
-            match yaml_serde::to_string(&status) {
-                Ok(text) => println!("---\n{text}"),
-                Err(e) => tracing::error!("statuses do not print: {e}"),
-            }
-            self.last_status = Some(status);
+    let status = render::statuses(&step.outputs);
+    if printed.as_ref() != Some(&status) {
+        match yaml_serde::to_string(&status) {
+            Ok(text) => println!("---\n{text}"),
+            Err(e) => tracing::error!("statuses do not print: {e}"),
         }
-        self.last = Some((inputs, outputs));
+        *printed = Some(status);
     }
 }
 
@@ -192,6 +169,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         },
     ));
     tracing::info!(port = xds_port, "serving xDS on 127.0.0.1");
+    let metrics = Arc::new(Metrics::new(&hub.metrics));
     let admin = match &settings.admin_address {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)
@@ -200,7 +178,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "serving /metrics and /healthz");
             Some(tokio::spawn(crate::admin::serve(
                 listener,
-                Arc::new(crate::metrics::Metrics::new(&hub.metrics)),
+                Arc::clone(&metrics),
                 Arc::new(std::sync::atomic::AtomicBool::new(true)),
             )))
         }
@@ -225,12 +203,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let mut feedback = hub.feedback_changes();
     let mut answers = hub.take_answers();
     let mut seen: Option<Fingerprint> = None;
-    let mut state = Served {
-        last: None,
-        last_good: translate::last_good::LastGood::default(),
-        quarantine: Quarantine::default(),
-        last_status: None,
-    };
+    let mut translator = Translator::new(options, Arc::clone(&metrics.control));
+    let mut printed = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     // Registered once, before the loop: a signal that arrives while the loop
     // is busy is kept until the loop looks again.
@@ -256,13 +230,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     answers = None;
                     continue;
                 };
-                let Some((inputs, outputs)) = state.last.take() else {
-                    continue;
-                };
-                if answer.tell(&mut state.quarantine, &outputs) {
-                    state.translate(inputs, &options, &hub, &mut fleet, &settings);
-                } else {
-                    state.last = Some((inputs, outputs));
+                if translator.answer(&answer)
+                    && let Some(step) = translator.again(&hub)
+                {
+                    serve(step, &mut fleet, settings.print_status, &mut printed);
                 }
             }
             _ = tick.tick() => {
@@ -278,16 +249,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                         continue;
                     }
                 };
-                let held_changed = state.quarantine.refresh(&inputs);
-                match state.last.take() {
-                    Some((before, previous))
-                        if !held_changed && before.same_but_endpoints(&inputs) =>
-                    {
-                        let outputs = translate::refresh_endpoints(&inputs, &previous);
-                        state.serve(inputs, outputs, &hub, &mut fleet, &settings);
-                    }
-                    _ => state.translate(inputs, &options, &hub, &mut fleet, &settings),
-                }
+                let step = translator.next(Arc::new(inputs), &hub);
+                serve(step, &mut fleet, settings.print_status, &mut printed);
             }
         }
     }

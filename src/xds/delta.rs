@@ -6,11 +6,9 @@
 //! subscriptions and unsubscriptions change what is sent; versions Envoy
 //! declares on reconnect (`initial_resource_versions`) are not sent again; a
 //! response nonce answered with `error_detail` is a NACK, otherwise an ACK;
-//! nothing unchanged is re-sent; within one update the order is clusters,
-//! endpoints, listeners, routes, and removed endpoints and clusters go last,
-//! after the listeners and routes that stopped naming them. Listener and route
-//! updates are held until every cluster Envoy holds has been sent its
-//! endpoints, so no route ever names a cluster that is still warming.
+//! nothing unchanged is re-sent. The push order and the wait for warm
+//! clusters are `push`'s; each of its steps is one delta response here, its
+//! removals included.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +20,7 @@ use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
 
 use super::cache::{ResourceType, Snapshot};
+use super::push::{Part, Push, PushOrder, Wire};
 
 /// What a request told about an earlier response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,13 +87,16 @@ pub(crate) fn identify(
 /// The state of one stream.
 #[derive(Debug, Default)]
 pub struct DeltaStream {
+    wire: DeltaWire,
+    order: PushOrder,
+}
+
+/// What the stream subscribed to and what Envoy holds, by type.
+#[derive(Debug, Default)]
+struct DeltaWire {
     node: Option<Node>,
     types: BTreeMap<ResourceType, TypeState>,
     next_nonce: u64,
-    /// Listener, route and removal updates wait until every cluster Envoy
-    /// holds has its endpoints: a route naming a cluster that is still
-    /// warming would answer errors.
-    held: bool,
 }
 
 /// The result of handling one request, in either protocol variant.
@@ -129,7 +131,7 @@ impl DeltaStream {
 
     /// The node of the first request.
     pub fn node(&self) -> Option<&Node> {
-        self.node.as_ref()
+        self.wire.node.as_ref()
     }
 
     pub fn on_request(
@@ -137,8 +139,9 @@ impl DeltaStream {
         req: &DeltaDiscoveryRequest,
         snapshot: &Snapshot,
     ) -> Result<Handled<DeltaDiscoveryResponse>, StreamError> {
-        let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
-        let state = self.types.entry(kind).or_default();
+        let wire = &mut self.wire;
+        let kind = identify(&mut wire.node, req.node.as_ref(), &req.type_url)?;
+        let state = wire.types.entry(kind).or_default();
         let mut handled = Handled::default();
 
         if !req.response_nonce.is_empty()
@@ -179,20 +182,12 @@ impl DeltaStream {
             }
         }
 
-        let cluster_rejected = matches!(
-            handled.feedback,
-            Some(Feedback::Nack {
-                kind: ResourceType::Cluster,
-                ..
-            })
-        );
         // A fresh Envoy subscribing to everything of a type waits for a first
         // answer (15 s, its initial fetch timeout) before it starts: it gets
         // one even when the snapshot holds nothing of the type.
         let fresh = first && state.wildcard && req.initial_resource_versions.is_empty();
-        let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
-        if !gated {
-            match self.response(kind, snapshot, Removals::All, fresh) {
+        if !self.order.holds(kind) {
+            match wire.response(kind, snapshot, Part::All, fresh) {
                 Some(response) => handled.responses.push(response),
                 // A reconnecting Envoy that declared exactly what this snapshot
                 // holds is as good as one that ACKed it.
@@ -205,84 +200,65 @@ impl DeltaStream {
                 None => {}
             }
         }
-        if cluster_rejected {
-            // Envoy will not warm what it rejected; waiting would hold forever.
-            self.held = false;
-            handled.responses.extend(self.dependents(snapshot));
-        }
-        handled.responses.extend(self.release(snapshot));
+        let released = self
+            .order
+            .after_request(wire, snapshot, handled.feedback.as_ref());
+        handled.responses.extend(released);
         Ok(handled)
     }
 
     /// A new snapshot: the responses to send, in push order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
-        let mut out = Vec::new();
-        out.extend(self.response(ResourceType::Secret, snapshot, Removals::None, false));
-        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::None, false));
-        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::None, false));
-        self.held = true;
-        out.extend(self.release(snapshot));
-        out
-    }
-
-    /// Sends the held updates once every cluster Envoy holds is warm.
-    fn release(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
-        if !self.held || !self.clusters_warm(snapshot) {
-            return Vec::new();
-        }
-        self.held = false;
-        self.dependents(snapshot)
-    }
-
-    /// Listeners and routes, then the endpoints and clusters nothing names any more.
-    fn dependents(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
-        let mut out = Vec::new();
-        out.extend(self.response(ResourceType::Listener, snapshot, Removals::All, false));
-        out.extend(self.response(ResourceType::Route, snapshot, Removals::All, false));
-        out.extend(self.response(ResourceType::Endpoint, snapshot, Removals::Only, false));
-        out.extend(self.response(ResourceType::Cluster, snapshot, Removals::Only, false));
-        out.extend(self.response(ResourceType::Secret, snapshot, Removals::Only, false));
-        out
-    }
-
-    /// Every cluster sent to Envoy has been sent its endpoints (when the
-    /// snapshot has any): Envoy processes a stream in order, so what follows
-    /// finds the clusters warm.
-    fn clusters_warm(&self, snapshot: &Snapshot) -> bool {
-        let Some(clusters) = self.types.get(&ResourceType::Cluster).filter(|c| c.active) else {
-            return true;
-        };
-        let endpoints = self.types.get(&ResourceType::Endpoint);
-        clusters
-            .known
-            .iter()
-            .filter(|(_, version)| !version.is_empty())
-            .all(
-                |(name, _)| match snapshot.get(ResourceType::Endpoint, name) {
-                    None => true,
-                    Some(cla) => endpoints.is_some_and(|e| e.known.get(name) == Some(&cla.version)),
-                },
-            )
+        self.order.on_snapshot(&mut self.wire, snapshot)
     }
 
     /// Whether Envoy has answered (ACK or NACK) every response sent so far.
     pub fn is_settled(&self) -> bool {
-        self.types.values().all(|t| t.pending.is_empty())
+        self.wire.types.values().all(|t| t.pending.is_empty())
+    }
+}
+
+/// How the push order's steps go on this wire: each step sends exactly its
+/// part of a type's changes, removals included.
+impl Wire for DeltaWire {
+    type Response = DeltaDiscoveryResponse;
+
+    fn send(&mut self, step: Push, snapshot: &Snapshot) -> Option<DeltaDiscoveryResponse> {
+        self.response(step.kind, snapshot, step.part, false)
     }
 
+    fn clusters(&self) -> Option<impl Iterator<Item = &str>> {
+        let clusters = self
+            .types
+            .get(&ResourceType::Cluster)
+            .filter(|c| c.active)?;
+        let held = clusters
+            .known
+            .iter()
+            .filter(|(_, version)| !version.is_empty());
+        Some(held.map(|(name, _)| name.as_str()))
+    }
+
+    fn endpoints_sent(&self, name: &str) -> Option<&str> {
+        let endpoints = self.types.get(&ResourceType::Endpoint)?;
+        endpoints.known.get(name).map(String::as_str)
+    }
+}
+
+impl DeltaWire {
     /// The changes of `kind` Envoy does not hold yet; `None` when there are
     /// none, unless `even_empty`.
     fn response(
         &mut self,
         kind: ResourceType,
         snapshot: &Snapshot,
-        removals: Removals,
+        part: Part,
         even_empty: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let state = self.types.get_mut(&kind).filter(|s| s.active)?;
         let mut resources = Vec::new();
         let mut removed = Vec::new();
-        if removals != Removals::Only {
+        if part != Part::Removals {
             for r in snapshot.resources(kind) {
                 if state.wants(&r.name) && state.known.get(&r.name) != Some(&r.version) {
                     state.known.insert(r.name.clone(), r.version.clone());
@@ -298,7 +274,7 @@ impl DeltaStream {
                 }
             }
         }
-        if removals != Removals::None {
+        if part != Part::Updates {
             // Held resources that are gone, and named ones that never existed.
             let gone: Vec<String> = state
                 .known
@@ -342,17 +318,6 @@ impl DeltaStream {
             ..DeltaDiscoveryResponse::default()
         })
     }
-}
-
-/// Which part of a type's changes a response carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Removals {
-    /// Updates and removals.
-    All,
-    /// Updates only (removals follow later).
-    None,
-    /// Removals only.
-    Only,
 }
 
 #[cfg(test)]

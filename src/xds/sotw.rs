@@ -6,11 +6,11 @@
 //! wanted, and an empty list after named ones unsubscribes from all; a request
 //! answering the latest nonce is an ACK, or a NACK when it carries
 //! `error_detail`; requests answering older nonces are stale and ignored;
-//! a type is re-sent only when what it would carry changed. Within one update
-//! the order is clusters, endpoints, listeners, routes; clusters that
-//! disappear are kept in the first cluster response and dropped by a second
-//! one sent after listeners and routes. Listener and route updates are held
-//! until every cluster sent has been sent its endpoints.
+//! a type is re-sent only when what it would carry changed. The push order
+//! and the wait for warm clusters are `push`'s; here, how its steps look in
+//! state of the world: clusters that disappear are kept in the first
+//! cluster response and dropped by a second one sent after listeners and
+//! routes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use envoy_types::pb::google::protobuf::Any;
 
 use super::cache::{ResourceType, Snapshot, Versioned, content_version};
 use super::delta::{Feedback, Handled, StreamError, identify};
+use super::push::{Part, Push, PushOrder, Wire};
 
 #[derive(Debug, Default)]
 struct TypeState {
@@ -59,12 +60,16 @@ fn view_version(view: &BTreeMap<String, Arc<Versioned>>) -> String {
 /// The state of one stream.
 #[derive(Debug, Default)]
 pub struct SotwStream {
+    wire: SotwWire,
+    order: PushOrder,
+}
+
+/// What the stream subscribed to and sent, by type.
+#[derive(Debug, Default)]
+struct SotwWire {
     node: Option<Node>,
     types: BTreeMap<ResourceType, TypeState>,
     next_nonce: u64,
-    /// Listener and route updates (and the final cluster response) wait until
-    /// every cluster sent has been sent its endpoints.
-    held: bool,
 }
 
 impl SotwStream {
@@ -73,7 +78,7 @@ impl SotwStream {
     }
 
     pub fn node(&self) -> Option<&Node> {
-        self.node.as_ref()
+        self.wire.node.as_ref()
     }
 
     pub fn on_request(
@@ -81,8 +86,9 @@ impl SotwStream {
         req: &DiscoveryRequest,
         snapshot: &Snapshot,
     ) -> Result<Handled<DiscoveryResponse>, StreamError> {
-        let kind = identify(&mut self.node, req.node.as_ref(), &req.type_url)?;
-        let state = self.types.entry(kind).or_default();
+        let wire = &mut self.wire;
+        let kind = identify(&mut wire.node, req.node.as_ref(), &req.type_url)?;
+        let state = wire.types.entry(kind).or_default();
         let mut handled = Handled::default();
         if !req.response_nonce.is_empty() {
             match &state.latest {
@@ -121,33 +127,64 @@ impl SotwStream {
                 return Ok(handled);
             }
         }
-        let gated = matches!(kind, ResourceType::Listener | ResourceType::Route) && self.held;
-        if !gated {
+        if !self.order.holds(kind) {
             handled
                 .responses
-                .extend(self.response(kind, snapshot, first, None));
+                .extend(wire.response(kind, snapshot, first, None));
         }
-        if matches!(
-            handled.feedback,
-            Some(Feedback::Nack {
-                kind: ResourceType::Cluster,
-                ..
-            })
-        ) {
-            // Envoy will not warm what it rejected; waiting would hold forever.
-            self.held = false;
-            handled.responses.extend(self.dependents(snapshot));
-        }
-        handled.responses.extend(self.release(snapshot));
+        let released = self
+            .order
+            .after_request(wire, snapshot, handled.feedback.as_ref());
+        handled.responses.extend(released);
         Ok(handled)
     }
 
     /// A new snapshot: the responses to send, in push order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
-        let mut out = Vec::new();
-        // Clusters first, still carrying the ones about to disappear.
-        let leaving: BTreeMap<String, Arc<Versioned>> = match self.types.get(&ResourceType::Cluster)
-        {
+        self.order.on_snapshot(&mut self.wire, snapshot)
+    }
+}
+
+/// How the push order's steps go on this wire. Envoy takes a cluster or
+/// listener response as the whole set (one left out is removed) but keeps
+/// endpoints, routes and secrets a response leaves out: only departing
+/// clusters are held back by carrying them in the first cluster response,
+/// and only clusters have a removal step.
+impl Wire for SotwWire {
+    type Response = DiscoveryResponse;
+
+    fn send(&mut self, step: Push, snapshot: &Snapshot) -> Option<DiscoveryResponse> {
+        match (step.kind, step.part) {
+            (ResourceType::Cluster, Part::Updates) => {
+                let leaving = self.leaving_clusters(snapshot);
+                let keep = (!leaving.is_empty()).then_some(&leaving);
+                self.response(ResourceType::Cluster, snapshot, false, keep)
+            }
+            (ResourceType::Cluster, Part::Removals) | (_, Part::Updates | Part::All) => {
+                self.response(step.kind, snapshot, false, None)
+            }
+            (_, Part::Removals) => None,
+        }
+    }
+
+    fn clusters(&self) -> Option<impl Iterator<Item = &str>> {
+        let clusters = self
+            .types
+            .get(&ResourceType::Cluster)
+            .filter(|c| c.active)?;
+        Some(clusters.sent.keys().map(String::as_str))
+    }
+
+    fn endpoints_sent(&self, name: &str) -> Option<&str> {
+        let endpoints = self.types.get(&ResourceType::Endpoint)?;
+        endpoints.sent.get(name).map(|r| r.version.as_str())
+    }
+}
+
+impl SotwWire {
+    /// Clusters last sent that the snapshot no longer has.
+    fn leaving_clusters(&self, snapshot: &Snapshot) -> BTreeMap<String, Arc<Versioned>> {
+        match self.types.get(&ResourceType::Cluster) {
             Some(state) if state.active => state
                 .sent
                 .iter()
@@ -155,50 +192,7 @@ impl SotwStream {
                 .map(|(n, r)| (n.clone(), Arc::clone(r)))
                 .collect(),
             _ => BTreeMap::new(),
-        };
-        let keep = (!leaving.is_empty()).then_some(&leaving);
-        out.extend(self.response(ResourceType::Secret, snapshot, false, None));
-        out.extend(self.response(ResourceType::Cluster, snapshot, false, keep));
-        out.extend(self.response(ResourceType::Endpoint, snapshot, false, None));
-        self.held = true;
-        out.extend(self.release(snapshot));
-        out
-    }
-
-    /// Sends the held updates once every cluster sent is warm.
-    fn release(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
-        if !self.held || !self.clusters_warm(snapshot) {
-            return Vec::new();
         }
-        self.held = false;
-        self.dependents(snapshot)
-    }
-
-    /// Listeners, routes, then the cluster response without departed clusters.
-    fn dependents(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
-        let mut out = Vec::new();
-        out.extend(self.response(ResourceType::Listener, snapshot, false, None));
-        out.extend(self.response(ResourceType::Route, snapshot, false, None));
-        out.extend(self.response(ResourceType::Cluster, snapshot, false, None));
-        out
-    }
-
-    /// Every cluster in the last cluster response has had its endpoints sent
-    /// (when the snapshot has them).
-    fn clusters_warm(&self, snapshot: &Snapshot) -> bool {
-        let Some(clusters) = self.types.get(&ResourceType::Cluster).filter(|c| c.active) else {
-            return true;
-        };
-        let endpoints = self.types.get(&ResourceType::Endpoint);
-        clusters
-            .sent
-            .keys()
-            .all(|name| match snapshot.get(ResourceType::Endpoint, name) {
-                None => true,
-                Some(cla) => endpoints
-                    .and_then(|e| e.sent.get(name))
-                    .is_some_and(|sent| sent.version == cla.version),
-            })
     }
 
     fn response(
