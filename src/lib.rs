@@ -11,6 +11,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod events;
+pub mod identity;
 pub mod inputs;
 pub mod leader;
 pub mod metrics;

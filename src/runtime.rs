@@ -29,6 +29,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::events::GatewayEvents;
+use crate::identity::gateway_id;
 use crate::inputs::watches::{self, Stores};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::leader::Election;
@@ -41,7 +42,7 @@ use crate::status::gateway::Observed;
 use crate::status::writer::{self, StatusWriter};
 use crate::translate::{self, Outputs};
 use crate::translator::Translator;
-use crate::xds::hub::{self, GatewayFeedback, Hub, gateway_id};
+use crate::xds::hub::{self, GatewayFeedback, Hub};
 use crate::xds::{server, tls};
 
 /// How often everything is re-applied and re-checked even without events.

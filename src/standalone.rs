@@ -14,12 +14,13 @@ use std::time::{Duration, SystemTime};
 use tokio::process::{Child, Command};
 
 use crate::bootstrap::{self, BootstrapParams};
+use crate::identity::gateway_id;
 use crate::inputs::files;
 use crate::metrics::Metrics;
 use crate::render;
 use crate::translate::{Options, Outputs};
 use crate::translator::{Step, Translator};
-use crate::xds::hub::{self, Hub, gateway_id};
+use crate::xds::hub::{self, Hub};
 
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{Inputs, ObjectKey, SERVICE_NAME_LABEL};
-use crate::translate::api::CONTROLLER_NAME;
+use crate::identity::CONTROLLER_NAME;
 
 /// What a change should wake.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

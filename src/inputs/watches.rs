@@ -50,10 +50,10 @@ use super::parameters::GatewayParameters;
 use super::referenced::{self, Referenced};
 use super::relevance::{self, Relevance, Wake, always};
 use super::{Inputs, ObjectKey};
+use crate::identity::MANAGED_BY;
 use crate::translate::Outputs;
 
 /// The label on every object portico provisions.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=portico";
 /// How long to gather changes before building a new snapshot.
 pub const BATCH: Duration = Duration::from_millis(10);
 

@@ -25,15 +25,14 @@ use serde::de::DeserializeOwned;
 
 use super::desired::{DesiredObjects, GatewayTls, Settings, desired_objects, fleet_name};
 use crate::events::GatewayEvents;
+use crate::identity::CONTROLLER_NAME;
+use crate::identity::FIELD_MANAGER;
+use crate::identity::content_version;
 use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
 use crate::pki::{Authority, Issued};
 use crate::translate::Outputs;
-use crate::translate::api::CONTROLLER_NAME;
 use crate::translate::index::infra::Infra;
-use crate::xds::cache::content_version;
-
-pub const FIELD_MANAGER: &str = "portico";
 
 /// A Gateway's rendered objects and what they were rendered from.
 #[derive(Clone, Debug)]
@@ -294,7 +293,7 @@ impl Provisioner {
             Some(c) => c,
             None => self
                 .authority
-                .issue_gateway(&crate::xds::hub::gateway_id(key), now)
+                .issue_gateway(&crate::identity::gateway_id(key), now)
                 .map_err(|e| e.to_string())?,
         };
         self.certificates.insert(key.clone(), issued.clone());

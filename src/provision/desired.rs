@@ -21,10 +21,10 @@ use serde::Serialize;
 
 use super::names::{object_name, selector_labels};
 use crate::bootstrap::{self, BootstrapParams, METRICS_PATH, METRICS_PORT, READY_PORT, XdsTls};
+use crate::identity::content_version;
 use crate::inputs::ObjectKey;
 use crate::pki::Issued;
 use crate::translate::index::infra::{self, Infra};
-use crate::xds::cache::content_version;
 
 const TEMPLATE: &str = include_str!("../../templates/envoy-workload.yaml.j2");
 /// Pod annotation carrying a hash of the bootstrap, so a changed bootstrap

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::xds::cache::content_version;
+use crate::identity::content_version;
 
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{ANNOTATION, HEARTBEAT, LABEL, Peers, STALE, encode};
-use crate::provision::apply::FIELD_MANAGER;
+use crate::identity::FIELD_MANAGER;
 use crate::xds::hub::Hub;
 
 /// Feedback arriving within this window is published in one write.

@@ -35,11 +35,11 @@ use serde_json::{Value, json};
 
 use super::gateway::{Observed, observe, requested};
 use super::listener_set;
+use crate::identity::CONTROLLER_NAME;
+use crate::identity::FIELD_MANAGER;
 use crate::inputs::{Inputs, ObjectKey};
 use crate::metrics::ControlMetrics;
-use crate::provision::apply::FIELD_MANAGER;
 use crate::translate::Outputs;
-use crate::translate::api::CONTROLLER_NAME;
 use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::Condition;
 use crate::translate::report::ListenerStatus;

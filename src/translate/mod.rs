@@ -16,9 +16,8 @@
 //! Beside them: `last_good` and `quarantine` wrap a translation (what was
 //! served before, what Envoy refused), and small domain pieces
 //! (`conditions`, `hostnames`, `labels`, `field_path`, `features`,
-//! `control_chars`, `re2`, `api`).
+//! `control_chars`, `re2`).
 
-pub mod api;
 pub mod attach;
 pub mod compile;
 pub mod conditions;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::identity::content_version;
 use crate::translate::encode::{EnvoyResources, Resource};
 
 /// The resource types portico serves, in push order: secrets before the
@@ -55,18 +56,6 @@ pub struct Versioned {
     pub name: String,
     pub version: String,
     pub body: Bytes,
-}
-
-/// Version of a resource: a 64-bit FNV-1a hash of its encoding, in hex.
-/// Encodings are deterministic (translation output is ordered), so equal
-/// content always gets the same version.
-pub fn content_version(body: &[u8]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = body
-        .iter()
-        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
-    format!("{hash:016x}")
 }
 
 /// Every resource of one Gateway, by type and name.

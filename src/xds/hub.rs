@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::cache::{ResourceType, Snapshot};
 use super::delta::Feedback;
 use super::metrics::{GatewayLabel, GatewayTypeLabel, TypeLabel, XdsMetrics};
+use crate::identity::gateway_id;
 use crate::inputs::ObjectKey;
 use crate::translate::Outputs;
 use crate::translate::encode::EnvoyResources;
@@ -119,11 +120,6 @@ impl Default for Hub {
             synced: watch::Sender::new(false),
         }
     }
-}
-
-/// The `node.cluster` an Envoy of this Gateway presents.
-pub fn gateway_id(key: &ObjectKey) -> String {
-    format!("{}/{}", key.namespace, key.name)
 }
 
 impl Hub {

@@ -19,9 +19,10 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
 
-use super::cache::{ResourceType, Snapshot, Versioned, content_version};
+use super::cache::{ResourceType, Snapshot, Versioned};
 use super::delta::{Feedback, Handled, StreamError, identify};
 use super::push::{Part, Push, PushOrder, Wire};
+use crate::identity::content_version;
 
 #[derive(Debug, Default)]
 struct TypeState {

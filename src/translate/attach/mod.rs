@@ -10,8 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::identity::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::api::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::translate::compile::Compiled;
 use crate::translate::compile::routes::RouteHead;
 use crate::translate::conditions::{Conditions, spec};

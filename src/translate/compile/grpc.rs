@@ -18,7 +18,7 @@ use gateway_api::experimental::grpcroutes::{
 use gateway_api::experimental::httproutes::HttpRouteRules;
 use serde_json::{Value, json};
 
-use crate::translate::api::GATEWAY_GROUP;
+use crate::identity::GATEWAY_GROUP;
 use crate::translate::compile::backends::{BackendResolver, Referrer};
 use crate::translate::compile::http::matches::check_regex;
 use crate::translate::compile::http::{HttpRouteModel, RouteContext, compile_rule, hostname_error};

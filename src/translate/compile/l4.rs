@@ -10,7 +10,7 @@ use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
 
-use crate::translate::api::GATEWAY_GROUP;
+use crate::identity::GATEWAY_GROUP;
 use crate::translate::compile::backends::{BackendRef, BackendResolver, ClusterKey, Referrer};
 use crate::translate::compile::http::hostname_error;
 use crate::translate::compile::routes::{RouteHead, RouteKind, parent_refs};

@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::Secret;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::identity::GATEWAY_GROUP;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::api::GATEWAY_GROUP;
 use crate::translate::compile::backends::{Referrer, grant_allows};
 use crate::translate::conditions::spec;
 

@@ -14,8 +14,8 @@ use gateway_api::experimental::gateways::{
     Gateway, GatewayTlsFrontendDefaultValidationMode, GatewayTlsFrontendPerPortTlsValidationMode,
 };
 
+use crate::identity::GATEWAY_GROUP;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::api::GATEWAY_GROUP;
 use crate::translate::compile::backend_tls::check_ca;
 use crate::translate::compile::backends::{Referrer, grant_allows};
 use crate::translate::conditions::spec;

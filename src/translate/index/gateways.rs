@@ -15,9 +15,9 @@ use super::listeners::{
 };
 use super::model::{ClassModel, GatewayIndex, GatewayModel, ListenerModel, ReservedPort};
 use super::{certificates, client_validation, infra, listener_sets};
+use crate::identity::CONTROLLER_NAME;
 use crate::inputs::parameters::GatewayParametersSpec;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::api::CONTROLLER_NAME;
 use crate::translate::conditions::{Conditions, spec};
 
 pub fn index(inputs: &Inputs, shift_privileged: bool, reserved: &[ReservedPort]) -> GatewayIndex {

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use super::made_of::{RouteId, RouteObject, Version, parent_gateway, remove};
 use super::{Held, Verdict};
+use crate::identity::CONTROLLER_NAME;
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
-use crate::translate::api::CONTROLLER_NAME;
 use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::{self, spec};
 use crate::translate::report::{RouteParentStatus, RouteStatus};

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::statuses::{ParentRef, PolicyAncestorStatus, PolicyStatus};
+use crate::identity::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::inputs::ObjectKey;
-use crate::translate::api::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::translate::attach::Attached;
 use crate::translate::compile::Compiled;
 use crate::translate::compile::backend_tls::BackendTlsIndex;

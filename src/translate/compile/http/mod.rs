@@ -16,7 +16,7 @@ use self::filters::{HeaderMods, RuleFilters};
 use self::matches::MatchModel;
 use super::backends::{BackendError, BackendRef, BackendResolver, ClusterKey, Referrer};
 use super::routes::{RouteHead, RouteKind, parent_refs};
-use crate::translate::api::GATEWAY_GROUP;
+use crate::identity::GATEWAY_GROUP;
 use crate::translate::field_path::FieldPath;
 use crate::translate::hostnames;
 

@@ -22,8 +22,8 @@ use gateway_api::experimental::gateways::{Gateway, GatewayAllowedListenersNamesp
 use gateway_api::experimental::listenersets::ListenerSet;
 use kube::ResourceExt;
 
+use crate::identity::GATEWAY_GROUP;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::api::GATEWAY_GROUP;
 use crate::translate::conditions::{Conditions, spec};
 use crate::translate::index::listeners;
 use crate::translate::index::model::{
