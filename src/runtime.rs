@@ -29,14 +29,15 @@ use tokio::sync::watch;
 
 use crate::events::GatewayEvents;
 use crate::inputs::watches::{self, Stores};
-use crate::inputs::{Inputs, ObjectKey};
+use crate::inputs::{Inputs, Kind, ObjectKey};
 use crate::leader::Election;
 use crate::metrics::{ControlMetrics, Metrics, Translation};
 use crate::pki::Authority;
 use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
 use crate::status::gateway::Observed;
-use crate::status::writer::{self, StatusWriter};
+use crate::status::plan;
+use crate::status::writer::StatusWriter;
 use crate::translate::quarantine::{Quarantine, made_of};
 use crate::translate::{self, Outputs};
 use crate::xds::hub::{self, GatewayFeedback, Hub, gateway_id};
@@ -632,8 +633,8 @@ impl Sinks {
             })
             .collect();
         let settling = self.settle(inputs, outputs);
-        let mut writes = writer::plan(inputs, outputs, &observed, &writer::now());
-        writes.retain(|w| !(w.kind == writer::Kind::Gateway && settling.contains(&w.key)));
+        let mut writes = plan::plan(inputs, outputs, &observed, &plan::now());
+        writes.retain(|w| !(w.kind == Kind::Gateway && settling.contains(&w.key)));
         if !writes.is_empty() {
             let planned = writes.len();
             let written = self.status.write(writes).await;
