@@ -384,12 +384,13 @@ pub fn now() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::translate::conditions::{CUT_MARKER, MAX_MESSAGE};
     use crate::xds::hub::GatewayFeedback;
 
-    fn inputs() -> Inputs {
+    /// A portico GatewayClass and Gateway `default/gw` with an HTTP listener.
+    pub(in crate::status) fn inputs() -> Inputs {
         let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
                     spec: {controllerName: portico.dev/gateway-controller}\n---\n\
                     apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n\

@@ -154,20 +154,7 @@ impl StatusWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn inputs() -> Inputs {
-        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portico}\n\
-                    spec: {controllerName: portico.dev/gateway-controller}\n---\n\
-                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n\
-                    spec:\n  gatewayClassName: portico\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
-        let mut b = crate::inputs::InputsBuilder::default();
-        for o in crate::inputs::files::parse_documents(std::path::Path::new("t.yaml"), yaml)
-            .expect("valid")
-        {
-            b.insert(o);
-        }
-        b.build()
-    }
+    use crate::status::plan::tests::inputs;
 
     #[test]
     fn what_was_sent_for_deleted_objects_is_forgotten() {
