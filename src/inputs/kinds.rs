@@ -218,6 +218,7 @@ fn status_json<T: Serialize>(status: &Option<T>) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
+/// Writes the items the table implies (see the table's comment).
 macro_rules! kinds {
     (@status none) => { Status::None };
     (@status owned) => { Status::Owned };
@@ -359,6 +360,12 @@ macro_rules! kinds {
     };
 }
 
+// The table. A line: the `Inputs` field, the Rust type and the Kubernetes
+// kind; `held in` the shape of the field (`Store`, or `ByService` for what
+// the endpoints fast path rebuilds); `status` what portico writes into it
+// (`none`, `owned`, `parents(<RouteKind>)`, `ancestors`); `follow` how the
+// Kubernetes source follows it; optionally `arriving through` a function
+// making an object read from a file what the API server would hold.
 kinds! {
     gateway_classes: GatewayClass "GatewayClass",
         held in Store, status owned, follow Follow::Always;
