@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Kind};
 use crate::translate::Outputs;
 use crate::translate::conditions::{holds, spec};
 use crate::xds::metrics::XdsMetrics;
@@ -79,18 +79,7 @@ pub struct ControlMetrics {
 
 /// Steps of provisioning that can fail.
 const PROVISION_STEPS: [&str; 4] = ["certificate", "render", "apply", "remove"];
-/// Kinds whose status portico writes, and how a write ends.
-const WRITTEN_KINDS: [&str; 9] = [
-    "GatewayClass",
-    "Gateway",
-    "ListenerSet",
-    "HTTPRoute",
-    "GRPCRoute",
-    "TLSRoute",
-    "TCPRoute",
-    "UDPRoute",
-    "BackendTLSPolicy",
-];
+/// How a status write ends.
 const WRITE_RESULTS: [&str; 3] = ["written", "conflict", "failed"];
 
 impl Default for ControlMetrics {
@@ -109,7 +98,8 @@ impl Default for ControlMetrics {
         for step in PROVISION_STEPS {
             drop(metrics.provision_errors.get_or_create(&StepLabel { step }));
         }
-        for kind in WRITTEN_KINDS {
+        let written = Kind::ALL.iter().filter(|k| k.status().written());
+        for kind in written.map(|k| k.name()) {
             for result in WRITE_RESULTS {
                 drop(
                     metrics

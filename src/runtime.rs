@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use crate::events::GatewayEvents;
 use crate::identity::gateway_id;
 use crate::inputs::watches::{self, Stores};
-use crate::inputs::{Inputs, ObjectKey};
+use crate::inputs::{Inputs, Kind, ObjectKey};
 use crate::leader::Election;
 use crate::metrics::{ControlMetrics, Metrics};
 use crate::pki::Authority;
@@ -39,7 +39,8 @@ use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
 use crate::replicas::{self, Peers};
 use crate::status::gateway::Observed;
-use crate::status::writer::{self, StatusWriter};
+use crate::status::plan;
+use crate::status::writer::StatusWriter;
 use crate::translate::{self, Outputs};
 use crate::translator::Translator;
 use crate::xds::hub::{self, GatewayFeedback, Hub};
@@ -612,8 +613,8 @@ impl Sinks {
             })
             .collect();
         let settling = self.settle(inputs, outputs);
-        let mut writes = writer::plan(inputs, outputs, &observed, &writer::now());
-        writes.retain(|w| !(w.kind == writer::Kind::Gateway && settling.contains(&w.key)));
+        let mut writes = plan::plan(inputs, outputs, &observed, &plan::now());
+        writes.retain(|w| !(w.kind == Kind::Gateway && settling.contains(&w.key)));
         if !writes.is_empty() {
             let planned = writes.len();
             let written = self.status.write(writes).await;

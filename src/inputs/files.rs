@@ -1,8 +1,8 @@
 //! The file source: YAML files (or a directory of them) into one `Inputs`.
 //!
 //! Each file may hold many `---`-separated documents. A document's
-//! `apiVersion`/`kind` picks the type; kinds translation does not read are skipped
-//! with a debug log. Any malformed document fails the whole load with an error
+//! API group and `kind` pick one of the kinds `inputs::kinds` lists (any
+//! version); kinds translation does not read are skipped with a debug log. Any malformed document fails the whole load with an error
 //! naming the file, the document number and the field, so nothing partial is used.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{InputObject, Inputs, InputsBuilder};
+use super::{InputKind, InputObject, Inputs, InputsBuilder, Kind, Visit};
 
 /// A load failure, precise enough to fix the file.
 #[derive(Debug, thiserror::Error)]
@@ -105,53 +105,33 @@ fn parse_object(value: yaml_serde::Value) -> Result<Option<InputObject>, String>
         .ok_or("missing string field `kind`")?
         .to_string();
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let object = match (group, kind.as_str()) {
-        ("gateway.networking.k8s.io", "GatewayClass") => {
-            InputObject::GatewayClass(typed(value, &kind)?)
-        }
-        ("gateway.networking.k8s.io", "Gateway") => {
-            InputObject::Gateway(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "ListenerSet") => {
-            InputObject::ListenerSet(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "HTTPRoute") => {
-            InputObject::HttpRoute(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "GRPCRoute") => {
-            InputObject::GrpcRoute(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "TLSRoute") => {
-            InputObject::TlsRoute(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "TCPRoute") => {
-            InputObject::TcpRoute(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "UDPRoute") => {
-            InputObject::UdpRoute(namespaced(typed(value, &kind)?))
-        }
-        ("gateway.networking.k8s.io", "ReferenceGrant") => {
-            InputObject::ReferenceGrant(namespaced(typed(value, &kind)?))
-        }
-        ("", "Service") => InputObject::Service(namespaced(typed(value, &kind)?)),
-        ("discovery.k8s.io", "EndpointSlice") => {
-            InputObject::EndpointSlice(namespaced(typed(value, &kind)?))
-        }
-        ("", "Namespace") => InputObject::Namespace(typed(value, &kind)?),
-        ("", "Secret") => InputObject::Secret(namespaced(typed(value, &kind)?)),
-        ("", "ConfigMap") => InputObject::ConfigMap(namespaced(typed(value, &kind)?)),
-        ("gateway.networking.k8s.io", "BackendTLSPolicy") => {
-            InputObject::BackendTlsPolicy(namespaced(typed(value, &kind)?))
-        }
-        (super::parameters::GROUP, super::parameters::KIND) => {
-            InputObject::GatewayParameters(namespaced(typed(value, &kind)?))
-        }
-        _ => {
-            tracing::debug!(%api_version, %kind, "skipping a kind translation does not read");
-            return Ok(None);
-        }
+    let known = Kind::ALL.iter().find(|k| {
+        let resource = k.api_resource();
+        resource.group == group && resource.kind == kind
+    });
+    let Some(known) = known else {
+        tracing::debug!(%api_version, %kind, "skipping a kind translation does not read");
+        return Ok(None);
     };
-    Ok(Some(object))
+    known.visit(&mut Parse { value }).map(Some)
+}
+
+/// Reads one document as the kind it names.
+struct Parse {
+    value: yaml_serde::Value,
+}
+
+impl Visit for Parse {
+    type Out = Result<InputObject, String>;
+
+    fn kind<K: InputKind>(&mut self) -> Self::Out {
+        let value = std::mem::take(&mut self.value);
+        let mut object: K = typed(value, K::KIND.name())?;
+        if K::NAMESPACED {
+            namespaced(&mut object);
+        }
+        Ok(object.into_object())
+    }
 }
 
 /// Deserializes into `T`, naming the failing field path on error.
@@ -170,12 +150,11 @@ fn typed<T: DeserializeOwned>(value: yaml_serde::Value, kind: &str) -> Result<T,
 
 /// Objects of namespaced kinds without a namespace land in `default`, as
 /// `kubectl apply` would put them.
-fn namespaced<K: kube::Resource>(mut object: K) -> K {
+fn namespaced<K: kube::Resource>(object: &mut K) {
     let meta = object.meta_mut();
     if meta.namespace.is_none() {
         meta.namespace = Some("default".to_string());
     }
-    object
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //!
 //! Sources (the YAML file source in `files`, Kubernetes watches in `watches`
 //! and `referenced`) fill an [`InputsBuilder`]; [`InputsBuilder::build`]
-//! freezes it into [`Inputs`], which the pure translator reads. Objects are kept behind `Arc` in ordered maps keyed by
+//! freezes it into [`Inputs`], which the pure translator reads. The kinds it
+//! holds are declared once, in `kinds`. Objects are kept behind `Arc` in ordered maps keyed by
 //! namespace and name, so iteration order (and so translation output) is
 //! deterministic and snapshots can share unchanged objects cheaply.
 
 pub mod files;
+pub mod kinds;
 pub mod parameters;
 pub mod referenced;
 pub mod relevance;
@@ -16,21 +18,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::grpcroutes::GrpcRoute;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use gateway_api::experimental::tcproutes::TcpRoute;
-use gateway_api::experimental::tlsroutes::TlsRoute;
-use gateway_api::experimental::udproutes::UdpRoute;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
-use self::parameters::GatewayParameters;
+use self::kinds::Held;
+pub use self::kinds::{InputKind, InputObject, Inputs, Kind, Store, Visit};
 
 /// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -63,64 +55,16 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-type Store<K> = BTreeMap<ObjectKey, Arc<K>>;
-
-/// One immutable snapshot of the world as translation sees it.
-#[derive(Clone, Debug, Default)]
-pub struct Inputs {
-    pub gateway_classes: Store<GatewayClass>,
-    pub gateways: Store<Gateway>,
-    /// ListenerSets: more listeners for a Gateway that allows them.
-    pub listener_sets: Store<ListenerSet>,
-    pub http_routes: Store<HttpRoute>,
-    pub grpc_routes: Store<GrpcRoute>,
-    pub tls_routes: Store<TlsRoute>,
-    pub tcp_routes: Store<TcpRoute>,
-    pub udp_routes: Store<UdpRoute>,
-    pub reference_grants: Store<ReferenceGrant>,
-    pub services: Store<Service>,
-    /// EndpointSlices grouped by the Service they belong to
-    /// (label `kubernetes.io/service-name`), then by slice name.
-    pub endpoint_slices: BTreeMap<ObjectKey, Store<EndpointSlice>>,
-    pub namespaces: Store<Namespace>,
-    /// Secrets (listener certificates). From the Kubernetes source: the
-    /// TLS Secrets some listener references, and only those.
-    pub secrets: Store<Secret>,
-    pub backend_tls_policies: Store<BackendTlsPolicy>,
-    /// ConfigMaps (CA bundles of BackendTLSPolicies). From the Kubernetes
-    /// source: the ones some BackendTLSPolicy references, and only those.
-    pub config_maps: Store<ConfigMap>,
-    /// portico's own `GatewayParameters`.
-    pub gateway_parameters: Store<GatewayParameters>,
-}
-
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 impl Inputs {
     /// How many objects of each kind are held.
-    pub fn counts(&self) -> [(&'static str, usize); 16] {
-        [
-            ("GatewayClass", self.gateway_classes.len()),
-            ("Gateway", self.gateways.len()),
-            ("ListenerSet", self.listener_sets.len()),
-            ("HTTPRoute", self.http_routes.len()),
-            ("GRPCRoute", self.grpc_routes.len()),
-            ("TLSRoute", self.tls_routes.len()),
-            ("TCPRoute", self.tcp_routes.len()),
-            ("UDPRoute", self.udp_routes.len()),
-            ("ReferenceGrant", self.reference_grants.len()),
-            ("Service", self.services.len()),
-            (
-                "EndpointSlice",
-                self.endpoint_slices.values().map(|s| s.len()).sum(),
-            ),
-            ("Namespace", self.namespaces.len()),
-            ("Secret", self.secrets.len()),
-            ("BackendTLSPolicy", self.backend_tls_policies.len()),
-            ("ConfigMap", self.config_maps.len()),
-            ("GatewayParameters", self.gateway_parameters.len()),
-        ]
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        Kind::ALL
+            .iter()
+            .map(|k| (k.name(), k.count(self)))
+            .collect()
     }
 
     /// Labels of a namespace. A namespace without an object still carries the
@@ -140,68 +84,34 @@ impl Inputs {
     /// Whether `other` differs from this snapshot in EndpointSlices at most,
     /// so that translation can take its endpoints-only fast path.
     pub fn same_but_endpoints(&self, other: &Inputs) -> bool {
-        self.gateway_classes == other.gateway_classes
-            && self.gateways == other.gateways
-            && self.listener_sets == other.listener_sets
-            && self.http_routes == other.http_routes
-            && self.grpc_routes == other.grpc_routes
-            && self.tls_routes == other.tls_routes
-            && self.tcp_routes == other.tcp_routes
-            && self.udp_routes == other.udp_routes
-            && self.reference_grants == other.reference_grants
-            && self.services == other.services
-            && self.namespaces == other.namespaces
-            && self.secrets == other.secrets
-            && self.backend_tls_policies == other.backend_tls_policies
-            && self.config_maps == other.config_maps
-            && self.gateway_parameters == other.gateway_parameters
+        Kind::ALL.iter().all(|k| {
+            k.endpoints()
+                || k.visit(&mut Compare {
+                    a: self,
+                    b: other,
+                    statuses_aside: false,
+                })
+        })
     }
 
     /// Whether `other` differs from this snapshot only in what translation
-    /// never reads: the status (and resource version) of GatewayClasses,
-    /// Gateways, ListenerSets and routes, which change with every status write. Their
+    /// never reads: the status (and resource version) of the kinds portico
+    /// writes statuses of, which change with every status write. Their
     /// spec changes bump `metadata.generation`; everything else must be equal.
     pub fn same_but_status(&self, other: &Inputs) -> bool {
-        fn same_generations<K: ResourceExt>(a: &Store<K>, b: &Store<K>) -> bool {
-            a.len() == b.len()
-                && a.iter().zip(b.iter()).all(|((ka, a), (kb, b))| {
-                    ka == kb
-                        && a.meta().uid == b.meta().uid
-                        && a.meta().generation.is_some()
-                        && a.meta().generation == b.meta().generation
-                        && a.meta().deletion_timestamp == b.meta().deletion_timestamp
-                })
-        }
-        same_generations(&self.gateway_classes, &other.gateway_classes)
-            && same_generations(&self.gateways, &other.gateways)
-            && same_generations(&self.listener_sets, &other.listener_sets)
-            && same_generations(&self.http_routes, &other.http_routes)
-            && same_generations(&self.grpc_routes, &other.grpc_routes)
-            && same_generations(&self.tls_routes, &other.tls_routes)
-            && same_generations(&self.tcp_routes, &other.tcp_routes)
-            && same_generations(&self.udp_routes, &other.udp_routes)
-            && self.reference_grants == other.reference_grants
-            && self.services == other.services
-            && self.endpoint_slices == other.endpoint_slices
-            && self.namespaces == other.namespaces
-            && self.secrets == other.secrets
-            && same_generations(&self.backend_tls_policies, &other.backend_tls_policies)
-            && self.config_maps == other.config_maps
-            && self.gateway_parameters == other.gateway_parameters
+        Kind::ALL.iter().all(|k| {
+            k.visit(&mut Compare {
+                a: self,
+                b: other,
+                statuses_aside: true,
+            })
+        })
     }
 
     /// Files a slice under the Service it belongs to (label
     /// `kubernetes.io/service-name`); a slice without it is ignored.
     pub fn add_endpoint_slice(&mut self, slice: Arc<EndpointSlice>) {
-        let key = ObjectKey::of(slice.as_ref());
-        let Some(service) = slice.labels().get(SERVICE_NAME_LABEL).cloned() else {
-            tracing::debug!(slice = %key, "EndpointSlice without {SERVICE_NAME_LABEL} ignored");
-            return;
-        };
-        self.endpoint_slices
-            .entry(ObjectKey::new(key.namespace.clone(), service))
-            .or_default()
-            .insert(key, slice);
+        self.endpoint_slices.put(slice);
     }
 
     /// EndpointSlices of a Service.
@@ -219,90 +129,41 @@ pub struct InputsBuilder {
     inputs: Inputs,
 }
 
-/// One object a source read, by kind.
-#[derive(Debug)]
-pub enum InputObject {
-    GatewayClass(GatewayClass),
-    Gateway(Gateway),
-    ListenerSet(ListenerSet),
-    HttpRoute(HttpRoute),
-    GrpcRoute(GrpcRoute),
-    TlsRoute(TlsRoute),
-    TcpRoute(TcpRoute),
-    UdpRoute(UdpRoute),
-    ReferenceGrant(ReferenceGrant),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Namespace(Namespace),
-    Secret(Secret),
-    BackendTlsPolicy(BackendTlsPolicy),
-    ConfigMap(ConfigMap),
-    GatewayParameters(GatewayParameters),
-}
-
 impl InputsBuilder {
     /// Adds (or replaces) one object.
     pub fn insert(&mut self, object: InputObject) {
-        let i = &mut self.inputs;
-        match object {
-            InputObject::GatewayClass(o) => {
-                i.gateway_classes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::Gateway(o) => {
-                i.gateways.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::ListenerSet(o) => {
-                i.listener_sets.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::HttpRoute(o) => {
-                i.http_routes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::GrpcRoute(o) => {
-                i.grpc_routes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::TlsRoute(o) => {
-                i.tls_routes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::TcpRoute(o) => {
-                i.tcp_routes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::UdpRoute(o) => {
-                i.udp_routes.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::ReferenceGrant(o) => {
-                i.reference_grants.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::Service(o) => {
-                i.services.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::EndpointSlice(o) => i.add_endpoint_slice(Arc::new(o)),
-            InputObject::Namespace(o) => {
-                i.namespaces.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::Secret(mut o) => {
-                // As the API server does: `stringData` is written into `data`.
-                if let Some(strings) = o.string_data.take() {
-                    let data = o.data.get_or_insert_with(Default::default);
-                    for (k, v) in strings {
-                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
-                    }
-                }
-                i.secrets.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::BackendTlsPolicy(o) => {
-                i.backend_tls_policies
-                    .insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::ConfigMap(o) => {
-                i.config_maps.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-            InputObject::GatewayParameters(o) => {
-                i.gateway_parameters.insert(ObjectKey::of(&o), Arc::new(o));
-            }
-        }
+        object.hold(&mut self.inputs);
     }
 
     pub fn build(self) -> Inputs {
         self.inputs
+    }
+}
+
+/// Compares one kind's objects in two snapshots: equal, or, with
+/// `statuses_aside` and a kind whose status portico writes, the same objects
+/// at the same generations.
+struct Compare<'a> {
+    a: &'a Inputs,
+    b: &'a Inputs,
+    statuses_aside: bool,
+}
+
+impl Visit for Compare<'_> {
+    type Out = bool;
+
+    fn kind<K: InputKind>(&mut self) -> bool {
+        let (a, b) = (K::held(self.a), K::held(self.b));
+        if !(self.statuses_aside && K::STATUS.written()) {
+            return a == b;
+        }
+        a.count() == b.count()
+            && a.objects().zip(b.objects()).all(|((ka, a), (kb, b))| {
+                ka == kb
+                    && a.meta().uid == b.meta().uid
+                    && a.meta().generation.is_some()
+                    && a.meta().generation == b.meta().generation
+                    && a.meta().deletion_timestamp == b.meta().deletion_timestamp
+            })
     }
 }

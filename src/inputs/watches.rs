@@ -19,7 +19,9 @@
 //! asks again every `REDISCOVER`; until a kind is served its store reads as
 //! empty, and no snapshot is built before the first discovery has answered.
 
-use std::collections::BTreeSet;
+use std::any::Any;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,29 +29,20 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::grpcroutes::GrpcRoute;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use gateway_api::experimental::tcproutes::TcpRoute;
-use gateway_api::experimental::tlsroutes::TlsRoute;
-use gateway_api::experimental::udproutes::UdpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::store::WriterDropped;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::parameters::GatewayParameters;
+use super::kinds::{Follow, Held};
 use super::referenced::{self, Referenced};
 use super::relevance::{self, Relevance, Wake, always};
-use super::{Inputs, ObjectKey};
+use super::{InputKind, Inputs, Kind, ObjectKey, Visit};
 use crate::identity::MANAGED_BY;
 use crate::translate::Outputs;
 
@@ -64,84 +57,96 @@ pub(super) fn strip<K: ResourceExt>(o: &mut K) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// Readers of every store, and the wake-up channel.
+/// One kind's store as the batcher reads it.
+trait Reader: Send + Sync {
+    /// Waits until the kind has listed once (a referenced kind: its metadata).
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>>;
+    /// Puts the kind's objects into `inputs`, replacing what it held of them.
+    fn fill(&self, inputs: &mut Inputs);
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<K: InputKind> Reader for Store<K> {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>> {
+        Box::pin(self.wait_until_ready())
+    }
+
+    fn fill(&self, inputs: &mut Inputs) {
+        fill(K::held_mut(inputs), self);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<K: InputKind + referenced::Kind> Reader for Referenced<K> {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>> {
+        Box::pin(self.listed.wait_until_ready())
+    }
+
+    fn fill(&self, inputs: &mut Inputs) {
+        fill(K::held_mut(inputs), &self.full);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn fill<K: InputKind>(held: &mut K::Held, store: &Store<K>) {
+    *held = Default::default();
+    for o in store.state() {
+        held.put(o);
+    }
+}
+
+/// Readers of every kind's store, and of portico's Deployments.
 #[derive(Clone)]
 pub struct Stores {
-    pub gateway_classes: Store<GatewayClass>,
-    pub gateways: Store<Gateway>,
-    pub listener_sets: Store<ListenerSet>,
-    pub http_routes: Store<HttpRoute>,
-    pub grpc_routes: Store<GrpcRoute>,
-    pub tls_routes: Store<TlsRoute>,
-    pub tcp_routes: Store<TcpRoute>,
-    pub udp_routes: Store<UdpRoute>,
-    pub reference_grants: Store<ReferenceGrant>,
-    pub services: Store<Service>,
-    pub endpoint_slices: Store<EndpointSlice>,
-    pub namespaces: Store<Namespace>,
-    /// TLS Secrets: the referenced ones in full, all by metadata.
-    pub secrets: Referenced<Secret>,
-    pub backend_tls_policies: Store<BackendTlsPolicy>,
-    /// ConfigMaps: the referenced ones in full, all by metadata.
-    pub config_maps: Referenced<ConfigMap>,
-    pub gateway_parameters: Store<GatewayParameters>,
+    /// One per kind of `Kind::ALL`.
+    readers: BTreeMap<Kind, Arc<dyn Reader>>,
     /// Deployments portico provisioned.
     pub deployments: Store<Deployment>,
 }
 
 impl Stores {
+    /// The reflector store of a kind watched in full.
+    pub fn store<K: InputKind>(&self) -> Option<&Store<K>> {
+        self.readers.get(&K::KIND)?.as_any().downcast_ref()
+    }
+
+    /// The follower handle of a kind held in full only while referenced.
+    fn referenced<K: InputKind + referenced::Kind>(&self) -> Option<&Referenced<K>> {
+        self.readers.get(&K::KIND)?.as_any().downcast_ref()
+    }
+
     /// Waits until every reflector has listed once (for ConfigMaps and
     /// Secrets: their metadata).
-    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.gateway_classes.wait_until_ready().await?;
-        self.gateways.wait_until_ready().await?;
-        self.listener_sets.wait_until_ready().await?;
-        self.http_routes.wait_until_ready().await?;
-        self.grpc_routes.wait_until_ready().await?;
-        self.tls_routes.wait_until_ready().await?;
-        self.tcp_routes.wait_until_ready().await?;
-        self.udp_routes.wait_until_ready().await?;
-        self.reference_grants.wait_until_ready().await?;
-        self.services.wait_until_ready().await?;
-        self.endpoint_slices.wait_until_ready().await?;
-        self.namespaces.wait_until_ready().await?;
-        self.secrets.listed.wait_until_ready().await?;
-        self.backend_tls_policies.wait_until_ready().await?;
-        self.config_maps.listed.wait_until_ready().await?;
-        self.gateway_parameters.wait_until_ready().await?;
+    pub async fn ready(&self) -> Result<(), WriterDropped> {
+        for reader in self.readers.values() {
+            reader.ready().await?;
+        }
         self.deployments.wait_until_ready().await
     }
 
     /// One snapshot of everything translation reads.
     pub fn snapshot(&self) -> Inputs {
         let mut inputs = Inputs::default();
-        fill(&mut inputs.gateway_classes, &self.gateway_classes);
-        fill(&mut inputs.gateways, &self.gateways);
-        fill(&mut inputs.listener_sets, &self.listener_sets);
-        fill(&mut inputs.http_routes, &self.http_routes);
-        fill(&mut inputs.grpc_routes, &self.grpc_routes);
-        fill(&mut inputs.tls_routes, &self.tls_routes);
-        fill(&mut inputs.tcp_routes, &self.tcp_routes);
-        fill(&mut inputs.udp_routes, &self.udp_routes);
-        fill(&mut inputs.reference_grants, &self.reference_grants);
-        fill(&mut inputs.services, &self.services);
-        fill(&mut inputs.namespaces, &self.namespaces);
-        fill(&mut inputs.backend_tls_policies, &self.backend_tls_policies);
-        fill(&mut inputs.gateway_parameters, &self.gateway_parameters);
-        for slice in self.endpoint_slices.state() {
-            inputs.add_endpoint_slice(slice);
+        for reader in self.readers.values() {
+            reader.fill(&mut inputs);
         }
-        self.referenced_into(&mut inputs);
         inputs
     }
 
     /// Puts the full referenced ConfigMaps and Secrets into `inputs`,
     /// replacing what it held of them.
     fn referenced_into(&self, inputs: &mut Inputs) {
-        inputs.secrets.clear();
-        fill(&mut inputs.secrets, &self.secrets.full);
-        inputs.config_maps.clear();
-        fill(&mut inputs.config_maps, &self.config_maps.full);
+        for (kind, reader) in &self.readers {
+            if kind.referenced() {
+                reader.fill(inputs);
+            }
+        }
     }
 
     /// Hands the Secrets and ConfigMaps `relevance` references to their
@@ -149,21 +154,20 @@ impl Stores {
     /// stores changed since the last snapshot).
     async fn want(&self, relevance: &Relevance) -> bool {
         let (secrets, config_maps) = futures::join!(
-            self.secrets.want(relevance.secrets()),
-            self.config_maps.want(relevance.config_maps()),
+            want(self.referenced::<Secret>(), relevance.secrets()),
+            want(self.referenced::<ConfigMap>(), relevance.config_maps()),
         );
         secrets || config_maps
     }
 }
 
-fn fill<K: ResourceExt + Clone>(
-    into: &mut std::collections::BTreeMap<ObjectKey, Arc<K>>,
-    store: &Store<K>,
-) where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    for o in store.state() {
-        into.insert(ObjectKey::of(o.as_ref()), o);
+async fn want<K: referenced::Kind>(
+    follower: Option<&Referenced<K>>,
+    keys: &BTreeSet<ObjectKey>,
+) -> bool {
+    match follower {
+        Some(f) => f.want(keys).await,
+        None => false,
     }
 }
 
@@ -183,18 +187,12 @@ pub struct KubeSource {
     pub tasks: Vec<Task>,
 }
 
-/// Kinds beyond HTTPRoute whose CRDs a cluster may not serve (the
-/// experimental channel, or an older Gateway API release): each is watched
-/// once discovery finds it served; until then its store stays empty.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OptionalKinds {
-    pub listener_sets: bool,
-    pub grpc_routes: bool,
-    pub tls_routes: bool,
-    pub tcp_routes: bool,
-    pub udp_routes: bool,
-    pub backend_tls_policies: bool,
-}
+/// Kinds whose CRDs a cluster may not serve (the experimental channel, or
+/// an older Gateway API release; `Follow::Optional` in the kinds table) that
+/// the API server was found to serve: each is watched from then on; until
+/// then its store stays empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OptionalKinds(BTreeSet<Kind>);
 
 /// How often the API server is asked again which optional kinds it serves,
 /// so that CRDs installed after start are watched without a restart.
@@ -205,34 +203,41 @@ pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_millis(500);
 pub const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 impl OptionalKinds {
-    /// Asks the API server which of the kinds it serves, in the versions
-    /// portico reads. A group version the server does not know (404) serves
-    /// none of them; any other failure is an error, to be retried.
+    /// These kinds served.
+    pub fn of(kinds: impl IntoIterator<Item = Kind>) -> Self {
+        Self(kinds.into_iter().collect())
+    }
+
+    /// Whether `kind` is served.
+    pub fn serves(&self, kind: Kind) -> bool {
+        self.0.contains(&kind)
+    }
+
+    /// Asks the API server which of the optional kinds it serves, in the
+    /// versions portico reads (each group version asked once). A group
+    /// version the server does not know (404) serves none of them; any other
+    /// failure is an error, to be retried.
     pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
-        let v1 = served(client, "gateway.networking.k8s.io/v1").await?;
-        let v1alpha2 = served(client, "gateway.networking.k8s.io/v1alpha2").await?;
-        let has = |list: &[String], plural: &str| list.iter().any(|r| r == plural);
-        Ok(Self {
-            listener_sets: has(&v1, "listenersets"),
-            grpc_routes: has(&v1, "grpcroutes"),
-            tls_routes: has(&v1, "tlsroutes"),
-            tcp_routes: has(&v1alpha2, "tcproutes"),
-            udp_routes: has(&v1alpha2, "udproutes"),
-            backend_tls_policies: has(&v1, "backendtlspolicies"),
-        })
+        let mut plurals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut found = BTreeSet::new();
+        for kind in Kind::ALL.iter().filter(|k| k.optional()) {
+            let resource = kind.api_resource();
+            let served_here = match plurals.entry(resource.api_version.clone()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(served(client, &resource.api_version).await?),
+            };
+            if served_here.contains(&resource.plural) {
+                found.insert(*kind);
+            }
+        }
+        Ok(Self(found))
     }
 
     /// Every kind served in either: a kind once watched stays watched (its
     /// watch retries on its own if the CRD goes away).
-    pub fn union(self, other: Self) -> Self {
-        Self {
-            listener_sets: self.listener_sets || other.listener_sets,
-            grpc_routes: self.grpc_routes || other.grpc_routes,
-            tls_routes: self.tls_routes || other.tls_routes,
-            tcp_routes: self.tcp_routes || other.tcp_routes,
-            udp_routes: self.udp_routes || other.udp_routes,
-            backend_tls_policies: self.backend_tls_policies || other.backend_tls_policies,
-        }
+    pub fn union(mut self, other: Self) -> Self {
+        self.0.extend(other.0);
+        self
     }
 }
 
@@ -262,8 +267,11 @@ where
             Ok(found) => {
                 backoff = DISCOVERY_BACKOFF_FIRST;
                 kinds.send_if_modified(|current| {
-                    let next = current.map_or(found, |c| c.union(found));
-                    let changed = *current != Some(next);
+                    let next = match current {
+                        Some(c) => c.clone().union(found),
+                        None => found,
+                    };
+                    let changed = current.as_ref() != Some(&next);
                     if changed {
                         tracing::info!(kinds = ?next, "optional kinds served by the API server");
                     }
@@ -295,7 +303,7 @@ where
 /// kind's watch (`run`, given the store's writer).
 async fn when_served<K, R, F>(
     mut kinds: watch::Receiver<Option<OptionalKinds>>,
-    served: fn(&OptionalKinds) -> bool,
+    kind: Kind,
     mut writer: reflector::store::Writer<K>,
     run: R,
 ) where
@@ -305,9 +313,9 @@ async fn when_served<K, R, F>(
 {
     let mut listed_empty = false;
     loop {
-        let current = *kinds.borrow_and_update();
+        let current = kinds.borrow_and_update().clone();
         match current {
-            Some(k) if served(&k) => break,
+            Some(k) if k.serves(kind) => break,
             Some(_) if !listed_empty => {
                 writer.apply_watcher_event(&watcher::Event::Init);
                 writer.apply_watcher_event(&watcher::Event::InitDone);
@@ -335,104 +343,34 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         translate: wake_tx,
         status: owned_tx,
     };
-    let mut tasks: Vec<Task> = Vec::new();
+    let mut wiring = Wiring {
+        client: client.clone(),
+        kinds,
+        relevance: Arc::clone(&relevance),
+        wake: wake.clone(),
+        tasks: Vec::new(),
+        readers: BTreeMap::new(),
+    };
+    for kind in Kind::ALL {
+        kind.visit(&mut wiring);
+    }
+    let Wiring {
+        mut tasks,
+        mut readers,
+        ..
+    } = wiring;
     let all = watcher::Config::default();
-    macro_rules! with {
-        ($method:ident, $kind:ty) => {{
-            let r = Arc::clone(&relevance);
-            move |o: &$kind| {
-                r.read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .$method(o)
-            }
-        }};
-    }
-    let gateway_classes = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        always,
-        &wake,
-        &mut tasks,
-    );
-    let gateways = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        with!(gateway, Gateway),
-        &wake,
-        &mut tasks,
-    );
-    let http_routes = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        always,
-        &wake,
-        &mut tasks,
-    );
-    macro_rules! optional {
-        ($field:ident) => {{
-            let (reader, writer) = reflector::store();
-            let api = Api::all(client.clone());
-            let config = all.clone();
-            let wake = wake.clone();
-            tasks.push(Box::pin(when_served(
-                kinds.clone(),
-                |k| k.$field,
-                writer,
-                move |writer| watch_into(writer, api, config, always, wake),
-            )));
-            reader
-        }};
-    }
-    let listener_sets = optional!(listener_sets);
-    let grpc_routes = optional!(grpc_routes);
-    let tls_routes = optional!(tls_routes);
-    let tcp_routes = optional!(tcp_routes);
-    let udp_routes = optional!(udp_routes);
-    let backend_tls_policies = optional!(backend_tls_policies);
     let (config_maps, follower) =
-        referenced::watch(client.clone(), all.clone(), wake.translate.clone());
+        referenced::watch::<ConfigMap>(client.clone(), all.clone(), wake.translate.clone());
     tasks.push(Box::pin(follower));
-    let reference_grants = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        always,
-        &wake,
-        &mut tasks,
-    );
-    let services = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        with!(service, Service),
-        &wake,
-        &mut tasks,
-    );
-    let endpoint_slices = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        with!(slice, EndpointSlice),
-        &wake,
-        &mut tasks,
-    );
-    let namespaces = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        always,
-        &wake,
-        &mut tasks,
-    );
-    let (secrets, follower) = referenced::watch(
+    readers.insert(Kind::ConfigMap, Arc::new(config_maps));
+    let (secrets, follower) = referenced::watch::<Secret>(
         client.clone(),
         all.clone().fields("type=kubernetes.io/tls"),
         wake.translate.clone(),
     );
     tasks.push(Box::pin(follower));
-    let gateway_parameters = reflect(
-        Api::all(client.clone()),
-        all.clone(),
-        always,
-        &wake,
-        &mut tasks,
-    );
+    readers.insert(Kind::Secret, Arc::new(secrets));
     let deployments = reflect(
         Api::all(client),
         all.labels(MANAGED_BY),
@@ -444,22 +382,7 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         &mut tasks,
     );
     let stores = Stores {
-        gateway_classes,
-        gateways,
-        listener_sets,
-        http_routes,
-        grpc_routes,
-        tls_routes,
-        tcp_routes,
-        udp_routes,
-        reference_grants,
-        services,
-        endpoint_slices,
-        namespaces,
-        secrets,
-        backend_tls_policies,
-        config_maps,
-        gateway_parameters,
+        readers,
         deployments,
     };
     tasks.push(Box::pin(batch(
@@ -475,6 +398,54 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         inputs: inputs_rx,
         owned_changed: owned_rx,
         tasks,
+    }
+}
+
+/// Starts the watch of each kind as the kinds table says to follow it
+/// (the referenced kinds aside: `start` wires them with their followers).
+struct Wiring {
+    client: Client,
+    kinds: watch::Receiver<Option<OptionalKinds>>,
+    relevance: Arc<RwLock<Relevance>>,
+    wake: Waker,
+    tasks: Vec<Task>,
+    readers: BTreeMap<Kind, Arc<dyn Reader>>,
+}
+
+impl Visit for Wiring {
+    type Out = ();
+
+    fn kind<K: InputKind>(&mut self) {
+        let api = Api::<K>::all(self.client.clone());
+        let config = watcher::Config::default();
+        let reader = match K::FOLLOW {
+            Follow::Always => reflect(api, config, always, &self.wake, &mut self.tasks),
+            Follow::Judged(judge) => {
+                let relevance = Arc::clone(&self.relevance);
+                let judged = move |o: &K| {
+                    judge(
+                        &relevance
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        o,
+                    )
+                };
+                reflect(api, config, judged, &self.wake, &mut self.tasks)
+            }
+            Follow::Optional => {
+                let (reader, writer) = reflector::store();
+                let wake = self.wake.clone();
+                self.tasks.push(Box::pin(when_served(
+                    self.kinds.clone(),
+                    K::KIND,
+                    writer,
+                    move |writer| watch_into(writer, api, config, always, wake),
+                )));
+                reader
+            }
+            Follow::Referenced => return,
+        };
+        self.readers.insert(K::KIND, Arc::new(reader));
     }
 }
 
@@ -602,7 +573,13 @@ async fn batch(
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .follow(report);
-                    if relevance::missed(&new, &stores.services, &stores.endpoint_slices, &snapshot) {
+                    let missed = match (stores.store::<Service>(), stores.store::<EndpointSlice>()) {
+                        (Some(services), Some(slices)) => {
+                            relevance::missed(&new, services, slices, &snapshot)
+                        }
+                        _ => true,
+                    };
+                    if missed {
                         break;
                     }
                 }
@@ -637,6 +614,9 @@ pub async fn follow_references<T>(
 
 #[cfg(test)]
 mod tests {
+    use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
+    use gateway_api::experimental::grpcroutes::GrpcRoute;
+
     use super::*;
 
     /// An empty store that has listed.
@@ -648,9 +628,32 @@ mod tests {
     }
 
     fn grpc() -> OptionalKinds {
-        OptionalKinds {
-            grpc_routes: true,
-            ..OptionalKinds::default()
+        OptionalKinds::of([Kind::GrpcRoute])
+    }
+
+    /// Every kind listed and empty, but for `readers`; the referenced kinds
+    /// followed by followers whose watch listed nothing.
+    fn stores(wake: &watch::Sender<u64>, readers: Vec<(Kind, Arc<dyn Reader>)>) -> Stores {
+        struct Listed(BTreeMap<Kind, Arc<dyn Reader>>);
+        impl Visit for Listed {
+            type Out = ();
+            fn kind<K: InputKind>(&mut self) {
+                self.0.insert(K::KIND, Arc::new(listed::<K>()));
+            }
+        }
+        let mut all = Listed(BTreeMap::new());
+        for kind in Kind::ALL {
+            kind.visit(&mut all);
+        }
+        let mut readers_by_kind = all.0;
+        let secrets = referenced::fake::empty::<Secret>(wake.clone()).0;
+        readers_by_kind.insert(Kind::Secret, Arc::new(secrets));
+        let config_maps = referenced::fake::empty::<ConfigMap>(wake.clone()).0;
+        readers_by_kind.insert(Kind::ConfigMap, Arc::new(config_maps));
+        readers_by_kind.extend(readers);
+        Stores {
+            readers: readers_by_kind,
+            deployments: listed(),
         }
     }
 
@@ -726,7 +729,7 @@ mod tests {
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(when_served(
             rx,
-            |k| k.grpc_routes,
+            Kind::GrpcRoute,
             writer,
             move |mut w| async move {
                 // Stands in for the reflector: lists one object.
@@ -768,31 +771,10 @@ mod tests {
         let (wake_tx, wake_rx) = watch::channel(0u64);
         let (kinds_tx, kinds_rx) = watch::channel(None);
         let (grpc_reader, grpc_writer) = reflector::store::<GrpcRoute>();
-        let feed = tokio::spawn(when_served(
-            kinds_rx,
-            |k| k.grpc_routes,
-            grpc_writer,
-            |_| std::future::pending::<()>(),
-        ));
-        let stores = Stores {
-            gateway_classes: listed(),
-            gateways: listed(),
-            listener_sets: listed(),
-            http_routes: listed(),
-            grpc_routes: grpc_reader,
-            tls_routes: listed(),
-            tcp_routes: listed(),
-            udp_routes: listed(),
-            reference_grants: listed(),
-            services: listed(),
-            endpoint_slices: listed(),
-            namespaces: listed(),
-            secrets: referenced::fake::empty(wake_tx.clone()).0,
-            backend_tls_policies: listed(),
-            config_maps: referenced::fake::empty(wake_tx.clone()).0,
-            gateway_parameters: listed(),
-            deployments: listed(),
-        };
+        let feed = tokio::spawn(when_served(kinds_rx, Kind::GrpcRoute, grpc_writer, |_| {
+            std::future::pending::<()>()
+        }));
+        let stores = stores(&wake_tx, vec![(Kind::GrpcRoute, Arc::new(grpc_reader))]);
         let (inputs_tx, mut inputs_rx) = watch::channel(None);
         let batcher = tokio::spawn(batch(
             stores,
@@ -863,25 +845,13 @@ mod tests {
         policies_writer.apply_watcher_event(&watcher::Event::Init);
         policies_writer.apply_watcher_event(&watcher::Event::InitApply(policy("ca")));
         policies_writer.apply_watcher_event(&watcher::Event::InitDone);
-        let stores = Stores {
-            gateway_classes: listed(),
-            gateways: listed(),
-            listener_sets: listed(),
-            http_routes: listed(),
-            grpc_routes: listed(),
-            tls_routes: listed(),
-            tcp_routes: listed(),
-            udp_routes: listed(),
-            reference_grants: listed(),
-            services: listed(),
-            endpoint_slices: listed(),
-            namespaces: listed(),
-            secrets: referenced::fake::empty(wake_tx.clone()).0,
-            backend_tls_policies: policies,
-            config_maps: config_maps.clone(),
-            gateway_parameters: listed(),
-            deployments: listed(),
-        };
+        let stores = stores(
+            &wake_tx,
+            vec![
+                (Kind::BackendTlsPolicy, Arc::new(policies)),
+                (Kind::ConfigMap, Arc::new(config_maps.clone())),
+            ],
+        );
         let (inputs_tx, mut inputs_rx) = watch::channel(None);
         let batcher = tokio::spawn(batch(
             stores,

@@ -451,7 +451,7 @@ impl LiveFleet for crate::inputs::watches::Stores {
     }
 
     fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
-        self.services
+        self.store::<Service>()?
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
     }
 

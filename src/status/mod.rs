@@ -2,8 +2,9 @@
 //! knows (addresses, available Envoys, Envoy's ACK or NACK), written to the
 //! API server only when they changed. `gateway` decides addresses and
 //! `Programmed` (pure), `listener_set` a ListenerSet's `Programmed` from its
-//! Gateway's; `writer` plans and sends the writes.
+//! Gateway's; `plan` finds the writes (pure), `writer` sends them.
 
 pub mod gateway;
 pub mod listener_set;
+pub mod plan;
 pub mod writer;
