@@ -1,9 +1,13 @@
 //! portico: a Kubernetes Gateway API implementation for Envoy.
 //!
-//! The pipeline: `inputs` (a snapshot of the world) → `translate` (pure) →
-//! `render` (Envoy's own JSON/YAML form and statuses, for the `render` command)
-//! and `xds` (versioned snapshots and the ADS stream state machine);
-//! `translator` is the loop between them that `runtime` and `standalone` drive.
+//! The pipeline: `inputs` (a snapshot of the world: watches, or files) →
+//! `translate` (pure: statuses and Envoy resources) → `xds` (versioned
+//! snapshots served over ADS), `provision` (each Gateway's Envoy fleet) and
+//! `status` (what is written back to the API server). `translator` is the
+//! loop between snapshots and translations that `runtime` (the operator) and
+//! `standalone` (files, no Kubernetes) both drive; `render` prints a
+//! translation for the `render` command; `identity` holds the names every
+//! stage shares. ARCHITECTURE.md has the stages and their borders.
 #![forbid(unsafe_code)]
 
 pub mod accept;
