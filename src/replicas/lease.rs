@@ -30,16 +30,14 @@ const CHECK: Duration = Duration::from_secs(5);
 
 /// The name of the Lease of replica `pod` under leader Lease `leader`.
 pub fn name(leader: &str, pod: &str) -> String {
-    let mut name = format!("{leader}.{pod}");
-    name.truncate(253);
+    let name: String = format!("{leader}.{pod}").chars().take(253).collect();
     name.trim_end_matches(['.', '-']).to_string()
 }
 
 /// The `portico.dev/replica-of` value for leader Lease `leader`: a label
 /// value has at most 63 characters.
 pub fn label_value(leader: &str) -> String {
-    let mut value = leader.to_string();
-    value.truncate(63);
+    let value: String = leader.chars().take(63).collect();
     value.trim_end_matches(['.', '-', '_']).to_string()
 }
 
@@ -143,7 +141,7 @@ pub async fn follow(
     let mut listed: Vec<String> = Vec::new();
     let mut live: Vec<String> = Vec::new();
     loop {
-        let moved = tokio::select! {
+        let reported = tokio::select! {
             event = events.next() => {
                 let Some(event) = event else { return };
                 let now = Instant::now();
@@ -169,28 +167,49 @@ pub async fn follow(
                 }
             }
             _ = check.tick() => {
-                let now = Instant::now();
-                let (names, forgotten) = {
-                    let peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
-                    (peers.live_names(now), peers.forgotten(now))
-                };
+                let forgotten = peers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .forgotten(Instant::now());
                 for name in forgotten {
                     tracing::info!(lease = %name, "deleting the feedback Lease of a replica gone for good");
                     if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
                         tracing::debug!(lease = %name, error = %e, "deleting a stale replica Lease");
                     }
                 }
-                let moved = names != live;
-                live = names;
-                moved
+                false
             }
         };
-        if moved {
-            live = peers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .live_names(Instant::now());
+        // A peer going stale changes what the leader reads as much as a new
+        // report does.
+        let names = peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live_names(Instant::now());
+        if reported || names != live {
+            live = names;
             changed.send_modify(|n| *n += 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_api_and_never_split_a_character() {
+        assert_eq!(
+            name("portico-leader", "portico-7d9f-x2"),
+            "portico-leader.portico-7d9f-x2"
+        );
+        let long = "é".repeat(300);
+        assert_eq!(name(&long, "pod").chars().count(), 253);
+        assert_eq!(
+            label_value(&"-a".repeat(40)).chars().count(),
+            62,
+            "no trailing dash"
+        );
+        assert_eq!(label_value(&long).chars().count(), 63);
     }
 }
