@@ -61,9 +61,26 @@ fn write_secret_volume(dir: &Path, ca: &str, client: &Issued, generation: u32) {
 }
 
 struct Pod {
-    envoy: Envoy,
+    /// The process, stopped when the Pod is dropped.
+    _envoy: Envoy,
     params: BootstrapParams,
     tls_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Pod {
+    /// A failing test shows what each of its Envoys logged last.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
 }
 
 fn start_pod(base: &Path, gateway: &str, xds_port: u16, ca: &str, client: &Issued) -> Pod {
@@ -87,7 +104,8 @@ fn start_pod(base: &Path, gateway: &str, xds_port: u16, ca: &str, client: &Issue
     params.tls = Some(xds_tls);
     let config = sds_dir.join("bootstrap.yaml");
     std::fs::write(&config, bootstrap::render(&params).expect("bootstrap")).expect("write");
-    let log = std::fs::File::create(dir.join("envoy.log")).expect("log");
+    let log_path = dir.join("envoy.log");
+    let log = std::fs::File::create(&log_path).expect("log");
     let envoy = Envoy(
         Command::new(common::envoy_binary())
             .args([
@@ -105,9 +123,10 @@ fn start_pod(base: &Path, gateway: &str, xds_port: u16, ca: &str, client: &Issue
             .expect("envoy starts"),
     );
     Pod {
-        envoy,
+        _envoy: envoy,
         params,
         tls_dir,
+        log: log_path,
     }
 }
 
@@ -216,7 +235,7 @@ fn envoys_get_only_the_gateway_their_certificate_names_and_reload_rotated_certif
         Some((200, "through-mtls".into())),
         "traffic keeps flowing after rotation"
     );
-    drop(pod.envoy);
+    drop(pod);
     let _ = std::fs::remove_dir_all(&base);
 }
 
@@ -485,7 +504,7 @@ fn an_xds_ca_rotation_keeps_envoys_served_and_then_refuses_the_old_ca() {
         old.cert_pem(),
         &late_cert,
     );
-    wait_for("both Envoys to serve", Duration::from_secs(30), || {
+    wait_for("both Envoys to serve", Duration::from_secs(60), || {
         serves(gw_port, "httpd.example.com") && serves(late_port, "httpd.example.com")
     });
     let gw_admin = gw.params.admin_port;

@@ -10,11 +10,34 @@ use std::time::{Duration, Instant};
 
 use portico::bootstrap::{self, BootstrapParams};
 
+/// A loopback port free for a listener the test starts later.
+///
+/// Ports come from below the kernel's ephemeral range (where outgoing
+/// connections take their source ports, so an Envoy's xDS or upstream
+/// connection cannot occupy a listener port before Envoy binds it), and no
+/// port is handed out twice in one test process (so two listeners of one
+/// test never share a port). Each candidate is checked free by binding it.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let Ok(port) = u16::try_from(LOW + offset) else {
+            continue;
+        };
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A backend that answers every request with `body`.
