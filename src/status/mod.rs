@@ -6,5 +6,6 @@
 
 pub mod gateway;
 pub mod listener_set;
+pub mod memo;
 pub mod plan;
 pub mod writer;
