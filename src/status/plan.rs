@@ -561,7 +561,7 @@ fn same<T: Serialize + DeserializeOwned>(desired: &Value, live: &Value) -> bool 
     }
 }
 
-pub(super) fn strip_times(v: &mut Value) {
+fn strip_times(v: &mut Value) {
     match v {
         Value::Object(map) => {
             map.remove("lastTransitionTime");
