@@ -97,10 +97,11 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-## bench: translation and hostile-regex benchmarks (time and peak memory).
+## bench: translation, hostile-regex and status-plan benchmarks (time and peak memory).
 bench:
 	$(CARGO) bench --locked --bench translate
 	$(CARGO) bench --locked --bench regex
+	$(CARGO) bench --locked --bench status
 
 ## bench-cluster: route changes at scale on the e2e cluster (release build,
 ## real API server, MetalLB, Envoy; needs root): latency from create to the

@@ -39,6 +39,7 @@ use crate::provision::apply::{LiveFleet, Provisioner};
 use crate::provision::desired::{Settings, fleet_name};
 use crate::replicas::{self, Peers};
 use crate::status::gateway::Observed;
+use crate::status::memo::Memo;
 use crate::status::plan;
 use crate::status::writer::StatusWriter;
 use crate::translate::{self, Outputs};
@@ -196,6 +197,7 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         )
         .with_metrics(Arc::clone(&metrics.control)),
         status: StatusWriter::new(client.clone()).with_metrics(Arc::clone(&metrics.control)),
+        status_memo: Memo::default(),
         metrics: Arc::clone(&metrics.control),
         events: GatewayEvents::new(client, Some(settings.pod_name.clone())),
         stores,
@@ -487,6 +489,8 @@ struct Sinks {
     started: std::time::Instant,
     provisioner: Provisioner,
     status: StatusWriter,
+    /// What earlier rounds found already matching (`status::memo`).
+    status_memo: Memo,
     events: GatewayEvents,
     stores: Stores,
     hub: Arc<Hub>,
@@ -613,7 +617,13 @@ impl Sinks {
             })
             .collect();
         let settling = self.settle(inputs, outputs);
-        let mut writes = plan::plan(inputs, outputs, &observed, &plan::now());
+        let mut writes = plan::plan_with(
+            &mut self.status_memo,
+            inputs,
+            outputs,
+            &observed,
+            &plan::now(),
+        );
         writes.retain(|w| !(w.kind == Kind::Gateway && settling.contains(&w.key)));
         if !writes.is_empty() {
             let planned = writes.len();

@@ -12,6 +12,12 @@
 //! only the writes whose content differs from the live status, ignoring
 //! `lastTransitionTime`. A condition keeps its live `lastTransitionTime`
 //! while its status stays. `writer` sends them.
+//!
+//! A round is a function of its arguments; `plan_with` also takes the
+//! caller's `Memo` of what earlier rounds found already matching (live
+//! version and computed status), so an object unchanged on both sides costs a
+//! lookup, not a serialization and a typed comparison. Its writes are the
+//! same as `plan`'s.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +32,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::gateway::{Observed, observe, requested};
+use super::gateway::{GatewayAddress, Observed, observe, requested};
 use super::listener_set;
+use super::memo::{Memo, Round, Seen};
 use crate::identity::CONTROLLER_NAME;
 use crate::inputs::kinds::{Held, Status};
 use crate::inputs::{InputKind, Inputs, Kind, ObjectKey, Visit};
 use crate::translate::Outputs;
 use crate::translate::conditions::Condition;
-use crate::translate::report::ListenerStatus;
+use crate::translate::report::{ListenerStatus, PolicyStatus, RouteStatus};
 
 /// One status write to make.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,25 +53,51 @@ pub struct Write {
     pub based_on: Option<String>,
 }
 
-/// The writes that would make live statuses match `outputs`. Pure.
+/// The writes that would make live statuses match `outputs`. Pure; with
+/// nothing remembered (every object is derived and compared).
 pub fn plan(
     inputs: &Inputs,
     outputs: &Outputs,
     observed: &BTreeMap<ObjectKey, Observed<'_>>,
     now: &str,
 ) -> Vec<Write> {
+    plan_with(&mut Memo::default(), inputs, outputs, observed, now)
+}
+
+/// As [`plan`], skipping the objects `memo` remembers as matching at the
+/// same live version and computed status, and remembering the ones this
+/// round finds matching. The same writes as `plan`, for any memo a caller
+/// carried from earlier rounds over any inputs.
+pub fn plan_with(
+    memo: &mut Memo,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    observed: &BTreeMap<ObjectKey, Observed<'_>>,
+    now: &str,
+) -> Vec<Write> {
+    memo.begin();
     let mut writes = Vec::new();
     for (name, status) in &outputs.gateway_classes {
-        let key = ObjectKey::new("", name.clone());
+        let key = ObjectKey::new("", name.as_str());
         let Some(live) = inputs.gateway_classes.get(&key) else {
             continue;
         };
+        let version = version(live.as_ref());
+        if memo
+            .classes
+            .hit(&mut memo.round, &key, version, |c| c == status)
+        {
+            continue;
+        }
         let live_status = live.live_status();
         let desired = json!({
             "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
             "supportedFeatures": status.supported_features,
         });
-        if !same::<GatewayClassStatus>(&desired, &live_status) {
+        if same::<GatewayClassStatus>(&desired, &live_status) {
+            memo.classes
+                .remember(&memo.round, &key, version, status.clone());
+        } else {
             writes.push(Write {
                 kind: Kind::GatewayClass,
                 key,
@@ -73,18 +106,33 @@ pub fn plan(
             });
         }
     }
-    plan_listener_sets(&mut writes, inputs, outputs, observed, now);
+    plan_listener_sets(&mut writes, memo, inputs, outputs, observed, now);
     for (key, output) in &outputs.gateways {
         let Some(live) = inputs.gateways.get(key) else {
             continue;
         };
-        let live_status = live.live_status();
         let requested = requested(live);
         let seen = Observed {
             requested: &requested,
             ..observed.get(key).copied().unwrap_or_default()
         };
         let (status, addresses) = observe(&output.status, seen);
+        let computed = ObservedGateway {
+            status,
+            addresses,
+            silent: seen.feedback.is_none(),
+        };
+        let version = version(live.as_ref());
+        if memo
+            .gateways
+            .hit(&mut memo.round, key, version, |c| *c == computed)
+        {
+            continue;
+        }
+        let ObservedGateway {
+            status, addresses, ..
+        } = &computed;
+        let live_status = live.live_status();
         let mut desired = json!({
             "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
             "listeners": listener_entries(&status.listeners, &live_status, now),
@@ -95,10 +143,12 @@ pub fn plan(
         if let Some(n) = status.attached_listener_sets {
             desired["attachedListenerSets"] = json!(n);
         }
-        if seen.feedback.is_none() {
+        if computed.silent {
             keep_live_programmed(&mut desired, &live_status);
         }
-        if !same::<GatewayStatus>(&desired, &live_status) {
+        if same::<GatewayStatus>(&desired, &live_status) {
+            memo.gateways.remember(&memo.round, key, version, computed);
+        } else {
             writes.push(Write {
                 kind: Kind::Gateway,
                 key: key.clone(),
@@ -110,18 +160,45 @@ pub fn plan(
     for kind in Kind::ALL {
         kind.visit(&mut SharedLists {
             writes: &mut writes,
+            memo: &mut *memo,
             inputs,
             outputs,
             now,
         });
     }
+    memo.end();
     writes
+}
+
+/// A Gateway's status as computed from translation and what was observed:
+/// what the memo compares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedGateway {
+    status: crate::translate::report::GatewayStatus,
+    addresses: Vec<GatewayAddress>,
+    /// No word from Envoy yet: `Programmed` stays as live.
+    silent: bool,
+}
+
+/// A ListenerSet's status as computed from translation and what was
+/// observed of its Gateway: what the memo compares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedListenerSet {
+    status: crate::translate::report::ListenerSetStatus,
+    /// No word from Envoy yet: `Programmed` stays as live.
+    silent: bool,
+}
+
+/// The live object's `resourceVersion`, borrowed.
+fn version<K: kube::Resource>(live: &K) -> Option<&str> {
+    live.meta().resource_version.as_deref()
 }
 
 /// ListenerSet statuses, `Programmed` decided from what was observed of
 /// each one's Gateway.
 fn plan_listener_sets(
     writes: &mut Vec<Write>,
+    memo: &mut Memo,
     inputs: &Inputs,
     outputs: &Outputs,
     observed: &BTreeMap<ObjectKey, Observed<'_>>,
@@ -131,7 +208,6 @@ fn plan_listener_sets(
         let Some(live) = inputs.listener_sets.get(key) else {
             continue;
         };
-        let live_status = live.live_status();
         let requested = inputs
             .gateways
             .get(&output.gateway)
@@ -141,17 +217,32 @@ fn plan_listener_sets(
             requested: &requested,
             ..observed.get(&output.gateway).copied().unwrap_or_default()
         };
-        let status = listener_set::observe(&output.status, seen);
+        let computed = ObservedListenerSet {
+            status: listener_set::observe(&output.status, seen),
+            silent: seen.feedback.is_none(),
+        };
+        let version = version(live.as_ref());
+        if memo
+            .listener_sets
+            .hit(&mut memo.round, key, version, |c| *c == computed)
+        {
+            continue;
+        }
+        let status = &computed.status;
+        let live_status = live.live_status();
         let mut desired = json!({
             "conditions": stamp(&status.conditions, live_status.get("conditions"), now),
         });
         if !status.listeners.is_empty() {
             desired["listeners"] = json!(listener_entries(&status.listeners, &live_status, now));
         }
-        if seen.feedback.is_none() {
+        if computed.silent {
             keep_live_programmed(&mut desired, &live_status);
         }
-        if !same::<ListenerSetStatus>(&desired, &live_status) {
+        if same::<ListenerSetStatus>(&desired, &live_status) {
+            memo.listener_sets
+                .remember(&memo.round, key, version, computed);
+        } else {
             writes.push(Write {
                 kind: Kind::ListenerSet,
                 key: key.clone(),
@@ -188,6 +279,7 @@ fn listener_entries(listeners: &[ListenerStatus], live_status: &Value, now: &str
 /// ancestor we no longer serve is dropped).
 struct SharedLists<'a> {
     writes: &'a mut Vec<Write>,
+    memo: &'a mut Memo,
     inputs: &'a Inputs,
     outputs: &'a Outputs,
     now: &'a str,
@@ -197,19 +289,84 @@ impl Visit for SharedLists<'_> {
     type Out = ();
 
     fn kind<K: InputKind>(&mut self) {
-        let (shape, same_status): (_, fn(&Value, &Value) -> bool) = match K::STATUS {
-            // Every route kind's status has HTTPRoute's shape.
-            Status::Parents(_) => (SharedList::PARENTS, same::<HttpRouteStatus>),
-            Status::Ancestors => (SharedList::ANCESTORS, same::<BackendTlsPolicyStatus>),
-            Status::None | Status::Owned => return,
-        };
-        for (key, live) in K::held(self.inputs).objects() {
+        match K::STATUS {
+            Status::Parents(route) => {
+                // Every route kind's status has HTTPRoute's shape.
+                let mut computed = InOrder::new(
+                    self.outputs
+                        .routes
+                        .range((route, ObjectKey::default())..)
+                        .take_while(move |((kind, _), _)| *kind == route)
+                        .map(|((_, key), status)| (key, status)),
+                );
+                let seen = self.memo.routes.entry(K::KIND).or_default();
+                let lists = Lists {
+                    writes: &mut *self.writes,
+                    round: &mut self.memo.round,
+                    now: self.now,
+                };
+                lists.plan::<K, _, HttpRouteStatus>(
+                    seen,
+                    &SharedList::PARENTS,
+                    |key| computed.get(key),
+                    parents,
+                    self.inputs,
+                );
+            }
+            Status::Ancestors => {
+                let policies = &self.outputs.backend_tls_policies;
+                let lists = Lists {
+                    writes: &mut *self.writes,
+                    round: &mut self.memo.round,
+                    now: self.now,
+                };
+                lists.plan::<K, _, BackendTlsPolicyStatus>(
+                    &mut self.memo.policies,
+                    &SharedList::ANCESTORS,
+                    |key| policies.get(key),
+                    ancestors,
+                    self.inputs,
+                );
+            }
+            Status::None | Status::Owned => {}
+        }
+    }
+}
+
+/// Where one kind's shared-list writes go.
+struct Lists<'a> {
+    writes: &'a mut Vec<Write>,
+    round: &'a mut Round,
+    now: &'a str,
+}
+
+impl Lists<'_> {
+    /// Every object of kind `K`: skipped when remembered as matching,
+    /// else its desired list (`shape`) built from translation's entry
+    /// (`computed`, its entries by `entries`) and compared typed as `T`.
+    fn plan<'o, K: InputKind, S: Clone + PartialEq + 'o, T: Serialize + DeserializeOwned>(
+        self,
+        seen: &mut Seen<Option<S>>,
+        shape: &SharedList,
+        mut computed: impl FnMut(&ObjectKey) -> Option<&'o S>,
+        entries: fn(&'o S) -> Entries<'o>,
+        inputs: &Inputs,
+    ) {
+        for (key, live) in K::held(inputs).objects() {
+            let status = computed(key);
+            let version = version(live.as_ref());
+            if seen.hit(self.round, key, version, |c| c.as_ref() == status) {
+                continue;
+            }
             let live_status = live.live_status();
-            let computed = ours(self.outputs, K::STATUS, key);
-            let Some(desired) = shared_list(&live_status, &shape, computed, self.now) else {
+            let ours = status.map(entries);
+            let Some(desired) = shared_list(&live_status, shape, ours, self.now) else {
+                seen.remember(self.round, key, version, None);
                 continue;
             };
-            if !same_status(&desired, &live_status) {
+            if same::<T>(&desired, &live_status) {
+                seen.remember(self.round, key, version, status.cloned());
+            } else {
                 self.writes.push(Write {
                     kind: K::KIND,
                     key: key.clone(),
@@ -221,23 +378,61 @@ impl Visit for SharedLists<'_> {
     }
 }
 
-/// portico's entries of an object's shared list, as translated: a route's
-/// parents, a BackendTLSPolicy's ancestors.
-fn ours<'o>(outputs: &'o Outputs, status: Status, key: &ObjectKey) -> Computed<'o> {
-    match status {
-        Status::Parents(route) => outputs.routes.get(&(route, key.clone())).map(|s| {
-            s.parents
-                .iter()
-                .map(|p| (json!(p.parent_ref), p.conditions.as_slice()))
-                .collect()
-        }),
-        Status::Ancestors => outputs.backend_tls_policies.get(key).map(|s| {
-            s.ancestors
-                .iter()
-                .map(|a| (json!(a.ancestor_ref), a.conditions.as_slice()))
-                .collect()
-        }),
-        Status::None | Status::Owned => None,
+/// portico's entries of a route's `status.parents`, as translated.
+fn parents(status: &RouteStatus) -> Entries<'_> {
+    status
+        .parents
+        .iter()
+        .map(|p| (json!(p.parent_ref), p.conditions.as_slice()))
+        .collect()
+}
+
+/// portico's entries of a BackendTLSPolicy's `status.ancestors`, as
+/// translated.
+fn ancestors(status: &PolicyStatus) -> Entries<'_> {
+    status
+        .ancestors
+        .iter()
+        .map(|a| (json!(a.ancestor_ref), a.conditions.as_slice()))
+        .collect()
+}
+
+/// Looks up the entries of a map iterated in key order, for keys asked in
+/// ascending order, without building owned keys: each lookup walks on from
+/// the last. A key asked out of order starts the walk again (correct, only
+/// slower).
+struct InOrder<'o, S: 'o, I: Iterator<Item = (&'o ObjectKey, &'o S)> + Clone> {
+    start: I,
+    rest: std::iter::Peekable<I>,
+    /// The last map key walked past or found.
+    passed: Option<&'o ObjectKey>,
+}
+
+impl<'o, S: 'o, I: Iterator<Item = (&'o ObjectKey, &'o S)> + Clone> InOrder<'o, S, I> {
+    fn new(entries: I) -> Self {
+        Self {
+            rest: entries.clone().peekable(),
+            start: entries,
+            passed: None,
+        }
+    }
+
+    fn get(&mut self, key: &ObjectKey) -> Option<&'o S> {
+        if self.passed.is_some_and(|p| key <= p) {
+            self.rest = self.start.clone().peekable();
+            self.passed = None;
+        }
+        while let Some(&(k, v)) = self.rest.peek() {
+            if k > key {
+                return None;
+            }
+            self.passed = Some(k);
+            self.rest.next();
+            if k == key {
+                return Some(v);
+            }
+        }
+        None
     }
 }
 
@@ -260,7 +455,8 @@ impl SharedList {
 }
 
 /// Our entries of one shared list: each object's reference and conditions.
-type Computed<'c> = Option<Vec<(Value, &'c [Condition])>>;
+type Entries<'c> = Vec<(Value, &'c [Condition])>;
+type Computed<'c> = Option<Entries<'c>>;
 
 /// The desired shared list (`{"<list>": [...]}`): other controllers' entries
 /// as read, ours as computed, each condition keeping its live transition
@@ -353,7 +549,8 @@ fn stamp(conditions: &[Condition], live: Option<&Value>, now: &str) -> Vec<Value
 /// fields compare alike) with `lastTransitionTime` removed.
 fn same<T: Serialize + DeserializeOwned>(desired: &Value, live: &Value) -> bool {
     let norm = |v: &Value| -> Option<Value> {
-        let typed: T = serde_json::from_value(v.clone()).ok()?;
+        // Read from the borrowed value: no copy of it first.
+        let typed = T::deserialize(v).ok()?;
         let mut v = serde_json::to_value(typed).ok()?;
         strip_times(&mut v);
         Some(v)
@@ -364,7 +561,7 @@ fn same<T: Serialize + DeserializeOwned>(desired: &Value, live: &Value) -> bool 
     }
 }
 
-pub(super) fn strip_times(v: &mut Value) {
+fn strip_times(v: &mut Value) {
     match v {
         Value::Object(map) => {
             map.remove("lastTransitionTime");
@@ -388,6 +585,23 @@ pub(super) mod tests {
     use super::*;
     use crate::translate::conditions::{CUT_MARKER, MAX_MESSAGE};
     use crate::xds::hub::GatewayFeedback;
+
+    #[test]
+    fn lookups_in_key_order_find_every_entry_even_asked_out_of_order() {
+        let map: BTreeMap<ObjectKey, u32> = (0..6)
+            .map(|i| (ObjectKey::new("ns", format!("r{i}")), i))
+            .collect();
+        let mut lookup = InOrder::new(map.iter());
+        let mut ask = |name: &str| lookup.get(&ObjectKey::new("ns", name)).copied();
+        assert_eq!(ask("r1"), Some(1));
+        assert_eq!(ask("r10"), None, "between r1 and r2");
+        assert_eq!(ask("r4"), Some(4));
+        assert_eq!(ask("r0"), Some(0), "out of order: walked again");
+        assert_eq!(ask("r0"), Some(0), "asked twice");
+        assert_eq!(ask("r5"), Some(5));
+        assert_eq!(ask("r9"), None);
+        assert_eq!(ask("a"), None);
+    }
 
     /// A portico GatewayClass and Gateway `default/gw` with an HTTP listener.
     pub(in crate::status) fn inputs() -> Inputs {

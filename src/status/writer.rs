@@ -3,12 +3,15 @@
 //! (field manager `portico`), routes' and BackendTLSPolicies' shared lists by
 //! a merge patch guarded by `resourceVersion` that keeps other controllers'
 //! entries as the plan read them. At most `CONCURRENCY` writes in flight; a
-//! write already sent for the same live version is skipped; a failed one
+//! write already sent for the same live version is skipped (until its own
+//! watch event brings the new version, rounds plan it again); a failed one
 //! (a conflict: the object moved on) is planned again on the next round from
 //! the newer live object. What was sent for an object that no longer exists
-//! is forgotten.
+//! is forgotten. What was sent is kept as a fingerprint of the status
+//! without transition times, not as the status.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,17 +20,57 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::plan::{Write, strip_times};
+use super::plan::Write;
 use crate::identity::FIELD_MANAGER;
 use crate::inputs::kinds::Status;
 use crate::inputs::{Inputs, Kind, ObjectKey};
 use crate::metrics::ControlMetrics;
 
-/// Status writes in flight at once.
-pub const CONCURRENCY: usize = 8;
+/// Status writes in flight at once. kube's client has no rate limit of its
+/// own; the API server's priority and fairness gives a ServiceAccount's
+/// requests (`workload-low`) a share of about a hundred seats, so 32 keep a
+/// burst's writes flowing without queueing behind that share (each in-flight
+/// request holds one HTTP/1.1 connection).
+pub const CONCURRENCY: usize = 32;
 
-/// Per object: the last status written and the live version it was based on.
-type Sent = BTreeMap<(Kind, ObjectKey), (Value, Option<String>)>;
+/// Per object: the fingerprint of the last status written (`fingerprint`)
+/// and the live version it was based on.
+type Sent = BTreeMap<(Kind, ObjectKey), (u64, Option<String>)>;
+
+/// A status's fingerprint, `lastTransitionTime` left out: two statuses equal
+/// but for their transition times have the same one. Read in place, no copy.
+fn fingerprint(status: &Value) -> u64 {
+    fn feed(v: &Value, h: &mut DefaultHasher) {
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => {
+                2u8.hash(h);
+                match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) => (0u8, u).hash(h),
+                    (None, Some(i)) => (1u8, i).hash(h),
+                    _ => (2u8, n.as_f64().map(f64::to_bits)).hash(h),
+                }
+            }
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|i| feed(i, h));
+            }
+            Value::Object(map) => {
+                5u8.hash(h);
+                for (k, v) in map.iter().filter(|(k, _)| *k != "lastTransitionTime") {
+                    k.hash(h);
+                    feed(v, h);
+                }
+                6u8.hash(h);
+            }
+        }
+    }
+    let mut h = DefaultHasher::new();
+    feed(status, &mut h);
+    h.finish()
+}
 
 /// Drops what was sent for objects that no longer exist.
 fn forget_gone(sent: &mut Sent, inputs: &Inputs) {
@@ -66,24 +109,22 @@ impl StatusWriter {
 
     /// Writes what `plan` found; returns how many writes succeeded.
     pub async fn write(&self, writes: Vec<Write>) -> usize {
-        let fresh: Vec<Write> = {
+        let fresh: Vec<(Write, u64)> = {
             let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
             writes
                 .into_iter()
-                .filter(|w| {
-                    let without_times = |v: &Value| {
-                        let mut v = v.clone();
-                        strip_times(&mut v);
-                        v
-                    };
-                    sent.get(&(w.kind, w.key.clone())).is_none_or(|(s, based)| {
-                        without_times(s) != without_times(&w.status) || *based != w.based_on
-                    })
+                .map(|w| {
+                    let print = fingerprint(&w.status);
+                    (w, print)
+                })
+                .filter(|(w, print)| {
+                    sent.get(&(w.kind, w.key.clone()))
+                        .is_none_or(|(s, based)| *s != *print || *based != w.based_on)
                 })
                 .collect()
         };
         let results: Vec<bool> = futures::stream::iter(fresh)
-            .map(|w| async move {
+            .map(|(w, print)| async move {
                 let started = Instant::now();
                 let result = self.send(&w).await;
                 if let Some(m) = &self.metrics {
@@ -99,7 +140,7 @@ impl StatusWriter {
                         self.sent
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert((w.kind, w.key.clone()), (w.status, w.based_on));
+                            .insert((w.kind, w.key), (print, w.based_on));
                         true
                     }
                     Err(e) => {
@@ -157,10 +198,35 @@ mod tests {
     use crate::status::plan::tests::inputs;
 
     #[test]
+    fn fingerprints_differ_but_for_transition_times() {
+        let status = |time: &str, reason: &str| {
+            json!({"parents": [{"controllerName": "portico.dev/gateway-controller",
+                "parentRef": {"name": "gw"},
+                "conditions": [{"type": "Accepted", "status": "True", "reason": reason,
+                                "observedGeneration": 1, "lastTransitionTime": time}]}]})
+        };
+        let a = fingerprint(&status("2026-01-01T00:00:00Z", "Accepted"));
+        assert_eq!(a, fingerprint(&status("2027-01-01T00:00:00Z", "Accepted")));
+        assert_ne!(
+            a,
+            fingerprint(&status("2026-01-01T00:00:00Z", "NotAllowed"))
+        );
+        assert_ne!(
+            fingerprint(&json!({"a": [1]})),
+            fingerprint(&json!({"a": [[1]]}))
+        );
+        assert_ne!(
+            fingerprint(&json!({"a": "1"})),
+            fingerprint(&json!({"a": 1}))
+        );
+        assert_ne!(fingerprint(&json!([{}, {}])), fingerprint(&json!([{}])));
+    }
+
+    #[test]
     fn what_was_sent_for_deleted_objects_is_forgotten() {
         let inputs = inputs();
         let mut sent = Sent::new();
-        let entry = (json!({}), None);
+        let entry = (fingerprint(&json!({})), None);
         for (kind, key) in [
             (Kind::GatewayClass, ObjectKey::new("", "portico")),
             (Kind::Gateway, ObjectKey::new("default", "gw")),
