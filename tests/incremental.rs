@@ -248,10 +248,29 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
             inputs.http_routes.insert(key(ns, &name), Arc::new(http_route(rng, ns, &name, step)));
             "HTTPRoute added or edited"
         }
-        30..40 => {
+        30..35 => {
             let name = format!("route-{}", rng.below(12));
             inputs.http_routes.remove(&key(ns, &name));
             "HTTPRoute removed"
+        }
+        35..40 => {
+            // Same rules, matches and hostnames; another path or weight.
+            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+                return "nothing to edit";
+            };
+            let (k, mut route) = (k.clone(), (**route).clone());
+            for rule in route.spec.rules.iter_mut().flatten() {
+                for m in rule.matches.iter_mut().flatten() {
+                    if let Some(path) = m.path.as_mut() {
+                        path.value = Some(rng.pick(PATHS).to_string());
+                    }
+                }
+                for b in rule.backend_refs.iter_mut().flatten() {
+                    b.weight = Some(rng.below(4) as i32);
+                }
+            }
+            inputs.http_routes.insert(k, Arc::new(route));
+            "HTTPRoute edited in place"
         }
         40..46 => {
             let name = format!("grpc-{}", rng.below(3));
