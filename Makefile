@@ -100,6 +100,7 @@ lint:
 ## bench: translation and hostile-regex benchmarks (time and peak memory).
 bench:
 	$(CARGO) bench --locked --bench translate
+	$(CARGO) bench --locked --bench incremental
 	$(CARGO) bench --locked --bench regex
 
 ## bench-cluster: route changes at scale on the e2e cluster (release build,

@@ -208,22 +208,28 @@ fn service(rng: &mut Rng, namespace: &str, name: &str) -> Service {
 
 fn slice(rng: &mut Rng, namespace: &str, service: &str) -> EndpointSlice {
     let endpoints: Vec<Value> = (0..rng.below(3))
-        .map(|e| json!({"addresses": [format!("10.0.{}.{e}", rng.below(9))],
-                        "conditions": {"ready": rng.chance(80)}}))
+        .map(|e| {
+            json!({"addresses": [format!("10.0.{}.{e}", rng.below(9))],
+                        "conditions": {"ready": rng.chance(80)}})
+        })
         .collect();
-    object(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    object(
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"namespace": namespace, "name": format!("{service}-1"),
                      "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": 8080}, {"name": "alt", "port": 9090}],
-        "endpoints": endpoints}))
+        "endpoints": endpoints}),
+    )
 }
 
 fn grant(from: &str, to: &str) -> ReferenceGrant {
-    object(json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+    object(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
         "metadata": {"namespace": to, "name": format!("from-{from}")},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": from}],
-                 "to": [{"group": "", "kind": "Service"}]}}))
+                 "to": [{"group": "", "kind": "Service"}]}}),
+    )
 }
 
 /// A valid certificate Secret, taken from a golden case and renamed.
@@ -245,7 +251,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
     match rng.below(100) {
         0..30 => {
             let name = format!("route-{}", rng.below(12));
-            inputs.http_routes.insert(key(ns, &name), Arc::new(http_route(rng, ns, &name, step)));
+            inputs
+                .http_routes
+                .insert(key(ns, &name), Arc::new(http_route(rng, ns, &name, step)));
             "HTTPRoute added or edited"
         }
         30..35 => {
@@ -275,7 +283,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         40..46 => {
             let name = format!("grpc-{}", rng.below(3));
             if rng.chance(70) {
-                inputs.grpc_routes.insert(key(ns, &name), Arc::new(grpc_route(rng, ns, &name)));
+                inputs
+                    .grpc_routes
+                    .insert(key(ns, &name), Arc::new(grpc_route(rng, ns, &name)));
             } else {
                 inputs.grpc_routes.remove(&key(ns, &name));
             }
@@ -284,7 +294,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         46..50 => {
             let name = format!("tcp-{}", rng.below(2));
             if rng.chance(70) {
-                inputs.tcp_routes.insert(key("default", &name), Arc::new(tcp_route(rng, &name)));
+                inputs
+                    .tcp_routes
+                    .insert(key("default", &name), Arc::new(tcp_route(rng, &name)));
             } else {
                 inputs.tcp_routes.remove(&key("default", &name));
             }
@@ -293,7 +305,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         50..60 => {
             let name = format!("svc-{}", rng.below(4));
             if rng.chance(80) {
-                inputs.services.insert(key(ns, &name), Arc::new(service(rng, ns, &name)));
+                inputs
+                    .services
+                    .insert(key(ns, &name), Arc::new(service(rng, ns, &name)));
             } else {
                 inputs.services.remove(&key(ns, &name));
             }
@@ -322,16 +336,16 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         }
         78..84 => {
             let k = key("default", "cert");
-            if inputs.secrets.contains_key(&k) {
-                inputs.secrets.remove(&k);
-            } else {
+            if inputs.secrets.remove(&k).is_none() {
                 inputs.secrets.insert(k, Arc::new(certificate("cert")));
             }
             "Secret"
         }
         84..94 => {
             let name = format!("gw-{}", rng.below(2));
-            inputs.gateways.insert(key("default", &name), Arc::new(gateway(rng, &name)));
+            inputs
+                .gateways
+                .insert(key("default", &name), Arc::new(gateway(rng, &name)));
             "Gateway"
         }
         _ => {

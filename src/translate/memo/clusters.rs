@@ -47,9 +47,10 @@ impl GatewayScope<'_> {
         }
         let clusters = &mut self.memo.clusters;
         let name = upstream.name();
-        let kept = clusters.last.remove(name).filter(|c| {
-            c.upstream == *upstream && c.client_secret.as_deref() == client_secret
-        });
+        let kept = clusters
+            .last
+            .remove(name)
+            .filter(|c| c.upstream == *upstream && c.client_secret.as_deref() == client_secret);
         let c = kept.unwrap_or_else(|| Cluster {
             upstream: upstream.clone(),
             client_secret: client_secret.map(str::to_string),
