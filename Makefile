@@ -100,6 +100,7 @@ lint:
 ## bench: translation, hostile-regex and status-plan benchmarks (time and peak memory).
 bench:
 	$(CARGO) bench --locked --bench translate
+	$(CARGO) bench --locked --bench incremental
 	$(CARGO) bench --locked --bench regex
 	$(CARGO) bench --locked --bench status
 

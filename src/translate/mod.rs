@@ -29,6 +29,7 @@ pub mod hostnames;
 pub mod index;
 pub mod labels;
 pub mod last_good;
+pub mod memo;
 pub mod quarantine;
 pub mod re2;
 pub mod report;
@@ -43,6 +44,7 @@ use self::conditions::{holds, spec};
 use self::encode::EnvoyResources;
 use self::encode::gateway::GatewayRoutes;
 use self::index::GatewayModel;
+pub use self::memo::Memo;
 use self::report::{GatewayClassStatus, GatewayStatus, ListenerSetStatus, RouteStatus};
 use self::tables::GatewayTables;
 use crate::inputs::{Inputs, ObjectKey};
@@ -178,7 +180,17 @@ pub fn translate(inputs: &Inputs) -> Outputs {
     translate_with(inputs, &Options::default())
 }
 
+/// A full translation: nothing carried from an earlier one. The reference
+/// every memoised translation equals.
 pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
+    translate_memo(inputs, options, &mut Memo::off())
+}
+
+/// Translation reusing what `memo` kept from the last one where its inputs
+/// did not change (`memo`), and keeping this one's results for the next.
+/// Equal to `translate_with(inputs, options)` whatever `memo` holds.
+pub fn translate_memo(inputs: &Inputs, options: &Options, memo: &mut Memo) -> Outputs {
+    memo.begin(inputs);
     let mut index = index::gateways::index(
         inputs,
         options.shift_privileged_ports,
@@ -209,10 +221,18 @@ pub fn translate_with(inputs: &Inputs, options: &Options) -> Outputs {
             };
             outputs.listener_sets.insert(set.key.clone(), output);
         }
-        let output = gateway_output(inputs, gateway, tables, &routes, options);
+        let output = gateway_output(
+            inputs,
+            gateway,
+            tables,
+            &routes,
+            options,
+            &mut memo.gateway(key),
+        );
         outputs.gateways.insert(key.clone(), output);
     }
     outputs.routes = report::routes(&routes, attached);
+    memo.finish(inputs, |key| outputs.gateways.contains_key(key));
     outputs
 }
 
@@ -224,6 +244,7 @@ fn gateway_output(
     tables: &GatewayTables<'_>,
     routes: &compile::Compiled<'_>,
     options: &Options,
+    memo: &mut memo::GatewayScope<'_>,
 ) -> GatewayOutput {
     let status = report::gateways::gateway(gateway);
     if !holds(&status.conditions, spec::ACCEPTED) {
@@ -241,7 +262,7 @@ fn gateway_output(
         l4_models: &routes.l4,
     };
     let (resources, clusters) =
-        encode::gateway::resources(inputs, &served, &options.listen_address);
+        encode::gateway::resources(inputs, &served, &options.listen_address, memo);
     GatewayOutput {
         status,
         resources,

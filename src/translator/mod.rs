@@ -21,7 +21,7 @@ use crate::inputs::Inputs;
 use crate::metrics::{ControlMetrics, Translation};
 use crate::translate::last_good::LastGood;
 use crate::translate::quarantine::{Quarantine, made_of};
-use crate::translate::{self, Options, Outputs};
+use crate::translate::{self, Memo, Options, Outputs};
 use crate::xds::hub::{Answer, Hub};
 
 #[cfg(test)]
@@ -44,6 +44,9 @@ pub struct Translator {
     last: Option<Step>,
     last_good: LastGood,
     quarantine: Quarantine,
+    /// What the last full translation computed, reused by the next where
+    /// its inputs did not change (`translate::memo`).
+    memo: Memo,
     /// Envoy's answers (or edits) changed the routes held back since the
     /// last step: the next one translates in full.
     held_changed: bool,
@@ -60,6 +63,7 @@ impl Translator {
             last: None,
             last_good: LastGood::default(),
             quarantine: Quarantine::default(),
+            memo: Memo::default(),
             held_changed: false,
             remember: false,
         }
@@ -107,9 +111,12 @@ impl Translator {
                 Arc::new(translate::refresh_endpoints(&inputs, &last.outputs))
             }
             _ => {
-                let (outputs, next) =
-                    self.quarantine
-                        .translate(&inputs, &self.options, &self.last_good);
+                let (outputs, next) = self.quarantine.translate_memo(
+                    &inputs,
+                    &self.options,
+                    &self.last_good,
+                    &mut self.memo,
+                );
                 self.last_good = next;
                 Arc::new(outputs)
             }

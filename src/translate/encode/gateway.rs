@@ -18,6 +18,7 @@ use crate::translate::compile::l4::{L4Backend, L4RouteModel};
 use crate::translate::encode::endpoints;
 use crate::translate::index::certificates;
 use crate::translate::index::{GatewayModel, ListenerModel, Protocol, TlsMode};
+use crate::translate::memo::GatewayScope;
 use crate::translate::tables::L4Placement;
 use crate::translate::tables::http::PortRoutes;
 
@@ -33,6 +34,7 @@ pub fn resources(
     inputs: &Inputs,
     routes: &GatewayRoutes<'_, '_>,
     address: &str,
+    memo: &mut GatewayScope<'_>,
 ) -> (EnvoyResources, Vec<Upstream>) {
     let mut out = EnvoyResources::default();
     let mut services: BTreeSet<&ClusterKey> = BTreeSet::new();
@@ -61,7 +63,7 @@ pub fn resources(
                 let l = listener::http_listener(*port, address, container_port);
                 out.listeners.push(Resource::encode(name.clone(), &l));
                 out.routes.push(Resource {
-                    body: route::route_configuration(name.clone(), table).into(),
+                    body: route::route_configuration(name.clone(), table, memo).into(),
                     name,
                 });
                 collect_http_clusters(table, &mut services);
@@ -85,7 +87,8 @@ pub fn resources(
                 for (i, l) in listeners {
                     let name = listener::https_route_name(*port, &l.envoy_name);
                     out.routes.push(Resource {
-                        body: route::listener_route_configuration(name.clone(), table, *i).into(),
+                        body: route::listener_route_configuration(name.clone(), table, *i, memo)
+                            .into(),
                         name,
                     });
                     certs.extend(&l.certificates);
@@ -168,10 +171,13 @@ pub fn resources(
     let mut tls_clusters = false;
     for u in &all {
         tls_clusters |= u.has_tls();
-        out.clusters.push(Resource::encode(
-            u.name().to_string(),
-            &cluster::cluster(u, client_secret.as_deref()),
-        ));
+        out.clusters
+            .push(memo.cluster(u, client_secret.as_deref(), || {
+                Resource::encode(
+                    u.name().to_string(),
+                    &cluster::cluster(u, client_secret.as_deref()),
+                )
+            }));
     }
     if tls_clusters {
         certs.extend(client_certificate);

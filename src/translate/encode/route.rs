@@ -26,6 +26,7 @@ use super::{any, duration};
 use crate::translate::compile::http::filters::{Cors, HeaderMods, PathReplace, Redirect, Rewrite};
 use crate::translate::compile::http::matches::{PathMatch, StringMatch};
 use crate::translate::compile::http::{RuleModel, WeightedBackend};
+use crate::translate::memo::GatewayScope;
 use crate::translate::tables::http::{PortRoutes, RouteEntry};
 
 /// Cluster name for a backend that did not resolve. No such cluster exists,
@@ -42,8 +43,12 @@ const VIRTUAL_HOST_ROUTES: u32 = 3;
 /// bytes, and each virtual host to the configuration's: a repeated message
 /// field is just its elements' encodings one after another, so the result is
 /// the same message without ever holding thousands of route structs at once.
-pub fn route_configuration(name: String, table: &PortRoutes<'_>) -> Vec<u8> {
-    encode_configuration(name, table, |_| true, std::iter::empty())
+pub fn route_configuration(
+    name: String,
+    table: &PortRoutes<'_>,
+    memo: &mut GatewayScope<'_>,
+) -> Vec<u8> {
+    encode_configuration(name, table, memo, |_| true, std::iter::empty())
 }
 
 /// The route configuration of one listener of an HTTPS port: the hostnames
@@ -55,6 +60,7 @@ pub fn listener_route_configuration(
     name: String,
     table: &PortRoutes<'_>,
     listener: usize,
+    memo: &mut GatewayScope<'_>,
 ) -> Vec<u8> {
     let owned_by = |host: &String| table.owners.get(host) == Some(&listener);
     let mut misdirected: Vec<&String> = table.hosts.keys().filter(|h| !owned_by(h)).collect();
@@ -62,12 +68,13 @@ pub fn listener_route_configuration(
     if !table.hosts.keys().any(|h| *h == any) {
         misdirected.push(&any);
     }
-    encode_configuration(name, table, owned_by, misdirected.into_iter())
+    encode_configuration(name, table, memo, owned_by, misdirected.into_iter())
 }
 
 fn encode_configuration<'h>(
     name: String,
     table: &PortRoutes<'_>,
+    memo: &mut GatewayScope<'_>,
     served: impl Fn(&String) -> bool,
     misdirected: impl Iterator<Item = &'h String>,
 ) -> Vec<u8> {
@@ -80,22 +87,22 @@ fn encode_configuration<'h>(
         ..RouteConfiguration::default()
     }
     .encode_to_vec();
-    let mut vhost = Vec::new();
     let mut route = Vec::new();
     for (host, entries) in table.hosts.iter().filter(|(h, _)| served(h)) {
-        vhost.clear();
-        VirtualHost {
-            name: host.clone(),
-            domains: vec![host.clone()],
-            ..VirtualHost::default()
-        }
-        .encode_raw(&mut vhost);
-        for entry in entries {
-            route.clear();
-            encode_route(entry, table.port, &mut route);
-            append_message_field(&mut vhost, VIRTUAL_HOST_ROUTES, &route);
-        }
-        append_message_field(&mut out, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, &vhost);
+        let vhost = memo.virtual_host(table.port, host, entries, |vhost| {
+            VirtualHost {
+                name: host.clone(),
+                domains: vec![host.clone()],
+                ..VirtualHost::default()
+            }
+            .encode_raw(vhost);
+            for entry in entries {
+                route.clear();
+                encode_route(entry, table.port, &mut route);
+                append_message_field(vhost, VIRTUAL_HOST_ROUTES, &route);
+            }
+        });
+        append_message_field(&mut out, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vhost);
     }
     for host in misdirected {
         let answer = VirtualHost {

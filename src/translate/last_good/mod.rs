@@ -24,7 +24,7 @@ use super::conditions::{ConditionStatus, spec};
 use super::encode::EnvoyResources;
 use super::encode::cluster::Upstream;
 use super::index::infra::Infra;
-use super::{GatewayOutput, Options, Outputs};
+use super::{GatewayOutput, Memo, Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 
 /// What each Gateway was last accepted with, and the certificate Secrets
@@ -62,9 +62,19 @@ impl LastGood {
 /// back first (`certificates`), then Gateways that are no longer accepted;
 /// held Gateways get their endpoints from `inputs`, like everyone else.
 pub fn translate(inputs: &Inputs, options: &Options, last: &LastGood) -> (Outputs, LastGood) {
+    translate_memo(inputs, options, last, &mut Memo::off())
+}
+
+/// `translate`, reusing and keeping results in `memo` (`translate_memo`).
+pub fn translate_memo(
+    inputs: &Inputs,
+    options: &Options,
+    last: &LastGood,
+    memo: &mut Memo,
+) -> (Outputs, LastGood) {
     let patched = certificates::patch(inputs, &last.certificates);
     let used = patched.as_ref().map_or(inputs, |(p, _)| p);
-    let mut outputs = super::translate_with(used, options);
+    let mut outputs = super::translate_memo(used, options, memo);
     if let Some((_, kept)) = &patched {
         certificates::report(used, &mut outputs, kept);
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub use self::held::REJECTED_BY_ENVOY;
 pub use self::made_of::{MadeOf, RouteId, RouteObject, Version, made_of};
-use super::{Options, Outputs};
+use super::{Memo, Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::last_good::{self, LastGood};
 use crate::translate::report::RouteStatus;
@@ -104,9 +104,21 @@ impl Quarantine {
         options: &Options,
         last: &LastGood,
     ) -> (Outputs, LastGood) {
+        self.translate_memo(inputs, options, last, &mut Memo::off())
+    }
+
+    /// `translate`, reusing and keeping results in `memo`
+    /// (`translate::translate_memo`).
+    pub fn translate_memo(
+        &self,
+        inputs: &Inputs,
+        options: &Options,
+        last: &LastGood,
+        memo: &mut Memo,
+    ) -> (Outputs, LastGood) {
         let patched = held::apply(&self.held, inputs);
         let used = patched.as_ref().unwrap_or(inputs);
-        let (mut outputs, next) = last_good::translate(used, options, last);
+        let (mut outputs, next) = last_good::translate_memo(used, options, last, memo);
         held::report(&self.held, inputs, &mut outputs);
         (outputs, next)
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::Loss;
 use crate::inputs::ObjectKey;
 use crate::translate::attach::Attachment;
+use crate::translate::compile::routes::RouteKind;
 use crate::translate::compile::{Compiled, RouteId};
 use crate::translate::hostnames;
 use crate::translate::index::GatewayIndex;
@@ -15,10 +16,17 @@ use crate::translate::index::GatewayIndex;
 /// A route kept on a listener, with the hostnames it serves there.
 type Kept = (RouteId, Vec<String>);
 
-/// Per Gateway and listener, the routes kept there so far.
+/// Per Gateway and listener, the routes kept there so far, by kind (HTTP,
+/// then GRPC): a route looks for rivals among the other kind's only, so
+/// thousands of routes of one kind on a listener cost one pass.
 #[derive(Default)]
 pub(super) struct Claims {
-    kept: BTreeMap<(ObjectKey, usize), Vec<Kept>>,
+    kept: BTreeMap<(ObjectKey, usize), [Vec<Kept>; 2]>,
+}
+
+/// The slot of a kind among a listener's kept routes.
+fn slot_of(kind: RouteKind) -> usize {
+    usize::from(kind != RouteKind::Http)
 }
 
 impl Claims {
@@ -34,15 +42,21 @@ impl Claims {
         let kind = compiled.head(route).kind;
         let mut losses = Vec::new();
         placements.retain(|a| {
-            let slot = self
+            let slots = self
                 .kept
                 .entry((a.gateway.clone(), a.listener))
                 .or_default();
-            let rival = slot.iter().find(|(other, hosts)| {
+            let [http, grpc] = slots;
+            let (own, others) = if slot_of(kind) == 0 {
+                (http, &*grpc)
+            } else {
+                (grpc, &*http)
+            };
+            let rival = others.iter().find(|(other, hosts)| {
                 compiled.head(*other).kind != kind && intersects(hosts, &a.hostnames)
             });
             let Some((other, _)) = rival else {
-                slot.push((route, a.hostnames.clone()));
+                own.push((route, a.hostnames.clone()));
                 return true;
             };
             let other = compiled.head(*other);
