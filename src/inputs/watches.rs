@@ -1234,5 +1234,40 @@ mod tests {
             assert!(fourth.same(&from_scratch(&w.stores)));
             assert_eq!(fourth.http_routes.len(), 3);
         }
+
+        /// What a snapshot costs from scratch and after one route changed,
+        /// over many routes (`cargo test --release --lib snapshot_cost --
+        /// --ignored --nocapture`).
+        #[tokio::test]
+        #[ignore = "a measurement, not a check"]
+        async fn snapshot_cost() {
+            use std::time::Instant;
+            for n in [1_000, 5_000, 10_000] {
+                let (wake, _) = watch::channel(0u64);
+                let (routes_store, mut routes) = fed();
+                routes.send(Init);
+                for i in 0..n {
+                    routes.send(InitApply(route(&format!("r{i}"), &format!("r{i}.example"))));
+                }
+                routes.send(InitDone);
+                let stores = stores(&wake, vec![(Kind::HttpRoute, Arc::new(routes_store))]);
+                let start = Instant::now();
+                let first = stores.snapshot(&Inputs::default());
+                let whole = start.elapsed();
+                let rounds = 100u32;
+                let start = Instant::now();
+                let mut last = first;
+                for i in 0..rounds {
+                    routes.send(Apply(route(&format!("r{i}"), "changed.example")));
+                    let next = stores.snapshot(&last);
+                    assert!(!next.same(&last));
+                    last = next;
+                }
+                let one = start.elapsed() / rounds;
+                println!(
+                    "{n:>6} routes: whole {whole:?}, after one change {one:?} (with comparing)"
+                );
+            }
+        }
     }
 }
