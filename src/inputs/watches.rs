@@ -758,6 +758,31 @@ mod tests {
         (Watched { store, changes }, feed)
     }
 
+    #[test]
+    fn stored_objects_lose_what_translation_never_reads_and_keep_the_rest() {
+        use gateway_api::experimental::httproutes::HttpRoute;
+        let mut route: HttpRoute = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "r", "namespace": "web", "resourceVersion": "7", "generation": 2,
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+                    "team": "a"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"hostnames": ["a.example"]},
+            "status": {"parents": []}
+        }))
+        .expect("route");
+        strip(&mut route);
+        assert!(route.metadata.managed_fields.unwrap_or_default().is_empty());
+        let annotations = route.metadata.annotations.unwrap_or_default();
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["team"]);
+        assert_eq!(route.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(route.metadata.generation, Some(2));
+        assert!(route.status.is_some(), "the live status is kept");
+    }
+
     fn grpc() -> OptionalKinds {
         OptionalKinds::of([Kind::GrpcRoute])
     }
