@@ -30,6 +30,10 @@ const MEMORY_SIZES: &[(usize, usize)] = &[
     (5_000, 100),
     (10_000, 100),
 ];
+/// The allocator the `portico` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MEMORY_ENV: &str = "PORTICO_BENCH_MEMORY";
 
 fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
