@@ -20,6 +20,21 @@ const SIZES: &[(usize, usize)] = &[
     (1_000, 100),
     (10_000, 100),
 ];
+/// The sizes whose memory is measured: the timed ones, and 5,000 routes.
+const MEMORY_SIZES: &[(usize, usize)] = &[
+    (100, 10),
+    (1_000, 10),
+    (5_000, 10),
+    (10_000, 10),
+    (100, 100),
+    (1_000, 100),
+    (5_000, 100),
+    (10_000, 100),
+];
+/// The allocator the `portico` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MEMORY_ENV: &str = "PORTICO_BENCH_MEMORY";
 
 fn peak_rss_kib(field: &str) -> u64 {
@@ -75,7 +90,7 @@ fn main() {
     if std::env::args().any(|a| a == "--bench") {
         println!("\npeak memory (fresh process per size):");
         let exe = std::env::current_exe().expect("own path");
-        for &(routes, gateways) in SIZES {
+        for &(routes, gateways) in MEMORY_SIZES {
             let out = Command::new(&exe)
                 .env(MEMORY_ENV, format!("{routes},{gateways}"))
                 .output()

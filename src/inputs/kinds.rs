@@ -36,15 +36,18 @@ use serde_json::{Value, json};
 
 use super::parameters::GatewayParameters;
 use super::relevance::{Relevance, Wake};
+use super::shared::Shared;
 use super::{ObjectKey, SERVICE_NAME_LABEL};
 use crate::translate::compile::routes::RouteKind;
 
-/// Objects of one kind by namespace and name.
-pub type Store<K> = BTreeMap<ObjectKey, Arc<K>>;
+/// Objects of one kind by namespace and name, shared between snapshots
+/// until one of them changes (see `shared`).
+pub type Store<K> = Shared<BTreeMap<ObjectKey, Arc<K>>>;
 
 /// Objects of one kind grouped by the Service they belong to (label
-/// `kubernetes.io/service-name`), then by namespace and name.
-pub type ByService<K> = BTreeMap<ObjectKey, Store<K>>;
+/// `kubernetes.io/service-name`), then by namespace and name; each group
+/// shared on its own.
+pub type ByService<K> = Shared<BTreeMap<ObjectKey, Store<K>>>;
 
 /// How `Inputs` holds the objects of one kind.
 pub trait Held<K>: Clone + Debug + Default + PartialEq {
@@ -52,17 +55,47 @@ pub trait Held<K>: Clone + Debug + Default + PartialEq {
     const ENDPOINTS: bool = false;
     /// Adds (or replaces) one object.
     fn put(&mut self, object: Arc<K>);
+    /// Removes the object held under `key`, if any.
+    fn remove(&mut self, key: &ObjectKey);
+    /// Makes what is held under `key` be `now` (nothing when `None`).
+    fn update(&mut self, key: &ObjectKey, now: Option<Arc<K>>) {
+        match now {
+            Some(object) => self.put(object),
+            None => self.remove(key),
+        }
+    }
     fn count(&self) -> usize;
     fn contains(&self, key: &ObjectKey) -> bool;
     /// Every object with its key, in key order (per group when grouped).
     fn objects<'a>(&'a self) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<K>)>
     where
         K: 'a;
+    /// Whether both are the very same map (so equal without a look inside).
+    fn identical(&self, other: &Self) -> bool;
+    /// Whether both hold equal objects: at once when `identical`, else object
+    /// by object, the same `Arc` counting as equal without a deeper look.
+    fn same(&self, other: &Self) -> bool
+    where
+        K: PartialEq,
+    {
+        self.identical(other)
+            || (self.count() == other.count()
+                && self
+                    .objects()
+                    .zip(other.objects())
+                    .all(|((ka, a), (kb, b))| ka == kb && (Arc::ptr_eq(a, b) || a == b)))
+    }
 }
 
 impl<K: ResourceExt + Debug + PartialEq> Held<K> for Store<K> {
     fn put(&mut self, object: Arc<K>) {
         self.insert(ObjectKey::of(object.as_ref()), object);
+    }
+
+    fn remove(&mut self, key: &ObjectKey) {
+        if self.contains_key(key) {
+            BTreeMap::remove(self, key);
+        }
     }
 
     fn count(&self) -> usize {
@@ -79,6 +112,16 @@ impl<K: ResourceExt + Debug + PartialEq> Held<K> for Store<K> {
     {
         self.iter()
     }
+
+    fn identical(&self, other: &Self) -> bool {
+        Shared::ptr_eq(self, other)
+    }
+}
+
+/// The Service an object belongs to, if it names one.
+fn service_of<K: ResourceExt>(key: &ObjectKey, object: &K) -> Option<ObjectKey> {
+    let service = object.labels().get(SERVICE_NAME_LABEL)?;
+    Some(ObjectKey::new(key.namespace.clone(), service.clone()))
 }
 
 impl<K: ResourceExt + Debug + PartialEq> Held<K> for ByService<K> {
@@ -87,17 +130,51 @@ impl<K: ResourceExt + Debug + PartialEq> Held<K> for ByService<K> {
     /// Files the object under its Service; one without the label is ignored.
     fn put(&mut self, object: Arc<K>) {
         let key = ObjectKey::of(object.as_ref());
-        let Some(service) = object.labels().get(SERVICE_NAME_LABEL).cloned() else {
+        let Some(service) = service_of(&key, object.as_ref()) else {
             tracing::debug!(object = %key, "without {SERVICE_NAME_LABEL}: ignored");
             return;
         };
-        self.entry(ObjectKey::new(key.namespace.clone(), service))
-            .or_default()
-            .insert(key, object);
+        self.entry(service).or_default().insert(key, object);
+    }
+
+    /// Looks among the groups of the object's namespace; a group left
+    /// empty goes.
+    fn remove(&mut self, key: &ObjectKey) {
+        let namespace = ObjectKey::new(key.namespace.clone(), String::new());
+        let group = self
+            .range(namespace..)
+            .take_while(|(service, _)| service.namespace == key.namespace)
+            .find(|(_, group)| group.contains_key(key))
+            .map(|(service, _)| service.clone());
+        let Some(service) = group else {
+            return;
+        };
+        if let Some(group) = self.get_mut(&service) {
+            BTreeMap::remove(group, key);
+            if group.is_empty() {
+                BTreeMap::remove(self, &service);
+            }
+        }
+    }
+
+    /// An object staying with its Service is replaced in place; one moving
+    /// to another Service (or losing the label) leaves its old group.
+    fn update(&mut self, key: &ObjectKey, now: Option<Arc<K>>) {
+        let service = now.as_ref().and_then(|o| service_of(key, o.as_ref()));
+        let in_place = service
+            .as_ref()
+            .and_then(|s| self.get(s))
+            .is_some_and(|group| group.contains_key(key));
+        if !in_place {
+            Held::remove(self, key);
+        }
+        if let Some(object) = now {
+            self.put(object);
+        }
     }
 
     fn count(&self) -> usize {
-        self.values().map(BTreeMap::len).sum()
+        self.values().map(|group| group.len()).sum()
     }
 
     fn contains(&self, key: &ObjectKey) -> bool {
@@ -108,7 +185,20 @@ impl<K: ResourceExt + Debug + PartialEq> Held<K> for ByService<K> {
     where
         K: 'a,
     {
-        self.values().flat_map(BTreeMap::iter)
+        self.values().flat_map(|group| group.iter())
+    }
+
+    fn identical(&self, other: &Self) -> bool {
+        Shared::ptr_eq(self, other)
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.identical(other)
+            || (self.len() == other.len()
+                && self
+                    .iter()
+                    .zip(other.iter())
+                    .all(|((sa, a), (sb, b))| sa == sb && a.same(b)))
     }
 }
 

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,7 +33,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::WriterDropped;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -61,22 +61,99 @@ pub(super) fn strip<K: ResourceExt>(o: &mut K) {
 trait Reader: Send + Sync {
     /// Waits until the kind has listed once (a referenced kind: its metadata).
     fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>>;
-    /// Puts the kind's objects into `inputs`, replacing what it held of them.
-    fn fill(&self, inputs: &mut Inputs);
+    /// Brings the kind's objects in `inputs` (the previous snapshot) in line
+    /// with the store: the keys changed since the last call, or everything
+    /// after a relist; a map left unchanged stays shared.
+    fn refresh(&self, inputs: &mut Inputs);
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<K: InputKind> Reader for Store<K> {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>> {
-        Box::pin(self.wait_until_ready())
+/// The keys of one kind that changed since the batcher last took them, or
+/// that the kind relisted (every key may have changed). Starts relisted, so
+/// the first snapshot reads the whole store.
+#[derive(Clone)]
+pub(super) struct Changes(Arc<Mutex<Changed>>);
+
+#[derive(Default)]
+struct Changed {
+    relisted: bool,
+    keys: BTreeSet<ObjectKey>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Changed {
+            relisted: true,
+            keys: BTreeSet::new(),
+        })))
+    }
+}
+
+impl Changes {
+    /// Notes what a watch event (already applied to the store) changed.
+    fn note<K: Resource<DynamicType = ()>>(&self, event: &watcher::Event<K>) {
+        let mut changed = self.lock();
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                if !changed.relisted {
+                    changed.keys.insert(ObjectKey::of(o));
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => {
+                changed.relisted = true;
+                changed.keys.clear();
+            }
+        }
     }
 
-    fn fill(&self, inputs: &mut Inputs) {
-        fill(K::held_mut(inputs), self);
+    /// What changed since the last call.
+    fn take(&self) -> Changed {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Changed> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A kind watched in full: its reflector store and what changed in it.
+pub(super) struct Watched<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    changes: Changes,
+}
+
+impl<K: InputKind> Reader for Watched<K> {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), WriterDropped>> + Send + '_>> {
+        Box::pin(self.store.wait_until_ready())
+    }
+
+    fn refresh(&self, inputs: &mut Inputs) {
+        let changed = self.changes.take();
+        let held = K::held_mut(inputs);
+        if changed.relisted {
+            refill(held, &self.store);
+            return;
+        }
+        for key in &changed.keys {
+            held.update(key, self.store.get(&object_ref(key)));
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// The reference the reflector store keys `key` by (no namespace for a
+/// cluster-scoped object).
+fn object_ref<K: Resource<DynamicType = ()>>(key: &ObjectKey) -> ObjectRef<K> {
+    let name = ObjectRef::new(&key.name);
+    if key.namespace.is_empty() {
+        name
+    } else {
+        name.within(&key.namespace)
     }
 }
 
@@ -85,8 +162,9 @@ impl<K: InputKind + referenced::Kind> Reader for Referenced<K> {
         Box::pin(self.listed.wait_until_ready())
     }
 
-    fn fill(&self, inputs: &mut Inputs) {
-        fill(K::held_mut(inputs), &self.full);
+    /// Read whole: only the referenced objects are held in full.
+    fn refresh(&self, inputs: &mut Inputs) {
+        refill(K::held_mut(inputs), &self.full);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -94,10 +172,15 @@ impl<K: InputKind + referenced::Kind> Reader for Referenced<K> {
     }
 }
 
-fn fill<K: InputKind>(held: &mut K::Held, store: &Store<K>) {
-    *held = Default::default();
+/// Replaces `held` by the store's objects, unless they are the same
+/// objects (then `held` stays, still shared with the previous snapshot).
+fn refill<K: InputKind>(held: &mut K::Held, store: &Store<K>) {
+    let mut fresh = K::Held::default();
     for o in store.state() {
-        held.put(o);
+        fresh.put(o);
+    }
+    if !fresh.same(held) {
+        *held = fresh;
     }
 }
 
@@ -113,7 +196,8 @@ pub struct Stores {
 impl Stores {
     /// The reflector store of a kind watched in full.
     pub fn store<K: InputKind>(&self) -> Option<&Store<K>> {
-        self.readers.get(&K::KIND)?.as_any().downcast_ref()
+        let watched: &Watched<K> = self.readers.get(&K::KIND)?.as_any().downcast_ref()?;
+        Some(&watched.store)
     }
 
     /// The follower handle of a kind held in full only while referenced.
@@ -130,11 +214,14 @@ impl Stores {
         self.deployments.wait_until_ready().await
     }
 
-    /// One snapshot of everything translation reads.
-    pub fn snapshot(&self) -> Inputs {
-        let mut inputs = Inputs::default();
+    /// The next snapshot of everything translation reads: `last` (the
+    /// snapshot this returned before, or an empty one) with what changed in
+    /// the stores since. Each call takes the changes it reads, so one
+    /// caller (the batcher) builds every snapshot, each from the one before.
+    pub fn snapshot(&self, last: &Inputs) -> Inputs {
+        let mut inputs = last.clone();
         for reader in self.readers.values() {
-            reader.fill(&mut inputs);
+            reader.refresh(&mut inputs);
         }
         inputs
     }
@@ -144,7 +231,7 @@ impl Stores {
     fn referenced_into(&self, inputs: &mut Inputs) {
         for (kind, reader) in &self.readers {
             if kind.referenced() {
-                reader.fill(inputs);
+                reader.refresh(inputs);
             }
         }
     }
@@ -380,7 +467,8 @@ pub fn start(client: Client, kinds: watch::Receiver<Option<OptionalKinds>>) -> K
         },
         &wake,
         &mut tasks,
-    );
+    )
+    .store;
     let stores = Stores {
         readers,
         deployments,
@@ -433,15 +521,17 @@ impl Visit for Wiring {
                 reflect(api, config, judged, &self.wake, &mut self.tasks)
             }
             Follow::Optional => {
-                let (reader, writer) = reflector::store();
+                let (store, writer) = reflector::store();
+                let changes = Changes::default();
                 let wake = self.wake.clone();
+                let noted = changes.clone();
                 self.tasks.push(Box::pin(when_served(
                     self.kinds.clone(),
                     K::KIND,
                     writer,
-                    move |writer| watch_into(writer, api, config, always, wake),
+                    move |writer| watch_into(writer, noted, api, config, always, wake),
                 )));
-                reader
+                Watched { store, changes }
             }
             Follow::Referenced => return,
         };
@@ -461,25 +551,29 @@ fn reflect<K, F>(
     relevant: F,
     wake: &Waker,
     tasks: &mut Vec<Task>,
-) -> Store<K>
+) -> Watched<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: Fn(&K) -> Wake + Send + 'static,
 {
-    let (reader, writer) = reflector::store();
+    let (store, writer) = reflector::store();
+    let changes = Changes::default();
     tasks.push(Box::pin(watch_into(
         writer,
+        changes.clone(),
         api,
         config,
         relevant,
         wake.clone(),
     )));
-    reader
+    Watched { store, changes }
 }
 
-/// Watches one kind into `writer`, waking what each change concerns.
+/// Watches one kind into `writer`, noting each change in `changes` and
+/// waking what it concerns.
 fn watch_into<K, F>(
     writer: reflector::store::Writer<K>,
+    changes: Changes,
     api: Api<K>,
     config: watcher::Config,
     relevant: F,
@@ -497,6 +591,9 @@ where
     async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
+            if let Ok(e) = &event {
+                changes.note(e);
+            }
             let w = match &event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => relevant(o),
                 Ok(watcher::Event::InitDone) => Wake {
@@ -542,10 +639,11 @@ async fn batch(
             .clone()
     };
     let mut reports = true;
+    let mut last = Arc::new(Inputs::default());
     loop {
         tokio::time::sleep(BATCH).await;
         wake.mark_unchanged();
-        let mut snapshot = stores.snapshot();
+        let mut snapshot = stores.snapshot(&last);
         let next = Relevance::of(&snapshot, read(&relevance));
         if stores.want(&next).await {
             stores.referenced_into(&mut snapshot);
@@ -554,6 +652,7 @@ async fn batch(
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         let snapshot = Arc::new(snapshot);
+        last = Arc::clone(&snapshot);
         inputs.send_replace(Some(Arc::clone(&snapshot)));
         loop {
             tokio::select! {
@@ -627,6 +726,63 @@ mod tests {
         reader
     }
 
+    /// A kind's store with nothing noted beyond the first read.
+    fn watched<K: Resource<DynamicType = ()> + Clone + 'static>(store: Store<K>) -> Watched<K> {
+        Watched {
+            store,
+            changes: Changes::default(),
+        }
+    }
+
+    /// Feeds a kind's store by hand as its watch does: each event applied
+    /// to the store, then noted.
+    struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
+        writer: reflector::store::Writer<K>,
+        changes: Changes,
+    }
+
+    impl<K: Resource<DynamicType = ()> + Clone + 'static> Feed<K> {
+        fn send(&mut self, event: watcher::Event<K>) {
+            self.writer.apply_watcher_event(&event);
+            self.changes.note(&event);
+        }
+    }
+
+    fn fed<K: Resource<DynamicType = ()> + Clone + 'static>() -> (Watched<K>, Feed<K>) {
+        let (store, writer) = reflector::store();
+        let changes = Changes::default();
+        let feed = Feed {
+            writer,
+            changes: changes.clone(),
+        };
+        (Watched { store, changes }, feed)
+    }
+
+    #[test]
+    fn stored_objects_lose_what_translation_never_reads_and_keep_the_rest() {
+        use gateway_api::experimental::httproutes::HttpRoute;
+        let mut route: HttpRoute = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "r", "namespace": "web", "resourceVersion": "7", "generation": 2,
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+                    "team": "a"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"hostnames": ["a.example"]},
+            "status": {"parents": []}
+        }))
+        .expect("route");
+        strip(&mut route);
+        assert!(route.metadata.managed_fields.unwrap_or_default().is_empty());
+        let annotations = route.metadata.annotations.unwrap_or_default();
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["team"]);
+        assert_eq!(route.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(route.metadata.generation, Some(2));
+        assert!(route.status.is_some(), "the live status is kept");
+    }
+
     fn grpc() -> OptionalKinds {
         OptionalKinds::of([Kind::GrpcRoute])
     }
@@ -638,7 +794,7 @@ mod tests {
         impl Visit for Listed {
             type Out = ();
             fn kind<K: InputKind>(&mut self) {
-                self.0.insert(K::KIND, Arc::new(listed::<K>()));
+                self.0.insert(K::KIND, Arc::new(watched(listed::<K>())));
             }
         }
         let mut all = Listed(BTreeMap::new());
@@ -774,7 +930,10 @@ mod tests {
         let feed = tokio::spawn(when_served(kinds_rx, Kind::GrpcRoute, grpc_writer, |_| {
             std::future::pending::<()>()
         }));
-        let stores = stores(&wake_tx, vec![(Kind::GrpcRoute, Arc::new(grpc_reader))]);
+        let stores = stores(
+            &wake_tx,
+            vec![(Kind::GrpcRoute, Arc::new(watched(grpc_reader)))],
+        );
         let (inputs_tx, mut inputs_rx) = watch::channel(None);
         let batcher = tokio::spawn(batch(
             stores,
@@ -841,10 +1000,10 @@ mod tests {
         let (config_maps, config_map_watch, follower) = start(&server, wake_tx.clone());
         let many = (0..1000).map(|i| meta("web", &format!("unrelated-{i}"), "1"));
         config_map_watch.list(many.chain([meta("web", "ca", "1")]));
-        let (policies, mut policies_writer) = reflector::store();
-        policies_writer.apply_watcher_event(&watcher::Event::Init);
-        policies_writer.apply_watcher_event(&watcher::Event::InitApply(policy("ca")));
-        policies_writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (policies, mut policies_writer) = fed();
+        policies_writer.send(watcher::Event::Init);
+        policies_writer.send(watcher::Event::InitApply(policy("ca")));
+        policies_writer.send(watcher::Event::InitDone);
         let stores = stores(
             &wake_tx,
             vec![
@@ -884,11 +1043,256 @@ mod tests {
             "a change reaches the snapshot"
         );
 
-        policies_writer.apply_watcher_event(&watcher::Event::Apply(policy("other")));
+        policies_writer.send(watcher::Event::Apply(policy("other")));
         wake_tx.send_modify(|n| *n += 1);
         assert_eq!(next_ca(&mut inputs_rx).await, None, "no longer referenced");
         assert!(config_maps.full.state().is_empty(), "dropped");
         batcher.abort();
         follower.abort();
+    }
+
+    mod incremental {
+        use gateway_api::experimental::httproutes::HttpRoute;
+        use k8s_openapi::api::core::v1::Namespace;
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+
+        use super::*;
+        use crate::inputs::shared::Shared;
+
+        fn route(name: &str, host: &str) -> HttpRoute {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "web", "generation": 1},
+                "spec": {"hostnames": [host], "parentRefs": [{"name": "gw"}]}
+            }))
+            .expect("route")
+        }
+
+        fn slice(name: &str, service: &str) -> EndpointSlice {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "web",
+                             "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"]}]
+            }))
+            .expect("slice")
+        }
+
+        fn namespace(name: &str, team: &str) -> Namespace {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"team": team}}
+            }))
+            .expect("namespace")
+        }
+
+        /// Every kind read whole from its store, as a snapshot from scratch.
+        fn from_scratch(stores: &Stores) -> Inputs {
+            struct Whole<'a>(&'a Stores, Inputs);
+            impl Visit for Whole<'_> {
+                type Out = ();
+                fn kind<K: InputKind>(&mut self) {
+                    if let Some(store) = self.0.store::<K>() {
+                        for o in store.state() {
+                            K::held_mut(&mut self.1).put(o);
+                        }
+                    }
+                }
+            }
+            let mut whole = Whole(stores, Inputs::default());
+            for kind in Kind::ALL {
+                kind.visit(&mut whole);
+            }
+            whole.1
+        }
+
+        struct World {
+            stores: Stores,
+            routes: Feed<HttpRoute>,
+            slices: Feed<EndpointSlice>,
+            namespaces: Feed<Namespace>,
+        }
+
+        /// Ten routes, slices of Services `a` and `b`, one namespace, listed.
+        fn world() -> World {
+            let (wake, _) = watch::channel(0u64);
+            let (routes_store, mut routes) = fed();
+            let (slices_store, mut slices) = fed();
+            let (namespaces_store, mut namespaces) = fed();
+            routes.send(Init);
+            for i in 0..10 {
+                routes.send(InitApply(route(&format!("r{i}"), &format!("r{i}.example"))));
+            }
+            routes.send(InitDone);
+            slices.send(Init);
+            slices.send(InitApply(slice("a-1", "a")));
+            slices.send(InitApply(slice("b-1", "b")));
+            slices.send(InitDone);
+            namespaces.send(Init);
+            namespaces.send(InitApply(namespace("web", "one")));
+            namespaces.send(InitDone);
+            let stores = stores(
+                &wake,
+                vec![
+                    (Kind::HttpRoute, Arc::new(routes_store)),
+                    (Kind::EndpointSlice, Arc::new(slices_store)),
+                    (Kind::Namespace, Arc::new(namespaces_store)),
+                ],
+            );
+            World {
+                stores,
+                routes,
+                slices,
+                namespaces,
+            }
+        }
+
+        fn key(name: &str) -> ObjectKey {
+            ObjectKey::new("web", name)
+        }
+
+        #[tokio::test]
+        async fn a_snapshot_is_the_last_one_with_the_changes_put_in() {
+            let mut w = world();
+            let first = w.stores.snapshot(&Inputs::default());
+            assert!(first.same(&from_scratch(&w.stores)));
+            assert_eq!(first.http_routes.len(), 10);
+            assert_eq!(first.slices_of(&key("a")).count(), 1);
+
+            w.routes.send(Apply(route("r3", "changed.example")));
+            let second = w.stores.snapshot(&first);
+            assert!(second.same(&from_scratch(&w.stores)));
+            assert!(!first.same(&second));
+            assert_eq!(
+                second.http_routes[&key("r3")].spec.hostnames,
+                Some(vec!["changed.example".to_string()])
+            );
+            assert!(!Shared::ptr_eq(&first.http_routes, &second.http_routes));
+            assert!(
+                Shared::ptr_eq(&first.endpoint_slices, &second.endpoint_slices)
+                    && Shared::ptr_eq(&first.namespaces, &second.namespaces)
+                    && Shared::ptr_eq(&first.gateways, &second.gateways),
+                "unchanged kinds are shared"
+            );
+            assert!(
+                Arc::ptr_eq(
+                    &first.http_routes[&key("r0")],
+                    &second.http_routes[&key("r0")]
+                ),
+                "unchanged objects are shared"
+            );
+            assert!(first.same_but_endpoints(&first.clone()));
+
+            w.routes.send(Delete(route("r5", "r5.example")));
+            w.routes.send(Apply(route("r10", "r10.example")));
+            w.slices.send(Apply(slice("b-1", "a")));
+            w.slices.send(Delete(slice("a-1", "a")));
+            w.slices.send(Apply(slice("a-2", "a")));
+            w.namespaces.send(Apply(namespace("web", "two")));
+            let third = w.stores.snapshot(&second);
+            assert!(third.same(&from_scratch(&w.stores)));
+            assert!(!third.http_routes.contains_key(&key("r5")));
+            assert!(third.http_routes.contains_key(&key("r10")));
+            let a: Vec<_> = third.slices_of(&key("a")).map(|s| s.name_any()).collect();
+            assert_eq!(a, ["a-2", "b-1"], "a slice moved to another Service");
+            assert!(
+                !third.endpoint_slices.contains_key(&key("b")),
+                "an emptied group goes"
+            );
+            assert_eq!(third.namespace_labels("web")["team"], "two");
+
+            let fourth = w.stores.snapshot(&third);
+            assert!(
+                Kind::ALL
+                    .iter()
+                    .all(|k| k.visit(&mut Identical(&third, &fourth))),
+                "nothing changed: every map shared"
+            );
+
+            w.slices.send(Apply(slice("a-2", "a")));
+            let fifth = w.stores.snapshot(&fourth);
+            assert!(fourth.same_but_endpoints(&fifth));
+            assert!(fourth.same_but_status(&fifth));
+            assert!(fifth.same(&from_scratch(&w.stores)));
+        }
+
+        /// Whether a kind's map is the same in both.
+        struct Identical<'a>(&'a Inputs, &'a Inputs);
+        impl Visit for Identical<'_> {
+            type Out = bool;
+            fn kind<K: InputKind>(&mut self) -> bool {
+                K::held(self.0).identical(K::held(self.1))
+            }
+        }
+
+        #[tokio::test]
+        async fn a_relist_converges_to_what_the_store_holds() {
+            let mut w = world();
+            let first = w.stores.snapshot(&Inputs::default());
+            // A relist that finds the same objects keeps the map shared.
+            w.routes.send(Init);
+            for i in 0..10 {
+                w.routes
+                    .send(InitApply(route(&format!("r{i}"), &format!("r{i}.example"))));
+            }
+            w.routes.send(InitDone);
+            let second = w.stores.snapshot(&first);
+            assert!(Shared::ptr_eq(&first.http_routes, &second.http_routes));
+            // One that finds changes, new objects and objects gone: no
+            // watch event says which.
+            w.routes
+                .send(Apply(route("r1", "noted-then-relisted.example")));
+            w.routes.send(Init);
+            w.routes.send(InitApply(route("r0", "relisted.example")));
+            w.routes.send(InitApply(route("r42", "r42.example")));
+            w.routes.send(InitDone);
+            w.slices.send(Init);
+            w.slices.send(InitApply(slice("c-1", "c")));
+            w.slices.send(InitDone);
+            let third = w.stores.snapshot(&second);
+            assert!(third.same(&from_scratch(&w.stores)));
+            let names: Vec<_> = third.http_routes.keys().map(|k| k.name.clone()).collect();
+            assert_eq!(names, ["r0", "r42"]);
+            assert_eq!(third.slices_of(&key("c")).count(), 1);
+            assert_eq!(third.endpoint_slices.len(), 1);
+            // Changes after the relist are read key by key again.
+            w.routes.send(Apply(route("r7", "r7.example")));
+            let fourth = w.stores.snapshot(&third);
+            assert!(fourth.same(&from_scratch(&w.stores)));
+            assert_eq!(fourth.http_routes.len(), 3);
+        }
+
+        /// What a snapshot costs from scratch and after one route changed,
+        /// over many routes (`cargo test --release --lib snapshot_cost --
+        /// --ignored --nocapture`).
+        #[tokio::test]
+        #[ignore = "a measurement, not a check"]
+        async fn snapshot_cost() {
+            use std::time::Instant;
+            for n in [1_000, 5_000, 10_000] {
+                let (wake, _) = watch::channel(0u64);
+                let (routes_store, mut routes) = fed();
+                routes.send(Init);
+                for i in 0..n {
+                    routes.send(InitApply(route(&format!("r{i}"), &format!("r{i}.example"))));
+                }
+                routes.send(InitDone);
+                let stores = stores(&wake, vec![(Kind::HttpRoute, Arc::new(routes_store))]);
+                let start = Instant::now();
+                let first = stores.snapshot(&Inputs::default());
+                let whole = start.elapsed();
+                let rounds = 100u32;
+                let start = Instant::now();
+                let mut last = first;
+                for i in 0..rounds {
+                    routes.send(Apply(route(&format!("r{i}"), "changed.example")));
+                    let next = stores.snapshot(&last);
+                    assert!(!next.same(&last));
+                    last = next;
+                }
+                let one = start.elapsed() / rounds;
+                println!(
+                    "{n:>6} routes: whole {whole:?}, after one change {one:?} (with comparing)"
+                );
+            }
+        }
     }
 }
