@@ -69,15 +69,16 @@ pub fn since(last: &Inputs, now: &Inputs) -> Changes {
 }
 
 fn same<K: InputKind>(last: &Inputs, now: &Inputs) -> bool {
-    let mut same = true;
-    differing::<K>(last, now, |_| same = false);
-    same
+    K::held(last).same(K::held(now))
 }
 
 /// Calls `found` with the key of every object of kind `K` that is only in
-/// one snapshot or differs between them. Both lists are in key order, so
-/// one walk compares them.
+/// one snapshot or differs between them. A map both snapshots share has
+/// none; otherwise both lists are in key order, so one walk compares them.
 fn differing<K: InputKind>(last: &Inputs, now: &Inputs, mut found: impl FnMut(&ObjectKey)) {
+    if K::held(last).identical(K::held(now)) {
+        return;
+    }
     let mut a = K::held(last).objects().peekable();
     let mut b = K::held(now).objects().peekable();
     loop {
