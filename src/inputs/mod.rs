@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod parameters;
 pub mod referenced;
 pub mod relevance;
+pub mod retry;
 pub mod shared;
 pub mod watches;
 
@@ -85,26 +86,13 @@ impl Inputs {
     /// Whether both snapshots hold equal objects of every kind (a kind's map
     /// shared by both is equal without a look inside).
     pub fn same(&self, other: &Inputs) -> bool {
-        Kind::ALL.iter().all(|k| {
-            k.visit(&mut Compare {
-                a: self,
-                b: other,
-                statuses_aside: false,
-            })
-        })
+        self.compare(other, false, false)
     }
 
     /// Whether `other` differs from this snapshot in EndpointSlices at most,
     /// so that translation can take its endpoints-only fast path.
     pub fn same_but_endpoints(&self, other: &Inputs) -> bool {
-        Kind::ALL.iter().all(|k| {
-            k.endpoints()
-                || k.visit(&mut Compare {
-                    a: self,
-                    b: other,
-                    statuses_aside: false,
-                })
-        })
+        self.compare(other, true, false)
     }
 
     /// Whether `other` differs from this snapshot only in what translation
@@ -112,12 +100,19 @@ impl Inputs {
     /// writes statuses of, which change with every status write. Their
     /// spec changes bump `metadata.generation`; everything else must be equal.
     pub fn same_but_status(&self, other: &Inputs) -> bool {
+        self.compare(other, false, true)
+    }
+
+    /// Every kind equal, but for EndpointSlices when `endpoints_aside` and
+    /// statuses when `statuses_aside`.
+    fn compare(&self, other: &Inputs, endpoints_aside: bool, statuses_aside: bool) -> bool {
         Kind::ALL.iter().all(|k| {
-            k.visit(&mut Compare {
-                a: self,
-                b: other,
-                statuses_aside: true,
-            })
+            (endpoints_aside && k.endpoints())
+                || k.visit(&mut Compare {
+                    a: self,
+                    b: other,
+                    statuses_aside,
+                })
         })
     }
 

@@ -6,37 +6,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::inputs::ObjectKey;
+pub use crate::inputs::kinds::RouteKind;
 use crate::translate::compile::backends::BackendError;
 use crate::translate::report::ParentRef;
-
-/// The route kinds portico translates, in the order statuses are listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RouteKind {
-    Http,
-    Grpc,
-    Tls,
-    Tcp,
-    Udp,
-}
-
-impl RouteKind {
-    /// The Kubernetes kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Http => "HTTPRoute",
-            Self::Grpc => "GRPCRoute",
-            Self::Tls => "TLSRoute",
-            Self::Tcp => "TCPRoute",
-            Self::Udp => "UDPRoute",
-        }
-    }
-
-    /// TCPRoute and UDPRoute carry no hostnames: a listener's hostname does
-    /// not filter them.
-    pub fn uses_hostnames(self) -> bool {
-        !matches!(self, Self::Tcp | Self::Udp)
-    }
-}
 
 /// The kind-independent part of a compiled route.
 #[derive(Clone, Debug, PartialEq)]
