@@ -17,7 +17,6 @@ pub mod shared;
 pub mod watches;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -25,37 +24,7 @@ use kube::ResourceExt;
 
 use self::kinds::Held;
 pub use self::kinds::{InputKind, InputObject, Inputs, Kind, Store, Visit};
-
-/// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// Key of a Kubernetes object (empty namespace for cluster-scoped kinds).
-    pub fn of<K: ResourceExt>(obj: &K) -> Self {
-        Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
-    }
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.namespace.is_empty() {
-            write!(f, "{}", self.name)
-        } else {
-            write!(f, "{}/{}", self.namespace, self.name)
-        }
-    }
-}
+pub use crate::identity::ObjectKey;
 
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

@@ -16,7 +16,7 @@
 //! Beside them: `last_good` and `quarantine` wrap a translation (what was
 //! served before, what Envoy refused), and small domain pieces
 //! (`conditions`, `hostnames`, `labels`, `field_path`, `features`,
-//! `control_chars`, `re2`).
+//! `control_chars`, `re2`, `grants`, `trust`).
 
 pub mod attach;
 pub mod compile;
@@ -25,6 +25,7 @@ pub mod control_chars;
 pub mod encode;
 pub mod features;
 pub mod field_path;
+pub mod grants;
 pub mod hostnames;
 pub mod index;
 pub mod labels;
@@ -35,6 +36,7 @@ pub mod re2;
 pub mod report;
 pub mod settle;
 pub mod tables;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 

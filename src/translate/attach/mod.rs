@@ -8,16 +8,17 @@
 //! placed on. Competing routes are settled next (`settle`); only then does
 //! `count` give each listener its `attachedRoutes`.
 
+use serde::Serialize;
 use std::collections::BTreeSet;
 
 use crate::identity::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::compile::Compiled;
+use crate::translate::compile::routes::ParentRef;
 use crate::translate::compile::routes::RouteHead;
-use crate::translate::conditions::{Conditions, spec};
+use crate::translate::conditions::{Condition, Conditions, spec};
 use crate::translate::hostnames;
 use crate::translate::index::{GatewayIndex, GatewayModel};
-use crate::translate::report::{ParentRef, RouteParentStatus};
 
 /// The outcome of attaching one route.
 #[derive(Debug, Default)]
@@ -336,4 +337,13 @@ fn resolved_refs(conditions: &mut Conditions, route: &RouteHead<'_>) {
             );
         }
     }
+}
+
+/// One entry of a route's `status.parents`: what a parent says of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: ParentRef,
+    pub controller_name: &'static str,
+    pub conditions: Vec<Condition>,
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::inputs::{Inputs, ObjectKey};
+pub use crate::translate::grants::{Referrer, grant_allows};
 
 use crate::translate::compile::backend_tls::{BackendTls, BackendTlsIndex, PolicyTarget};
 use crate::translate::conditions::spec;
@@ -93,14 +94,6 @@ pub struct BackendError {
     /// fine but a BackendTLSPolicy refuses connections (its own status says
     /// why).
     pub report: bool,
-}
-
-/// The object that refers: its kind and namespace, for ReferenceGrants.
-#[derive(Clone, Copy, Debug)]
-pub struct Referrer<'a> {
-    pub group: &'a str,
-    pub kind: &'a str,
-    pub namespace: &'a str,
 }
 
 /// Resolves references, remembering each answer: many routes name the same
@@ -271,29 +264,4 @@ impl fmt::Display for ShownRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.0, self.1)
     }
-}
-
-/// Whether a ReferenceGrant in `to_namespace` lets `from` refer to the object.
-pub fn grant_allows(
-    inputs: &Inputs,
-    from: Referrer<'_>,
-    to_namespace: &str,
-    to_group: &str,
-    to_kind: &str,
-    to_name: &str,
-) -> bool {
-    inputs
-        .reference_grants
-        .range(ObjectKey::new(to_namespace, "")..)
-        .take_while(|(k, _)| k.namespace == to_namespace)
-        .any(|(_, grant)| {
-            let from_ok = grant.spec.from.iter().any(|f| {
-                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
-            });
-            let to_ok = grant.spec.to.iter().any(|t| {
-                let group_ok = t.group == to_group || (to_group.is_empty() && t.group == "core");
-                group_ok && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name)
-            });
-            from_ok && to_ok
-        })
 }

@@ -4,11 +4,36 @@
 //! rules.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::Serialize;
 
 use crate::inputs::ObjectKey;
 pub use crate::inputs::kinds::RouteKind;
 use crate::translate::compile::backends::BackendError;
-use crate::translate::report::ParentRef;
+
+/// A route's `parentRef` echoed back as the user wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+impl ParentRef {
+    /// Whether this reference, written by an object in `namespace`, names
+    /// the object `key` (the namespace defaults to the writer's).
+    pub fn names(&self, namespace: &str, key: &crate::inputs::ObjectKey) -> bool {
+        self.name == key.name && self.namespace.as_deref().unwrap_or(namespace) == key.namespace
+    }
+}
 
 /// The kind-independent part of a compiled route.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,7 +100,7 @@ macro_rules! parent_refs {
     ($refs:expr) => {
         $refs
             .iter()
-            .map(|p| $crate::translate::report::ParentRef {
+            .map(|p| $crate::translate::compile::routes::ParentRef {
                 group: p.group.clone(),
                 kind: p.kind.clone(),
                 namespace: p.namespace.clone(),

@@ -40,7 +40,7 @@ pub const MAX_NESTING: u32 = 64;
 /// RE2's bound on one counted repetition, and on the product of nested ones.
 pub const MAX_REPEAT: u32 = 1000;
 /// The largest estimated RE2 program accepted. Envoy's limit, set by every
-/// bootstrap portico writes, is `envoy::ENVOY_RE2_MAX_PROGRAM_SIZE`; the
+/// bootstrap portico writes, is `bootstrap::ENVOY_RE2_MAX_PROGRAM_SIZE`; the
 /// estimate is an upper bound of RE2's count, so this leaves a margin.
 pub const MAX_PROGRAM: u64 = 1800;
 /// Patterns whose verdict is remembered; the memo is emptied when full.

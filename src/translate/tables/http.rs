@@ -88,7 +88,7 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             continue;
         };
         for host in &p.hostnames {
-            let owner = owner(gateway, listener.port, host);
+            let owner = gateway.owner(listener.port, host);
             if owner != Some(p.listener) {
                 continue;
             }
@@ -149,26 +149,6 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
         out.push(table);
     }
     out
-}
-
-/// The listener on `port` that owns requests (or TLS connections) for `host`:
-/// the one whose hostname matches it most specifically.
-pub fn owner(gateway: &GatewayModel, port: i32, host: &str) -> Option<usize> {
-    gateway
-        .listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_ready() && l.port == port)
-        .filter(|(_, l)| !l.protocol.is_some_and(Protocol::is_udp))
-        .filter(|(_, l)| match l.hostname.as_deref() {
-            None => true,
-            Some(h) => h == host || hostnames::covers(h, host),
-        })
-        .max_by(|(_, a), (_, b)| {
-            let spec = |h: Option<&str>| h.map(hostnames::specificity);
-            spec(a.hostname.as_deref()).cmp(&spec(b.hostname.as_deref()))
-        })
-        .map(|(i, _)| i)
 }
 
 /// Sort key of a path: exact first, then regular expressions, then prefixes,

@@ -8,7 +8,6 @@ pub mod http;
 
 use std::collections::BTreeMap;
 
-pub use self::http::owner;
 use self::http::{Placement, PortRoutes};
 use crate::inputs::ObjectKey;
 use crate::translate::attach::Attached;
