@@ -5,22 +5,25 @@
 //! - for every golden case, from an empty memo, from a memo primed by the
 //!   golden case before it, and again from its own memo (everything reused);
 //! - over generated sequences of changes (a seeded generator: HTTPRoutes,
-//!   GRPCRoutes and TCPRoutes added, edited and removed, Services,
-//!   EndpointSlices, ReferenceGrants, certificate Secrets and Gateway
-//!   listeners changed), after every step. Unchanged objects keep their
-//!   `Arc` from one step to the next, as the watches keep them; some steps
-//!   rebuild every object, so equal values in new `Arc`s are covered too.
+//!   GRPCRoutes and TCPRoutes added, edited and removed, routes whose
+//!   status alone or whose parentRefs or hostnames alone changed, Services,
+//!   EndpointSlices, ReferenceGrants, BackendTLSPolicies and their CA
+//!   ConfigMaps, certificate Secrets and Gateway listeners changed), after
+//!   every step. Unchanged objects keep their `Arc` from one step to the
+//!   next, as the watches keep them; some steps rebuild every object, so
+//!   equal values in new `Arc`s are covered too.
 
 mod common;
 
 use std::sync::Arc;
 
+use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
@@ -245,10 +248,42 @@ fn certificate(name: &str) -> Secret {
     secret
 }
 
+/// A BackendTLSPolicy for one of the generated Services, reading CA
+/// ConfigMap `ca` of its namespace.
+fn backend_tls_policy(rng: &mut Rng, namespace: &str, service: &str) -> BackendTlsPolicy {
+    let mut target = json!({"group": "", "kind": "Service", "name": service});
+    if rng.chance(30) {
+        target["sectionName"] = json!(*rng.pick(&["http", "alt"]));
+    }
+    object(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+        "metadata": {"namespace": namespace, "name": format!("tls-{service}"), "generation": 1},
+        "spec": {"targetRefs": [target],
+                 "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+                                "hostname": *rng.pick(&["a.internal", "b.internal"])}}}))
+}
+
+/// ConfigMap `ca`: the valid CA of a golden case, or a broken one.
+fn ca_config_map(rng: &mut Rng, namespace: &str) -> ConfigMap {
+    let case = common::testdata().join("backend-tls-policy/input.yaml");
+    let inputs = files::load(&case).expect("golden case loads");
+    let mut map = (**inputs
+        .config_maps
+        .get(&key("default", "secure-ca"))
+        .expect("the case has secure-ca"))
+    .clone();
+    map.metadata.name = Some("ca".to_string());
+    map.metadata.namespace = Some(namespace.to_string());
+    if rng.chance(30) {
+        map.data = Some([("ca.crt".to_string(), "not a certificate".to_string())].into());
+    }
+    map
+}
+
 /// One random change to `inputs`, unchanged objects kept as they are.
 fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
     let ns = *rng.pick(NAMESPACES);
-    match rng.below(100) {
+    match rng.below(112) {
         0..30 => {
             let name = format!("route-{}", rng.below(12));
             inputs
@@ -348,7 +383,7 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
                 .insert(key("default", &name), Arc::new(gateway(rng, &name)));
             "Gateway"
         }
-        _ => {
+        94..100 => {
             // The same objects in new `Arc`s: equal values must hit too.
             for route in inputs.http_routes.values_mut() {
                 *route = Arc::new((**route).clone());
@@ -357,6 +392,51 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
                 *service = Arc::new((**service).clone());
             }
             "everything rebuilt"
+        }
+        100..104 => {
+            // A status write: a new object, the same spec.
+            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+                return "nothing to edit";
+            };
+            let (k, mut route) = (k.clone(), (**route).clone());
+            route.metadata.resource_version = Some(format!("{step}"));
+            route.status = Some(object(json!({"parents": []})));
+            inputs.http_routes.insert(k, Arc::new(route));
+            "HTTPRoute status"
+        }
+        104..108 => {
+            // Where it attaches changes; its rules do not.
+            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+                return "nothing to edit";
+            };
+            let (k, mut route) = (k.clone(), (**route).clone());
+            if rng.chance(50) {
+                route.spec.hostnames = Some(vec![rng.pick(HOSTS).to_string()]);
+            } else {
+                route.spec.parent_refs = Some(vec![object(parent_ref(rng))]);
+            }
+            inputs.http_routes.insert(k, Arc::new(route));
+            "HTTPRoute parentRefs or hostnames"
+        }
+        _ => {
+            let name = format!("svc-{}", rng.below(4));
+            if rng.chance(40) {
+                inputs
+                    .config_maps
+                    .insert(key(ns, "ca"), Arc::new(ca_config_map(rng, ns)));
+                "CA ConfigMap"
+            } else if rng.chance(70) {
+                let policy = backend_tls_policy(rng, ns, &name);
+                inputs
+                    .backend_tls_policies
+                    .insert(key(ns, &format!("tls-{name}")), Arc::new(policy));
+                "BackendTLSPolicy"
+            } else {
+                inputs
+                    .backend_tls_policies
+                    .remove(&key(ns, &format!("tls-{name}")));
+                "BackendTLSPolicy removed"
+            }
         }
     }
 }
