@@ -235,15 +235,18 @@ fn grant(from: &str, to: &str) -> ReferenceGrant {
     )
 }
 
+/// A copy of the object `pick` finds in the inputs of golden case `name`.
+fn from_golden<T: Clone>(name: &str, pick: impl FnOnce(&Inputs) -> Option<&Arc<T>>) -> T {
+    let case = common::testdata().join(name).join("input.yaml");
+    let inputs = files::load(&case).expect("golden case loads");
+    (**pick(&inputs).expect("the case has the object")).clone()
+}
+
 /// A valid certificate Secret, taken from a golden case and renamed.
 fn certificate(name: &str) -> Secret {
-    let case = common::testdata().join("https-listeners-sni/input.yaml");
-    let inputs = files::load(&case).expect("golden case loads");
-    let mut secret = (**inputs
-        .secrets
-        .get(&key("default", "a-cert"))
-        .expect("the case has a-cert"))
-    .clone();
+    let mut secret: Secret = from_golden("https-listeners-sni", |i| {
+        i.secrets.get(&key("default", "a-cert"))
+    });
     secret.metadata.name = Some(name.to_string());
     secret
 }
@@ -265,19 +268,21 @@ fn backend_tls_policy(rng: &mut Rng, namespace: &str, service: &str) -> BackendT
 
 /// ConfigMap `ca`: the valid CA of a golden case, or a broken one.
 fn ca_config_map(rng: &mut Rng, namespace: &str) -> ConfigMap {
-    let case = common::testdata().join("backend-tls-policy/input.yaml");
-    let inputs = files::load(&case).expect("golden case loads");
-    let mut map = (**inputs
-        .config_maps
-        .get(&key("default", "secure-ca"))
-        .expect("the case has secure-ca"))
-    .clone();
+    let mut map: ConfigMap = from_golden("backend-tls-policy", |i| {
+        i.config_maps.get(&key("default", "secure-ca"))
+    });
     map.metadata.name = Some("ca".to_string());
     map.metadata.namespace = Some(namespace.to_string());
     if rng.chance(30) {
         map.data = Some([("ca.crt".to_string(), "not a certificate".to_string())].into());
     }
     map
+}
+
+/// A copy of one of the first HTTPRoutes, to edit.
+fn some_route(rng: &mut Rng, inputs: &Inputs) -> Option<(ObjectKey, HttpRoute)> {
+    let (k, route) = inputs.http_routes.iter().nth(rng.below(12))?;
+    Some((k.clone(), (**route).clone()))
 }
 
 /// One random change to `inputs`, unchanged objects kept as they are.
@@ -298,10 +303,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         }
         35..40 => {
             // Same rules, matches and hostnames; another path or weight.
-            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+            let Some((k, mut route)) = some_route(rng, inputs) else {
                 return "nothing to edit";
             };
-            let (k, mut route) = (k.clone(), (**route).clone());
             for rule in route.spec.rules.iter_mut().flatten() {
                 for m in rule.matches.iter_mut().flatten() {
                     if let Some(path) = m.path.as_mut() {
@@ -395,10 +399,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         }
         100..104 => {
             // A status write: a new object, the same spec.
-            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+            let Some((k, mut route)) = some_route(rng, inputs) else {
                 return "nothing to edit";
             };
-            let (k, mut route) = (k.clone(), (**route).clone());
             route.metadata.resource_version = Some(format!("{step}"));
             route.status = Some(object(json!({"parents": []})));
             inputs.http_routes.insert(k, Arc::new(route));
@@ -406,10 +409,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         }
         104..108 => {
             // Where it attaches changes; its rules do not.
-            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+            let Some((k, mut route)) = some_route(rng, inputs) else {
                 return "nothing to edit";
             };
-            let (k, mut route) = (k.clone(), (**route).clone());
             if rng.chance(50) {
                 route.spec.hostnames = Some(vec![rng.pick(HOSTS).to_string()]);
             } else {

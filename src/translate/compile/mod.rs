@@ -6,6 +6,10 @@
 //! of `backend_tls`); each route's `RouteHead` (`routes`) keeps what later
 //! stages read: identity, parentRefs, hostnames, dropped rules, unresolved
 //! references and the Services it names.
+//!
+//! Models own their values, so a route that did not change keeps the model
+//! an earlier translation compiled (`translate::memo::routes` decides); with
+//! the memo off every route is compiled.
 
 pub mod backend_tls;
 pub mod backends;

@@ -28,18 +28,9 @@ use crate::translate::compile::http::HttpRouteModel;
 use crate::translate::compile::l4::L4RouteModel;
 use crate::translate::compile::routes::RouteHead;
 
-/// The compiled routes of every kind: those the current translation used,
-/// and those of the last one still to be claimed.
-#[derive(Clone, Debug, Default)]
-pub struct CompiledRoutes {
-    http: Kept<HttpRoute, HttpRouteModel>,
-    grpc: Kept<GrpcRoute, HttpRouteModel>,
-    tls: Kept<TlsRoute, L4RouteModel>,
-    tcp: Kept<TcpRoute, L4RouteModel>,
-    udp: Kept<UdpRoute, L4RouteModel>,
-}
-
-/// One kind's models by route key, each with the route it came from.
+/// One kind's models by route key, each with the route it came from: those
+/// the current translation used, and those of the last one still to be
+/// claimed.
 #[derive(Clone, Debug)]
 pub struct Kept<K, M> {
     current: HashMap<ObjectKey, (Arc<K>, Arc<M>)>,
@@ -65,28 +56,6 @@ impl<K, M> Kept<K, M> {
     }
 }
 
-impl CompiledRoutes {
-    pub(super) fn begin(&mut self) {
-        self.http.begin();
-        self.grpc.begin();
-        self.tls.begin();
-        self.tcp.begin();
-        self.udp.begin();
-    }
-
-    pub(super) fn finish(&mut self) {
-        self.http.finish();
-        self.grpc.finish();
-        self.tls.finish();
-        self.tcp.finish();
-        self.udp.finish();
-    }
-
-    pub(super) fn clear(&mut self) {
-        *self = Self::default();
-    }
-}
-
 /// A route kind whose compiled models are kept.
 pub trait CompiledRoute: PartialEq + Sized {
     type Model;
@@ -108,9 +77,31 @@ fn same_meta(a: &ObjectMeta, b: &ObjectMeta) -> bool {
         && a.creation_timestamp == b.creation_timestamp
 }
 
-macro_rules! compiled_route {
-    ($($kind:ty => $field:ident, $model:ty;)*) => {$(
-        impl CompiledRoute for $kind {
+/// One line per route kind: its type, its field in `CompiledRoutes` and
+/// its model. Writes `CompiledRoutes` and each kind's `CompiledRoute`.
+macro_rules! compiled_routes {
+    ($($kind:ty => $field:ident, $model:ty;)*) => {
+        /// The compiled routes of every kind.
+        #[derive(Clone, Debug, Default)]
+        pub struct CompiledRoutes {
+            $($field: Kept<$kind, $model>,)*
+        }
+
+        impl CompiledRoutes {
+            pub(super) fn begin(&mut self) {
+                $(self.$field.begin();)*
+            }
+
+            pub(super) fn finish(&mut self) {
+                $(self.$field.finish();)*
+            }
+
+            pub(super) fn clear(&mut self) {
+                *self = Self::default();
+            }
+        }
+
+        $(impl CompiledRoute for $kind {
             type Model = $model;
 
             fn kept(routes: &mut CompiledRoutes) -> &mut Kept<Self, Self::Model> {
@@ -124,11 +115,11 @@ macro_rules! compiled_route {
             fn head(model: &Self::Model) -> &RouteHead {
                 &model.head
             }
-        }
-    )*};
+        })*
+    };
 }
 
-compiled_route! {
+compiled_routes! {
     HttpRoute => http, HttpRouteModel;
     GrpcRoute => grpc, HttpRouteModel;
     TlsRoute => tls, L4RouteModel;
@@ -166,12 +157,13 @@ impl CompileScope<'_> {
                     .iter()
                     .any(|s| changes.services.contains(s))
         };
-        let model = match kept.last.remove(key).filter(valid) {
-            Some((_, model)) => model,
-            None => Arc::new(compile()),
+        let (key, model) = match kept.last.remove_entry(key) {
+            Some((key, last)) if valid(&last) => (key, last.1),
+            Some((key, _)) => (key, Arc::new(compile())),
+            None => (key.clone(), Arc::new(compile())),
         };
         kept.current
-            .insert(key.clone(), (Arc::clone(route), Arc::clone(&model)));
+            .insert(key, (Arc::clone(route), Arc::clone(&model)));
         model
     }
 }
