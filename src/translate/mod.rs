@@ -198,9 +198,8 @@ pub fn translate_memo(inputs: &Inputs, options: &Options, memo: &mut Memo) -> Ou
         options.shift_privileged_ports,
         &options.reserved_ports,
     );
-    let grpc_rules = compile::grpc_rules(inputs);
     let mut resolver = BackendResolver::new(inputs);
-    let routes = compile::routes(inputs, &mut resolver, &grpc_rules);
+    let routes = compile::routes(inputs, &mut resolver, &mut memo.compiled());
     let mut attached = attach::routes(&index, inputs, &routes);
     settle::conflicts(&index, &routes, &mut attached);
     attach::count(&mut index, &attached);
@@ -244,7 +243,7 @@ fn gateway_output(
     inputs: &Inputs,
     gateway: &GatewayModel,
     tables: &GatewayTables<'_>,
-    routes: &compile::Compiled<'_>,
+    routes: &compile::Compiled,
     options: &Options,
     memo: &mut memo::GatewayScope<'_>,
 ) -> GatewayOutput {

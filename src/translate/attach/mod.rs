@@ -47,7 +47,7 @@ pub struct Attachment {
 
 /// Attaches every compiled route, in `Compiled::heads` order. Nothing is
 /// counted here: conflicts are settled first (`settle`), then `count`.
-pub fn routes(index: &GatewayIndex, inputs: &Inputs, compiled: &Compiled<'_>) -> Vec<Attached> {
+pub fn routes(index: &GatewayIndex, inputs: &Inputs, compiled: &Compiled) -> Vec<Attached> {
     compiled
         .heads()
         .map(|(head, has_rules)| attach(index, inputs, head, has_rules))
@@ -76,7 +76,7 @@ pub fn count(index: &mut GatewayIndex, attached: &[Attached]) {
 
 /// Attaches a compiled route; `has_rules` is whether any rule survived
 /// compilation.
-fn attach(idx: &GatewayIndex, inputs: &Inputs, route: &RouteHead<'_>, has_rules: bool) -> Attached {
+fn attach(idx: &GatewayIndex, inputs: &Inputs, route: &RouteHead, has_rules: bool) -> Attached {
     let mut out = Attached::default();
     for p in &route.parent_refs {
         let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
@@ -176,7 +176,7 @@ fn attach_one(
     parent: &Parent<'_>,
     inputs: &Inputs,
     p: &ParentRef,
-    route: &RouteHead<'_>,
+    route: &RouteHead,
     has_rules: bool,
 ) -> Vec<(usize, Vec<String>)> {
     let kind = route.kind.name();
@@ -277,7 +277,7 @@ fn attach_one(
         .map(|i| {
             let listener = gateway.listeners[i].hostname.as_deref();
             let served = if route.kind.uses_hostnames() {
-                hostnames::intersect(listener, route.hostnames)
+                hostnames::intersect(listener, &route.hostnames)
             } else {
                 vec!["*".to_string()]
             };
@@ -315,7 +315,7 @@ fn attach_one(
     attached
 }
 
-fn resolved_refs(conditions: &mut Conditions, route: &RouteHead<'_>) {
+fn resolved_refs(conditions: &mut Conditions, route: &RouteHead) {
     match route.unresolved.first() {
         None => conditions.set(
             spec::RESOLVED_REFS,

@@ -37,12 +37,12 @@ impl ParentRef {
 
 /// The kind-independent part of a compiled route.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RouteHead<'a> {
+pub struct RouteHead {
     pub kind: RouteKind,
     pub key: ObjectKey,
     pub generation: Option<i64>,
-    pub created: Option<&'a Time>,
-    pub hostnames: &'a [String],
+    pub created: Option<Time>,
+    pub hostnames: Vec<String>,
     pub parent_refs: Vec<ParentRef>,
     /// Dropped rules, one message each.
     pub invalid_rules: Vec<String>,
@@ -55,12 +55,12 @@ pub struct RouteHead<'a> {
     pub services: Vec<ObjectKey>,
 }
 
-impl<'a> RouteHead<'a> {
+impl RouteHead {
     /// The head of a route of `kind`, before its rules are compiled.
     pub fn new<K: kube::Resource>(
         kind: RouteKind,
-        route: &'a K,
-        hostnames: &'a [String],
+        route: &K,
+        hostnames: &[String],
         parent_refs: Vec<ParentRef>,
     ) -> Self {
         let meta = route.meta();
@@ -71,8 +71,8 @@ impl<'a> RouteHead<'a> {
                 meta.name.clone().unwrap_or_default(),
             ),
             generation: meta.generation,
-            created: meta.creation_timestamp.as_ref(),
-            hostnames,
+            created: meta.creation_timestamp.clone(),
+            hostnames: hostnames.to_vec(),
             parent_refs,
             invalid_rules: Vec::new(),
             route_error: None,
@@ -83,7 +83,7 @@ impl<'a> RouteHead<'a> {
 
     /// Older routes first, then by namespace and name: the order the
     /// specification gives to routes that compete.
-    pub fn age_order(&self, other: &RouteHead<'_>) -> std::cmp::Ordering {
+    pub fn age_order(&self, other: &RouteHead) -> std::cmp::Ordering {
         use std::cmp::Ordering;
         match (&self.created, &other.created) {
             (Some(x), Some(y)) => x.cmp(y),

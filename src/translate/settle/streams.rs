@@ -24,7 +24,7 @@ impl Claims {
     pub(super) fn settle(
         &mut self,
         index: &GatewayIndex,
-        compiled: &Compiled<'_>,
+        compiled: &Compiled,
         route: RouteId,
         placements: &mut Vec<Attachment>,
     ) -> Vec<Loss> {

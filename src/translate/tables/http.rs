@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::translate::compile::http::matches::{MatchModel, PathMatch};
 use crate::translate::compile::http::{HttpRouteModel, RuleModel};
@@ -17,13 +18,13 @@ use crate::translate::index::{GatewayModel, Protocol};
 /// One rule match of one route, placed on one hostname.
 #[derive(Clone, Debug)]
 pub struct RouteEntry<'a> {
-    pub route: &'a HttpRouteModel<'a>,
-    pub rule: &'a RuleModel<'a>,
+    pub route: &'a Arc<HttpRouteModel>,
+    pub rule: &'a RuleModel,
     pub match_index: usize,
 }
 
 impl RouteEntry<'_> {
-    pub fn matcher(&self) -> &MatchModel<'_> {
+    pub fn matcher(&self) -> &MatchModel {
         &self.rule.matches[self.match_index]
     }
 }
@@ -43,7 +44,7 @@ pub struct PortRoutes<'a> {
 /// serves there.
 #[derive(Clone, Debug)]
 pub struct Placement<'a> {
-    pub route: &'a HttpRouteModel<'a>,
+    pub route: &'a Arc<HttpRouteModel>,
     pub listener: usize,
     pub hostnames: Vec<String>,
 }
