@@ -18,7 +18,7 @@ use crate::translate::compile::routes::ParentRef;
 use crate::translate::compile::routes::RouteHead;
 use crate::translate::conditions::{Condition, Conditions, spec};
 use crate::translate::hostnames;
-use crate::translate::index::{GatewayIndex, GatewayModel};
+use crate::translate::index::{GatewayIndex, GatewayModel, ListenerModel};
 
 /// The outcome of attaching one route.
 #[derive(Debug, Default)]
@@ -234,43 +234,27 @@ fn attach_one(
             format!("{named} has no {target}"),
         );
     }
-    let ready: Vec<usize> = candidates
-        .into_iter()
-        .filter(|i| gateway.listeners[*i].is_attachable())
-        .collect();
-    if ready.is_empty() {
-        return reject(
-            conditions,
-            spec::NOT_ALLOWED_BY_LISTENERS,
-            format!("no valid {target} on {named} (see the {kind_of_parent}'s listener status)"),
-        );
-    }
-    let kind_ok: Vec<usize> = ready
-        .into_iter()
-        .filter(|i| gateway.listeners[*i].allows_kind(kind))
-        .collect();
-    if kind_ok.is_empty() {
-        return reject(
-            conditions,
-            spec::NOT_ALLOWED_BY_LISTENERS,
-            format!("no {target} on {named} allows the kind {kind}"),
-        );
-    }
-    let allowed: Vec<usize> = kind_ok
-        .into_iter()
-        .filter(|i| {
-            gateway.listeners[*i].allows_namespace(inputs, parent.namespace(), &route.key.namespace)
-        })
-        .collect();
-    if allowed.is_empty() {
-        return reject(
-            conditions,
-            spec::NOT_ALLOWED_BY_LISTENERS,
-            format!(
-                "no {target} on {named} allows routes from namespace {}",
-                route.key.namespace
-            ),
-        );
+    // Each listener check in turn; the first that leaves none says why.
+    type Check<'c> = (&'c dyn Fn(&ListenerModel) -> bool, &'c dyn Fn() -> String);
+    let namespace = &route.key.namespace;
+    let checks: [Check<'_>; 3] = [
+        (&|l| l.is_attachable(), &|| {
+            format!("no valid {target} on {named} (see the {kind_of_parent}'s listener status)")
+        }),
+        (&|l| l.allows_kind(kind), &|| {
+            format!("no {target} on {named} allows the kind {kind}")
+        }),
+        (
+            &|l| l.allows_namespace(inputs, parent.namespace(), namespace),
+            &|| format!("no {target} on {named} allows routes from namespace {namespace}"),
+        ),
+    ];
+    let mut allowed = candidates;
+    for (keep, why) in checks {
+        allowed.retain(|i| keep(&gateway.listeners[*i]));
+        if allowed.is_empty() {
+            return reject(conditions, spec::NOT_ALLOWED_BY_LISTENERS, why());
+        }
     }
     let attached: Vec<(usize, Vec<String>)> = allowed
         .into_iter()

@@ -218,30 +218,27 @@ pub fn compile(
     let filters_field = field.key("filters");
     for (i, f) in filters.iter().enumerate() {
         let field = filters_field.index(i);
-        let missing =
-            |name: &str| format!("{field}.{name}: must be set when type is {:?}", f.r#type);
+        // The field the filter's type needs, or an error naming it.
+        macro_rules! required {
+            ($value:ident, $name:literal) => {
+                f.$value.as_ref().ok_or_else(|| {
+                    format!("{field}.{}: must be set when type is {:?}", $name, f.r#type)
+                })?
+            };
+        }
         match f.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = f
-                    .request_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| missing("requestHeaderModifier"))?;
+                let m = required!(request_header_modifier, "requestHeaderModifier");
                 let mods = header_mods(&field.key("requestHeaderModifier"), m)?;
                 merge(&mut out.request_headers, mods);
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = f
-                    .response_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| missing("responseHeaderModifier"))?;
+                let m = required!(response_header_modifier, "responseHeaderModifier");
                 let mods = header_mods(&field.key("responseHeaderModifier"), m)?;
                 merge(&mut out.response_headers, mods);
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
-                let r = f
-                    .request_redirect
-                    .as_ref()
-                    .ok_or_else(|| missing("requestRedirect"))?;
+                let r = required!(request_redirect, "requestRedirect");
                 let status_code = match r.status_code.unwrap_or(302) {
                     c @ (301 | 302 | 303 | 307 | 308) => c as u16,
                     other => {
@@ -281,10 +278,7 @@ pub fn compile(
                 });
             }
             HttpRouteRulesFiltersType::UrlRewrite => {
-                let r = f
-                    .url_rewrite
-                    .as_ref()
-                    .ok_or_else(|| missing("urlRewrite"))?;
+                let r = required!(url_rewrite, "urlRewrite");
                 if let Some(h) = &r.hostname {
                     crate::translate::hostnames::validate(h)
                         .map_err(|e| format!("{field}.urlRewrite.hostname: {e}"))?;
@@ -304,10 +298,7 @@ pub fn compile(
                 });
             }
             HttpRouteRulesFiltersType::RequestMirror => {
-                let m = f
-                    .request_mirror
-                    .as_ref()
-                    .ok_or_else(|| missing("requestMirror"))?;
+                let m = required!(request_mirror, "requestMirror");
                 let per_million = match (&m.fraction, m.percent) {
                     (Some(_), Some(_)) => {
                         return Err(format!(
@@ -352,7 +343,7 @@ pub fn compile(
                 }
             }
             HttpRouteRulesFiltersType::Cors => {
-                let c = f.cors.as_ref().ok_or_else(|| missing("cors"))?;
+                let c = required!(cors, "cors");
                 let mut cors = Cors {
                     allow_methods: c.allow_methods.clone().unwrap_or_default(),
                     allow_headers: c.allow_headers.clone().unwrap_or_default(),
@@ -387,10 +378,7 @@ pub fn compile(
                 out.cors = Some(cors);
             }
             HttpRouteRulesFiltersType::ExtensionRef => {
-                let e = f
-                    .extension_ref
-                    .as_ref()
-                    .ok_or_else(|| missing("extensionRef"))?;
+                let e = required!(extension_ref, "extensionRef");
                 ctx.unresolved.push(backends::BackendError {
                     reason: spec::INVALID_KIND,
                     message: format!(
