@@ -440,6 +440,13 @@ async fn renew_server_certificate(
 /// (`translator`), which publishes to the hub, and passes its inputs and
 /// outputs on to the leader's sinks; Envoy's answers go to the loop too, and
 /// one that changes what is held back makes the next step a full translation.
+///
+/// Each step runs on a blocking thread, not on one of the runtime's
+/// workers: a full translation at scale takes tens of milliseconds, and the
+/// ADS streams its publishing wakes would otherwise wait behind the rest of
+/// the step on that worker (a task woken from a worker runs there next, and
+/// no other worker takes it), while the watches and the leader's sinks
+/// shared the other worker.
 async fn translator(
     mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
     hub: Arc<Hub>,
@@ -453,8 +460,21 @@ async fn translator(
     loop {
         let current = inputs.borrow_and_update().clone();
         if let Some(current) = current {
-            let step = translator.next(current, &hub);
-            out.send_replace(Some((Arc::clone(&step.inputs), Arc::clone(&step.outputs))));
+            let hub = Arc::clone(&hub);
+            let stepped = tokio::task::spawn_blocking(move || {
+                let step = translator.next(current, &hub).clone();
+                (translator, step)
+            })
+            .await;
+            let step;
+            (translator, step) = match stepped {
+                Ok(stepped) => stepped,
+                Err(e) => {
+                    tracing::error!(error = %e, "the translator stopped");
+                    return;
+                }
+            };
+            out.send_replace(Some((step.inputs, step.outputs)));
             ready.store(true, Ordering::Relaxed);
         }
         // Wait for new inputs, or for an answer that changes what is held.

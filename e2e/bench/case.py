@@ -118,7 +118,7 @@ def measure(world, case, settings, result):
         statuses.stop()
 
     adds = result["additions"]
-    adds["breakdown_ms"] = timeline.breakdown(adds.pop("timed"), world.operator.log())
+    adds["breakdown_ms"] = timeline.breakdown(adds["timed"], world.operator.log())
     log(case, "where the time goes (median ms): " + json.dumps(adds["breakdown_ms"]))
     count = adds["count"]
     rss, peak = procfs.memory_mib(portico)
