@@ -152,13 +152,23 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         source.references,
         translated_rx.clone(),
     ));
-    tasks.spawn(translator(
+    // On a thread of its own, not one of the runtime's workers: a full
+    // translation at scale takes tens of milliseconds, and an ADS stream
+    // woken by its publishing would wait on that worker for the rest of the
+    // step (a task woken from a worker runs there next, and no other worker
+    // takes it), while the watches and the leader's sinks shared the other.
+    let runtime = tokio::runtime::Handle::current();
+    let translating = translator(
         source.inputs,
         Arc::clone(&hub),
         translated_tx,
         Arc::clone(&ready),
         Arc::clone(&metrics.control),
-    ));
+    );
+    std::thread::Builder::new()
+        .name("translator".into())
+        .spawn(move || runtime.block_on(translating))
+        .map_err(|e| format!("translator thread: {e}"))?;
 
     let (leader_tx, leader_rx) = watch::channel(false);
     let election = Election::new(
@@ -440,13 +450,6 @@ async fn renew_server_certificate(
 /// (`translator`), which publishes to the hub, and passes its inputs and
 /// outputs on to the leader's sinks; Envoy's answers go to the loop too, and
 /// one that changes what is held back makes the next step a full translation.
-///
-/// Each step runs on a blocking thread, not on one of the runtime's
-/// workers: a full translation at scale takes tens of milliseconds, and the
-/// ADS streams its publishing wakes would otherwise wait behind the rest of
-/// the step on that worker (a task woken from a worker runs there next, and
-/// no other worker takes it), while the watches and the leader's sinks
-/// shared the other worker.
 async fn translator(
     mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
     hub: Arc<Hub>,
@@ -460,21 +463,8 @@ async fn translator(
     loop {
         let current = inputs.borrow_and_update().clone();
         if let Some(current) = current {
-            let hub = Arc::clone(&hub);
-            let stepped = tokio::task::spawn_blocking(move || {
-                let step = translator.next(current, &hub).clone();
-                (translator, step)
-            })
-            .await;
-            let step;
-            (translator, step) = match stepped {
-                Ok(stepped) => stepped,
-                Err(e) => {
-                    tracing::error!(error = %e, "the translator stopped");
-                    return;
-                }
-            };
-            out.send_replace(Some((step.inputs, step.outputs)));
+            let step = translator.next(current, &hub);
+            out.send_replace(Some((Arc::clone(&step.inputs), Arc::clone(&step.outputs))));
             ready.store(true, Ordering::Relaxed);
         }
         // Wait for new inputs, or for an answer that changes what is held.

@@ -7,7 +7,8 @@ against portico's debug events in its log, which the bench turns on
   xDS hub, with how long translating (`translate`) and publishing
   (`publish`, the hub's snapshot) took;
 - `pushed` (portico::xds::server): a stream's responses for a new snapshot
-  queued, with their types and the snapshot version;
+  queued, with their types and the snapshot version (it may be logged
+  before `published`: the stream runs while the translator finishes);
 - `answered` (portico::xds::server): Envoy's ACK or NACK of one type of a
   snapshot version.
 
@@ -36,8 +37,7 @@ STAGES = [
     ("create call", "API server persists the route and answers"),
     ("create answered to translation start", "watch event, 10 ms batch, snapshot, translator busy"),
     ("translation", "full translation of the snapshot"),
-    ("publish", "xDS snapshots built from the outputs"),
-    ("published to route pushed", "the Gateway's stream wakes and queues its responses"),
+    ("publish and push", "xDS snapshots built from the outputs; the Gateway's stream wakes and queues its responses"),
     ("route pushed to first 200", "sent; Envoy decodes and applies it, its workers take it; the next request"),
 ]
 # Not a stage: Envoy's ACK of the push, as portico read it (an ACK read late,
@@ -78,8 +78,10 @@ def stages(addition, evs):
     translate, publish = seconds(published[2].get("translate", "")), seconds(published[2].get("publish", ""))
     if translate is None or publish is None:
         return None
+    # The stream may log its push before the translator logs `published`.
+    start = published[0] - translate - publish
     gateway = addition["gateway"]
-    pushed = next((e for e in evs if e[0] >= published[0] and e[1] == "pushed"
+    pushed = next((e for e in evs if e[0] >= start + translate and e[1] == "pushed"
                    and e[2].get("gateway") == gateway and "Route" in e[2].get("types", "")), None)
     if pushed is None:
         return None
@@ -88,8 +90,7 @@ def stages(addition, evs):
                   and e[2].get("snapshot") == pushed[2].get("snapshot")), None)
     if acked is None:
         return None
-    start = published[0] - translate - publish
-    values = [answered - sent, start - answered, translate, publish, pushed[0] - published[0],
+    values = [answered - sent, start - answered, translate, pushed[0] - start - translate,
               first_200 - pushed[0]]
     out = dict(zip((name for name, _ in STAGES), values))
     out[ACK[0]] = acked[0] - pushed[0]
