@@ -153,13 +153,23 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         translated_rx.clone(),
         |t: &Translated| t.as_ref().map(|(_, outputs)| outputs.referenced_services()),
     ));
-    tasks.spawn(translator(
+    // On a thread of its own, not one of the runtime's workers: a full
+    // translation at scale takes tens of milliseconds, and an ADS stream
+    // woken by its publishing would wait on that worker for the rest of the
+    // step (a task woken from a worker runs there next, and no other worker
+    // takes it), while the watches and the leader's sinks shared the other.
+    let runtime = tokio::runtime::Handle::current();
+    let translating = translator(
         source.inputs,
         Arc::clone(&hub),
         translated_tx,
         Arc::clone(&ready),
         Arc::clone(&metrics.control),
-    ));
+    );
+    std::thread::Builder::new()
+        .name("translator".into())
+        .spawn(move || runtime.block_on(translating))
+        .map_err(|e| format!("translator thread: {e}"))?;
 
     let (leader_tx, leader_rx) = watch::channel(false);
     let election = Election::new(

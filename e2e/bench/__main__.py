@@ -10,11 +10,12 @@ itself: run it under `flock /tmp/portico-e2e.lock`.
 """
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
 
-from . import report
+from . import report, timeline
 from .case import Case, Settings, run
 
 STATE = Path(__file__).resolve().parents[1] / ".run" / "bench"
@@ -44,6 +45,8 @@ def main(argv=None):
     settings = Settings(additions=args.additions, threads=args.threads,
                         probe_rate=args.probe_rate, create=args.create)
     signal.signal(signal.SIGTERM, stop_on_term)
+    # portico's timing events, for where each addition's time goes.
+    os.environ.setdefault("PORTICO_E2E_LOG", timeline.LOG)
 
     results = []
     for case in cases:
@@ -51,6 +54,9 @@ def main(argv=None):
         report.write(report.document(results, settings), args.out)
     print(f"\nresult: {args.out}\n")
     print(report.table(results))
+    stages = timeline.table([(r["case"], r.get("additions", {}).get("breakdown_ms")) for r in results])
+    if stages:
+        print(f"\nwhere an addition's time goes:\n\n{stages}")
     return 1 if any("error" in r for r in results) else 0
 
 

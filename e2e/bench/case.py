@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from e2e.harness.cluster import KUBECTL, condition, wait_for
 from e2e.harness.world import World
 
-from . import objects, procfs, traffic
+from . import objects, procfs, timeline, traffic
 from .api import Api, ApiError, RouteStatuses
 from .report import summary
 
@@ -117,7 +117,10 @@ def measure(world, case, settings, result):
     finally:
         statuses.stop()
 
-    count = result["additions"]["count"]
+    adds = result["additions"]
+    adds["breakdown_ms"] = timeline.breakdown(adds["timed"], world.operator.log())
+    log(case, "where the time goes (median ms): " + json.dumps(adds["breakdown_ms"]))
+    count = adds["count"]
     rss, peak = procfs.memory_mib(portico)
     result["portico"] = {
         "rss_mib": round(rss, 1),
@@ -273,15 +276,17 @@ def additions(api, statuses, gateways, case, settings):
     unexpected = {}
     failed = 0
     log(case, f"adding {settings.additions} routes one at a time")
+    timed = []
     for k in range(settings.additions):
         route = objects.addition(k, case.gateways)
         address, port = gateways[route.gateway]
-        started = time.monotonic()
+        started, sent = time.monotonic(), time.time()
         try:
             api.create(route.manifest())
         except (ApiError, OSError) as e:
             create_errors.append(str(e))
             continue
+        answered = sent + time.monotonic() - started
         latency, bad = traffic.first_200(address, port, route.hostname, started, timeout=60)
         for answer, n in bad.items():
             unexpected[answer] = unexpected.get(answer, 0) + n
@@ -289,6 +294,8 @@ def additions(api, statuses, gateways, case, settings):
             failed += 1
         else:
             latencies.append(latency)
+            timed.append({"gateway": f"{objects.NAMESPACE}/{route.gateway}", "sent": sent,
+                          "answered": answered, "first_200": sent + latency})
         accepted = statuses.wait([route.name], 60)
         if accepted is not None:
             status_latencies.append(accepted - started)
@@ -299,6 +306,7 @@ def additions(api, statuses, gateways, case, settings):
         "failed": failed,
         "unexpected_answers": unexpected,
         "create_errors": create_errors,
+        "timed": timed,
     }
     log(case, "additions: " + json.dumps(out["latency_ms"]))
     return out

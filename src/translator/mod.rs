@@ -121,15 +121,24 @@ impl Translator {
                 Arc::new(outputs)
             }
         };
-        self.metrics.translated(how, clock.elapsed().as_secs_f64());
-        if how == Translation::Full {
-            self.metrics.observe(&inputs, &outputs);
-        }
+        let translated = clock.elapsed();
+        self.metrics.translated(how, translated.as_secs_f64());
         self.held_changed = false;
         if how != Translation::StatusOnly {
+            // Published before anything else is done with the outputs:
+            // the ADS streams push while the rest of the step runs.
             hub.publish(&outputs);
+            tracing::debug!(
+                ?how,
+                translate = ?translated,
+                publish = ?clock.elapsed().saturating_sub(translated),
+                "published"
+            );
             self.quarantine
                 .published(&hub.versions(&outputs), made_of(&inputs, &outputs));
+        }
+        if how == Translation::Full {
+            self.metrics.observe(&inputs, &outputs);
         }
         tracing::debug!(elapsed = ?clock.elapsed(), ?how, gateways = outputs.gateways.len(), "translated");
         self.last.insert(Step {

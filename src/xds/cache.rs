@@ -58,15 +58,29 @@ pub struct Versioned {
     pub body: Bytes,
 }
 
-/// Every resource of one Gateway, by type and name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Every resource of one Gateway, by type and name, and the version of the
+/// whole (computed once: every response and every status round reads it).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     by_type: BTreeMap<ResourceType, BTreeMap<String, Arc<Versioned>>>,
+    version: String,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self::of(BTreeMap::new())
+    }
 }
 
 impl Snapshot {
     pub fn from_resources(r: &EnvoyResources) -> Self {
-        let mut snapshot = Snapshot::default();
+        Self::following(r, None)
+    }
+
+    /// The snapshot of `r`, sharing with `before` (the Gateway's last one)
+    /// every resource whose encoding is unchanged: its version is not
+    /// computed again, and comparing the two snapshots skips it.
+    pub fn following(r: &EnvoyResources, before: Option<&Snapshot>) -> Self {
         let lists: [(ResourceType, &[Resource]); 5] = [
             (ResourceType::Secret, &r.secrets),
             (ResourceType::Cluster, &r.clusters),
@@ -74,19 +88,38 @@ impl Snapshot {
             (ResourceType::Listener, &r.listeners),
             (ResourceType::Route, &r.routes),
         ];
+        let mut by_type = BTreeMap::new();
         for (kind, list) in lists {
-            let map = snapshot.by_type.entry(kind).or_default();
+            let old = before.and_then(|b| b.by_type.get(&kind));
+            let map: &mut BTreeMap<String, Arc<Versioned>> = by_type.entry(kind).or_default();
             for res in list {
-                map.insert(
-                    res.name.clone(),
-                    Arc::new(Versioned {
+                let same = old
+                    .and_then(|m| m.get(&res.name))
+                    .filter(|v| v.body == res.body);
+                let versioned = match same {
+                    Some(v) => Arc::clone(v),
+                    None => Arc::new(Versioned {
                         name: res.name.clone(),
                         version: content_version(&res.body),
                         body: res.body.clone(),
                     }),
-                );
+                };
+                map.insert(res.name.clone(), versioned);
             }
         }
+        Self::of(by_type)
+    }
+
+    fn of(by_type: BTreeMap<ResourceType, BTreeMap<String, Arc<Versioned>>>) -> Self {
+        let mut snapshot = Self {
+            by_type,
+            version: String::new(),
+        };
+        let all: Vec<String> = ResourceType::PUSH_ORDER
+            .iter()
+            .map(|t| snapshot.type_version(*t))
+            .collect();
+        snapshot.version = content_version(all.join(",").as_bytes());
         snapshot
     }
 
@@ -102,11 +135,7 @@ impl Snapshot {
     /// The version of the whole snapshot: what "Envoy has ACKed the current
     /// configuration" compares against.
     pub fn version(&self) -> String {
-        let all: Vec<String> = ResourceType::PUSH_ORDER
-            .iter()
-            .map(|t| self.type_version(*t))
-            .collect();
-        content_version(all.join(",").as_bytes())
+        self.version.clone()
     }
 
     /// The version of a whole type, for state-of-the-world responses: it
@@ -159,6 +188,38 @@ mod tests {
         assert_ne!(
             a.type_version(ResourceType::Cluster),
             a.type_version(ResourceType::Listener)
+        );
+    }
+
+    #[test]
+    fn a_following_snapshot_equals_a_fresh_one_and_shares_what_is_unchanged() {
+        let both = |listener: &'static [u8]| EnvoyResources {
+            listeners: vec![Resource {
+                name: "default/gw:80".into(),
+                body: Bytes::from_static(listener),
+            }],
+            ..resources(b"one")
+        };
+        let before = Snapshot::from_resources(&both(b"l1"));
+        let after = Snapshot::following(&both(b"l2"), Some(&before));
+        assert_eq!(after, Snapshot::from_resources(&both(b"l2")));
+        assert_eq!(
+            after.version(),
+            Snapshot::from_resources(&both(b"l2")).version()
+        );
+        let cluster =
+            |s: &Snapshot| Arc::clone(s.get(ResourceType::Cluster, "default/web:80").unwrap());
+        assert!(
+            Arc::ptr_eq(&cluster(&before), &cluster(&after)),
+            "unchanged: shared"
+        );
+        let listener =
+            |s: &Snapshot| Arc::clone(s.get(ResourceType::Listener, "default/gw:80").unwrap());
+        assert!(!Arc::ptr_eq(&listener(&before), &listener(&after)));
+        assert_ne!(before.version(), after.version());
+        assert_eq!(
+            Snapshot::default().version(),
+            Snapshot::from_resources(&EnvoyResources::default()).version()
         );
     }
 

@@ -141,8 +141,9 @@ impl Hub {
                 continue;
             }
             let id = gateway_id(key);
-            let snapshot = Snapshot::from_resources(&gateway.resources);
-            let entry = match current.get(&id) {
+            let old = current.get(&id);
+            let snapshot = Snapshot::following(&gateway.resources, old.map(|o| &**o));
+            let entry = match old {
                 Some(old) if **old == snapshot => Arc::clone(old),
                 _ => {
                     self.measure(&id, &gateway.resources);

@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{ResourceType, Snapshot};
-use super::delta::{DeltaStream, Handled, StreamError};
+use super::delta::{DeltaStream, Feedback, Handled, StreamError};
 use super::hub::Hub;
 use super::incoming;
 use super::metrics::Refusal;
@@ -94,7 +94,7 @@ impl Default for Limits {
 /// One ADS stream's protocol logic, whichever variant.
 trait Machine: Default + Send + 'static {
     type Req: Send + 'static;
-    type Resp: Send + 'static;
+    type Resp: prost::Message + Send + 'static;
     fn type_of(resp: &Self::Resp) -> Option<ResourceType>;
     fn node_of(req: &Self::Req) -> Option<&Node>;
     fn request(
@@ -304,6 +304,7 @@ async fn drive<M: Machine>(
                     responses,
                 }) => {
                     if let Some(f) = feedback {
+                        answered(&gateway, &f, &hub);
                         hub.record(&gateway, &f);
                     }
                     hub.count_responses(responses.iter().filter_map(M::type_of));
@@ -338,7 +339,16 @@ async fn drive<M: Machine>(
                     snapshot = latest;
                     let responses = machine.snapshot(&snapshot);
                     hub.count_responses(responses.iter().filter_map(M::type_of));
-                    hub.metrics.push_latency.observe(hub.since_publish().as_secs_f64());
+                    let latency = hub.since_publish();
+                    hub.metrics.push_latency.observe(latency.as_secs_f64());
+                    tracing::debug!(
+                        %gateway,
+                        snapshot = %snapshot.version(),
+                        types = ?responses.iter().filter_map(M::type_of).collect::<Vec<_>>(),
+                        bytes = responses.iter().map(prost::Message::encoded_len).sum::<usize>(),
+                        since_publish = ?latency,
+                        "pushed"
+                    );
                     if send_all(&tx, responses).await.is_err() {
                         break;
                     }
@@ -347,6 +357,23 @@ async fn drive<M: Machine>(
         }
     }
     hub.stream_closed(&gateway);
+}
+
+/// Logs Envoy's answer to a response (debug): with the time since the
+/// current snapshots were published, what Envoy took to apply a push.
+fn answered(gateway: &str, feedback: &Feedback, hub: &Hub) {
+    let (kind, snapshot, accepted) = match feedback {
+        Feedback::Ack { kind, snapshot } => (kind, snapshot, true),
+        Feedback::Nack { kind, snapshot, .. } => (kind, snapshot, false),
+    };
+    tracing::debug!(
+        gateway,
+        ?kind,
+        snapshot = %snapshot,
+        accepted,
+        since_publish = ?hub.since_publish(),
+        "answered"
+    );
 }
 
 async fn send_all<T>(tx: &mpsc::Sender<Result<T, Status>>, items: Vec<T>) -> Result<(), ()> {
