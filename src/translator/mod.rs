@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::inputs::Inputs;
 use crate::metrics::{ControlMetrics, Translation};
 use crate::translate::last_good::LastGood;
-use crate::translate::quarantine::{Quarantine, made_of};
+use crate::translate::quarantine::Quarantine;
 use crate::translate::{self, Memo, Options, Outputs};
 use crate::xds::hub::{Answer, Hub};
 
@@ -129,7 +129,7 @@ impl Translator {
         if how != Translation::StatusOnly {
             hub.publish(&outputs);
             self.quarantine
-                .published(&hub.versions(&outputs), made_of(&inputs, &outputs));
+                .publish(&hub.versions(&outputs), &inputs, &outputs);
         }
         tracing::debug!(elapsed = ?clock.elapsed(), ?how, gateways = outputs.gateways.len(), "translated");
         self.last.insert(Step {
