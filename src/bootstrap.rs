@@ -9,7 +9,12 @@
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::translate::encode::ENVOY_RE2_MAX_PROGRAM_SIZE;
+/// RE2 program size limit for regexes in Envoy configuration. Envoy's default
+/// (100) rejects ordinary path regexes, and one rejected regex fails its whole
+/// route configuration; every bootstrap portico writes sets the runtime keys
+/// `re2.max_program_size.error_level` and `.warn_level` to this, and
+/// translation keeps regexes well below it.
+pub const ENVOY_RE2_MAX_PROGRAM_SIZE: u32 = 2000;
 
 const TEMPLATE: &str = include_str!("../templates/bootstrap.yaml.j2");
 const SDS_TEMPLATE: &str = include_str!("../templates/sds.yaml.j2");

@@ -1,10 +1,44 @@
 //! Who portico is, in the names every stage shares: the controller name it
 //! answers to, the API groups it reads, the field manager and managed-by
 //! label it writes with, and the identities of what it serves (a Gateway's
-//! id, the version of some content). A leaf: it imports nothing of portico
-//! but `ObjectKey`, so no stage reaches into another for a name.
+//! id, the version of some content), and how any object is named
+//! (`ObjectKey`). A leaf: it imports nothing of portico, so no stage reaches
+//! into another for a name.
 
-use crate::inputs::ObjectKey;
+use std::fmt;
+
+use kube::ResourceExt;
+
+/// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Key of a Kubernetes object (empty namespace for cluster-scoped kinds).
+    pub fn of<K: ResourceExt>(obj: &K) -> Self {
+        Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}", self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
 
 /// The `controllerName` of the GatewayClasses portico serves.
 pub const CONTROLLER_NAME: &str = "portico.dev/gateway-controller";

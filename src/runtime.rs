@@ -151,6 +151,7 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     tasks.spawn(watches::follow_references(
         source.references,
         translated_rx.clone(),
+        |t: &Translated| t.as_ref().map(|(_, outputs)| outputs.referenced_services()),
     ));
     tasks.spawn(translator(
         source.inputs,

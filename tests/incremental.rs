@@ -5,11 +5,13 @@
 //! - for every golden case, from an empty memo, from a memo primed by the
 //!   golden case before it, and again from its own memo (everything reused);
 //! - over generated sequences of changes (a seeded generator: HTTPRoutes,
-//!   GRPCRoutes and TCPRoutes added, edited and removed, Services,
-//!   EndpointSlices, ReferenceGrants, certificate Secrets and Gateway
-//!   listeners changed), after every step. Unchanged objects keep their
-//!   `Arc` from one step to the next, as the watches keep them; some steps
-//!   rebuild every object, so equal values in new `Arc`s are covered too.
+//!   GRPCRoutes and TCPRoutes added, edited and removed, routes whose
+//!   status alone or whose parentRefs or hostnames alone changed, Services,
+//!   EndpointSlices, ReferenceGrants, BackendTLSPolicies and their CA
+//!   ConfigMaps, certificate Secrets and Gateway listeners changed), after
+//!   every step. Unchanged objects keep their `Arc` from one step to the
+//!   next, as the watches keep them; some steps rebuild every object, so
+//!   equal values in new `Arc`s are covered too.
 //!
 //! The quarantine's record of what snapshots are made of, built from what
 //! changed since the last one (`quarantine::Record`), equals `made_of` over
@@ -19,12 +21,13 @@ mod common;
 
 use std::sync::Arc;
 
+use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
@@ -237,23 +240,60 @@ fn grant(from: &str, to: &str) -> ReferenceGrant {
     )
 }
 
+/// A copy of the object `pick` finds in the inputs of golden case `name`.
+fn from_golden<T: Clone>(name: &str, pick: impl FnOnce(&Inputs) -> Option<&Arc<T>>) -> T {
+    let case = common::testdata().join(name).join("input.yaml");
+    let inputs = files::load(&case).expect("golden case loads");
+    (**pick(&inputs).expect("the case has the object")).clone()
+}
+
 /// A valid certificate Secret, taken from a golden case and renamed.
 fn certificate(name: &str) -> Secret {
-    let case = common::testdata().join("https-listeners-sni/input.yaml");
-    let inputs = files::load(&case).expect("golden case loads");
-    let mut secret = (**inputs
-        .secrets
-        .get(&key("default", "a-cert"))
-        .expect("the case has a-cert"))
-    .clone();
+    let mut secret: Secret = from_golden("https-listeners-sni", |i| {
+        i.secrets.get(&key("default", "a-cert"))
+    });
     secret.metadata.name = Some(name.to_string());
     secret
+}
+
+/// A BackendTLSPolicy for one of the generated Services, reading CA
+/// ConfigMap `ca` of its namespace.
+fn backend_tls_policy(rng: &mut Rng, namespace: &str, service: &str) -> BackendTlsPolicy {
+    let mut target = json!({"group": "", "kind": "Service", "name": service});
+    if rng.chance(30) {
+        target["sectionName"] = json!(*rng.pick(&["http", "alt"]));
+    }
+    object(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+        "metadata": {"namespace": namespace, "name": format!("tls-{service}"), "generation": 1},
+        "spec": {"targetRefs": [target],
+                 "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+                                "hostname": *rng.pick(&["a.internal", "b.internal"])}}}))
+}
+
+/// ConfigMap `ca`: the valid CA of a golden case, or a broken one.
+fn ca_config_map(rng: &mut Rng, namespace: &str) -> ConfigMap {
+    let mut map: ConfigMap = from_golden("backend-tls-policy", |i| {
+        i.config_maps.get(&key("default", "secure-ca"))
+    });
+    map.metadata.name = Some("ca".to_string());
+    map.metadata.namespace = Some(namespace.to_string());
+    if rng.chance(30) {
+        map.data = Some([("ca.crt".to_string(), "not a certificate".to_string())].into());
+    }
+    map
+}
+
+/// A copy of one of the first HTTPRoutes, to edit.
+fn some_route(rng: &mut Rng, inputs: &Inputs) -> Option<(ObjectKey, HttpRoute)> {
+    let (k, route) = inputs.http_routes.iter().nth(rng.below(12))?;
+    Some((k.clone(), (**route).clone()))
 }
 
 /// One random change to `inputs`, unchanged objects kept as they are.
 fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
     let ns = *rng.pick(NAMESPACES);
-    match rng.below(100) {
+    match rng.below(112) {
         0..30 => {
             let name = format!("route-{}", rng.below(12));
             inputs
@@ -268,10 +308,9 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
         }
         35..40 => {
             // Same rules, matches and hostnames; another path or weight.
-            let Some((k, route)) = inputs.http_routes.iter().nth(rng.below(12)) else {
+            let Some((k, mut route)) = some_route(rng, inputs) else {
                 return "nothing to edit";
             };
-            let (k, mut route) = (k.clone(), (**route).clone());
             for rule in route.spec.rules.iter_mut().flatten() {
                 for m in rule.matches.iter_mut().flatten() {
                     if let Some(path) = m.path.as_mut() {
@@ -353,7 +392,7 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
                 .insert(key("default", &name), Arc::new(gateway(rng, &name)));
             "Gateway"
         }
-        _ => {
+        94..100 => {
             // The same objects in new `Arc`s: equal values must hit too.
             for route in inputs.http_routes.values_mut() {
                 *route = Arc::new((**route).clone());
@@ -362,6 +401,49 @@ fn change(rng: &mut Rng, inputs: &mut Inputs, step: usize) -> &'static str {
                 *service = Arc::new((**service).clone());
             }
             "everything rebuilt"
+        }
+        100..104 => {
+            // A status write: a new object, the same spec.
+            let Some((k, mut route)) = some_route(rng, inputs) else {
+                return "nothing to edit";
+            };
+            route.metadata.resource_version = Some(format!("{step}"));
+            route.status = Some(object(json!({"parents": []})));
+            inputs.http_routes.insert(k, Arc::new(route));
+            "HTTPRoute status"
+        }
+        104..108 => {
+            // Where it attaches changes; its rules do not.
+            let Some((k, mut route)) = some_route(rng, inputs) else {
+                return "nothing to edit";
+            };
+            if rng.chance(50) {
+                route.spec.hostnames = Some(vec![rng.pick(HOSTS).to_string()]);
+            } else {
+                route.spec.parent_refs = Some(vec![object(parent_ref(rng))]);
+            }
+            inputs.http_routes.insert(k, Arc::new(route));
+            "HTTPRoute parentRefs or hostnames"
+        }
+        _ => {
+            let name = format!("svc-{}", rng.below(4));
+            if rng.chance(40) {
+                inputs
+                    .config_maps
+                    .insert(key(ns, "ca"), Arc::new(ca_config_map(rng, ns)));
+                "CA ConfigMap"
+            } else if rng.chance(70) {
+                let policy = backend_tls_policy(rng, ns, &name);
+                inputs
+                    .backend_tls_policies
+                    .insert(key(ns, &format!("tls-{name}")), Arc::new(policy));
+                "BackendTLSPolicy"
+            } else {
+                inputs
+                    .backend_tls_policies
+                    .remove(&key(ns, &format!("tls-{name}")));
+                "BackendTLSPolicy removed"
+            }
         }
     }
 }

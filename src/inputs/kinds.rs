@@ -38,7 +38,35 @@ use super::parameters::GatewayParameters;
 use super::relevance::{Relevance, Wake};
 use super::shared::Shared;
 use super::{ObjectKey, SERVICE_NAME_LABEL};
-use crate::translate::compile::routes::RouteKind;
+
+/// The route kinds portico translates, in the order statuses are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+    Tls,
+    Tcp,
+    Udp,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "HTTPRoute",
+            Self::Grpc => "GRPCRoute",
+            Self::Tls => "TLSRoute",
+            Self::Tcp => "TCPRoute",
+            Self::Udp => "UDPRoute",
+        }
+    }
+
+    /// TCPRoute and UDPRoute carry no hostnames: a listener's hostname does
+    /// not filter them.
+    pub fn uses_hostnames(self) -> bool {
+        !matches!(self, Self::Tcp | Self::Udp)
+    }
+}
 
 /// Objects of one kind by namespace and name, shared between snapshots
 /// until one of them changes (see `shared`).

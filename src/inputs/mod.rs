@@ -12,11 +12,11 @@ pub mod kinds;
 pub mod parameters;
 pub mod referenced;
 pub mod relevance;
+pub mod retry;
 pub mod shared;
 pub mod watches;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -24,37 +24,7 @@ use kube::ResourceExt;
 
 use self::kinds::Held;
 pub use self::kinds::{InputKind, InputObject, Inputs, Kind, Store, Visit};
-
-/// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// Key of a Kubernetes object (empty namespace for cluster-scoped kinds).
-    pub fn of<K: ResourceExt>(obj: &K) -> Self {
-        Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
-    }
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.namespace.is_empty() {
-            write!(f, "{}", self.name)
-        } else {
-            write!(f, "{}/{}", self.namespace, self.name)
-        }
-    }
-}
+pub use crate::identity::ObjectKey;
 
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -85,26 +55,13 @@ impl Inputs {
     /// Whether both snapshots hold equal objects of every kind (a kind's map
     /// shared by both is equal without a look inside).
     pub fn same(&self, other: &Inputs) -> bool {
-        Kind::ALL.iter().all(|k| {
-            k.visit(&mut Compare {
-                a: self,
-                b: other,
-                statuses_aside: false,
-            })
-        })
+        self.compare(other, false, false)
     }
 
     /// Whether `other` differs from this snapshot in EndpointSlices at most,
     /// so that translation can take its endpoints-only fast path.
     pub fn same_but_endpoints(&self, other: &Inputs) -> bool {
-        Kind::ALL.iter().all(|k| {
-            k.endpoints()
-                || k.visit(&mut Compare {
-                    a: self,
-                    b: other,
-                    statuses_aside: false,
-                })
-        })
+        self.compare(other, true, false)
     }
 
     /// Whether `other` differs from this snapshot only in what translation
@@ -112,12 +69,19 @@ impl Inputs {
     /// writes statuses of, which change with every status write. Their
     /// spec changes bump `metadata.generation`; everything else must be equal.
     pub fn same_but_status(&self, other: &Inputs) -> bool {
+        self.compare(other, false, true)
+    }
+
+    /// Every kind equal, but for EndpointSlices when `endpoints_aside` and
+    /// statuses when `statuses_aside`.
+    fn compare(&self, other: &Inputs, endpoints_aside: bool, statuses_aside: bool) -> bool {
         Kind::ALL.iter().all(|k| {
-            k.visit(&mut Compare {
-                a: self,
-                b: other,
-                statuses_aside: true,
-            })
+            (endpoints_aside && k.endpoints())
+                || k.visit(&mut Compare {
+                    a: self,
+                    b: other,
+                    statuses_aside,
+                })
         })
     }
 

@@ -15,8 +15,7 @@
 //! translation wake-up whenever that store changes. A wanted object is
 //! fetched with a GET when it becomes wanted or its listed `resourceVersion`
 //! moves; it is dropped once it is no longer wanted or no longer listed. A
-//! failed GET is logged and retried with back-off (`FETCH_BACKOFF_FIRST`
-//! doubling to `FETCH_BACKOFF_MAX`).
+//! failed GET is logged and retried with back-off (`retry`).
 //!
 //! Order: the wanted keys come from a snapshot, so the batcher builds the
 //! snapshot, computes its relevance and, when the wanted keys changed, waits
@@ -33,6 +32,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -41,13 +41,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::ObjectKey;
 use super::watches::strip;
+use super::{ObjectKey, retry};
 
-/// The first wait after a failed GET; it doubles up to `FETCH_BACKOFF_MAX`.
-pub const FETCH_BACKOFF_FIRST: Duration = Duration::from_millis(500);
-/// The longest wait between failed GETs of one object.
-pub const FETCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long one GET may take before it counts as failed.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many GETs run at once.
@@ -69,17 +65,9 @@ pub trait Kind:
 {
 }
 
-impl<K> Kind for K where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Default
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
+// The kinds followed by reference; the bounds above are checked here.
+impl Kind for ConfigMap {}
+impl Kind for Secret {}
 
 /// Reads one object in full: `Ok(None)` when it does not exist.
 pub trait Fetch<K>: Send + Sync + 'static {
@@ -359,15 +347,12 @@ impl<K: Kind, F: Fetch<K>> Follower<K, F> {
 
     /// Schedules the next GET of `key`, backing off; returns the wait.
     fn retry_later(&mut self, key: &ObjectKey) -> Duration {
-        let wait = self
-            .retries
-            .get(key)
-            .map_or(FETCH_BACKOFF_FIRST, |r| r.next);
+        let wait = self.retries.get(key).map_or(retry::FIRST, |r| r.next);
         self.retries.insert(
             key.clone(),
             Retry {
                 at: Instant::now() + wait,
-                next: (wait * 2).min(FETCH_BACKOFF_MAX),
+                next: retry::after(wait),
             },
         );
         wait
@@ -752,18 +737,9 @@ mod tests {
         let at: Vec<Duration> = server.calls().iter().map(|(_, t)| *t - start).collect();
         assert_eq!(
             at,
-            [Duration::ZERO, FETCH_TIMEOUT + FETCH_BACKOFF_FIRST],
+            [Duration::ZERO, FETCH_TIMEOUT + retry::FIRST],
             "the GET timed out, then was retried"
         );
         task.abort();
-    }
-
-    #[test]
-    fn back_off_is_capped() {
-        let mut b = FETCH_BACKOFF_FIRST;
-        for _ in 0..20 {
-            b = (b * 2).min(FETCH_BACKOFF_MAX);
-        }
-        assert_eq!(b, FETCH_BACKOFF_MAX);
     }
 }

@@ -75,30 +75,23 @@ impl Relevance {
                 name.to_string(),
             ));
         };
-        for gateway in inputs.gateways.values() {
-            let namespace = gateway.namespace().unwrap_or_default();
-            for l in &gateway.spec.listeners {
-                let refs = l
-                    .tls
-                    .iter()
-                    .flat_map(|t| t.certificate_refs.iter().flatten());
-                for r in refs {
-                    certificate(&namespace, &r.name, &r.namespace);
+        // Gateways and ListenerSets: listeners of two generated types that
+        // share field names.
+        macro_rules! listener_certificates {
+            ($objects:expr) => {
+                for object in $objects {
+                    let namespace = object.namespace().unwrap_or_default();
+                    for l in &object.spec.listeners {
+                        let tls = l.tls.iter();
+                        for r in tls.flat_map(|t| t.certificate_refs.iter().flatten()) {
+                            certificate(&namespace, &r.name, &r.namespace);
+                        }
+                    }
                 }
-            }
+            };
         }
-        for set in inputs.listener_sets.values() {
-            let namespace = set.namespace().unwrap_or_default();
-            for l in &set.spec.listeners {
-                let refs = l
-                    .tls
-                    .iter()
-                    .flat_map(|t| t.certificate_refs.iter().flatten());
-                for r in refs {
-                    certificate(&namespace, &r.name, &r.namespace);
-                }
-            }
-        }
+        listener_certificates!(inputs.gateways.values());
+        listener_certificates!(inputs.listener_sets.values());
         let mut config_maps = BTreeSet::new();
         for gateway in inputs.gateways.values() {
             let namespace = gateway.namespace().unwrap_or_default();

@@ -42,9 +42,8 @@ use tokio::sync::watch;
 use super::kinds::{Follow, Held};
 use super::referenced::{self, Referenced};
 use super::relevance::{self, Relevance, Wake, always};
-use super::{InputKind, Inputs, Kind, ObjectKey, Visit};
+use super::{InputKind, Inputs, Kind, ObjectKey, Visit, retry};
 use crate::identity::MANAGED_BY;
-use crate::translate::Outputs;
 
 /// The label on every object portico provisions.
 /// How long to gather changes before building a new snapshot.
@@ -284,10 +283,8 @@ pub struct OptionalKinds(BTreeSet<Kind>);
 /// How often the API server is asked again which optional kinds it serves,
 /// so that CRDs installed after start are watched without a restart.
 pub const REDISCOVER: Duration = Duration::from_secs(45);
-/// The first wait after a failed discovery; it doubles up to `DISCOVERY_BACKOFF_MAX`.
-pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_millis(500);
-/// The longest wait between failed discoveries.
-pub const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+// A failing discovery is retried sooner than the next regular one.
+const _: () = assert!(retry::MAX.as_millis() < REDISCOVER.as_millis());
 
 impl OptionalKinds {
     /// These kinds served.
@@ -338,8 +335,7 @@ async fn served(client: &Client, group_version: &str) -> Result<Vec<String>, kub
 
 /// Keeps `kinds` current with what `probe` (normally
 /// `OptionalKinds::discover`) finds: `None` until the first answer, failures
-/// retried after `DISCOVERY_BACKOFF_FIRST`, doubling up to
-/// `DISCOVERY_BACKOFF_MAX`, and after an answer asked again every
+/// retried with back-off (`retry`), and after an answer asked again every
 /// `REDISCOVER`. Kinds found served are added, never removed. Returns once
 /// nobody listens any more.
 pub async fn keep_discovering<P, F, E>(mut probe: P, kinds: watch::Sender<Option<OptionalKinds>>)
@@ -348,11 +344,11 @@ where
     F: Future<Output = Result<OptionalKinds, E>>,
     E: std::fmt::Display,
 {
-    let mut backoff = DISCOVERY_BACKOFF_FIRST;
+    let mut backoff = retry::FIRST;
     loop {
         let wait = match probe().await {
             Ok(found) => {
-                backoff = DISCOVERY_BACKOFF_FIRST;
+                backoff = retry::FIRST;
                 kinds.send_if_modified(|current| {
                     let next = match current {
                         Some(c) => c.clone().union(found),
@@ -369,7 +365,7 @@ where
             }
             Err(e) => {
                 let wait = backoff;
-                backoff = (backoff * 2).min(DISCOVERY_BACKOFF_MAX);
+                backoff = retry::after(backoff);
                 tracing::warn!(error = %e, retry_in = ?wait, "API discovery failed");
                 wait
             }
@@ -687,17 +683,16 @@ async fn batch(
     }
 }
 
-/// Hands the Services each translation references to the source (see
+/// Hands the Services each translation references (`referenced` reads them
+/// from what the translator publishes) to the source (see
 /// `KubeSource::references`), until either side stops.
 pub async fn follow_references<T>(
     to: watch::Sender<BTreeSet<ObjectKey>>,
-    mut translated: watch::Receiver<Option<(T, Arc<Outputs>)>>,
+    mut translated: watch::Receiver<T>,
+    referenced: impl Fn(&T) -> Option<BTreeSet<ObjectKey>>,
 ) {
     loop {
-        let services = translated
-            .borrow_and_update()
-            .as_ref()
-            .map(|(_, outputs)| outputs.referenced_services());
+        let services = referenced(&translated.borrow_and_update());
         if let Some(services) = services {
             to.send_if_modified(|old| {
                 let changed = *old != services;
@@ -787,6 +782,22 @@ mod tests {
         OptionalKinds::of([Kind::GrpcRoute])
     }
 
+    /// The batcher over `stores`, with no relevance filter and no
+    /// references; the receiver of its snapshots.
+    fn batcher(
+        stores: Stores,
+        wake: watch::Receiver<u64>,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        watch::Receiver<Option<Arc<Inputs>>>,
+    ) {
+        let (inputs_tx, inputs_rx) = watch::channel(None);
+        let relevance = Arc::new(RwLock::new(Relevance::default()));
+        let references = watch::channel(BTreeSet::new()).1;
+        let task = tokio::spawn(batch(stores, wake, inputs_tx, relevance, references));
+        (task, inputs_rx)
+    }
+
     /// Every kind listed and empty, but for `readers`; the referenced kinds
     /// followed by followers whose watch listed nothing.
     fn stores(wake: &watch::Sender<u64>, readers: Vec<(Kind, Arc<dyn Reader>)>) -> Stores {
@@ -868,16 +879,6 @@ mod tests {
             .expect("task");
     }
 
-    #[test]
-    fn back_off_is_capped() {
-        let mut b = DISCOVERY_BACKOFF_FIRST;
-        for _ in 0..20 {
-            b = (b * 2).min(DISCOVERY_BACKOFF_MAX);
-        }
-        assert_eq!(b, DISCOVERY_BACKOFF_MAX);
-        assert!(DISCOVERY_BACKOFF_MAX < REDISCOVER);
-    }
-
     #[tokio::test]
     async fn an_optional_kind_is_empty_until_served_then_watched() {
         let (tx, rx) = watch::channel(None);
@@ -934,14 +935,7 @@ mod tests {
             &wake_tx,
             vec![(Kind::GrpcRoute, Arc::new(watched(grpc_reader)))],
         );
-        let (inputs_tx, mut inputs_rx) = watch::channel(None);
-        let batcher = tokio::spawn(batch(
-            stores,
-            wake_rx,
-            inputs_tx,
-            Arc::new(RwLock::new(Relevance::default())),
-            watch::channel(BTreeSet::new()).1,
-        ));
+        let (batcher, mut inputs_rx) = batcher(stores, wake_rx);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             inputs_rx.borrow().is_none(),
@@ -1011,14 +1005,7 @@ mod tests {
                 (Kind::ConfigMap, Arc::new(config_maps.clone())),
             ],
         );
-        let (inputs_tx, mut inputs_rx) = watch::channel(None);
-        let batcher = tokio::spawn(batch(
-            stores,
-            wake_rx,
-            inputs_tx,
-            Arc::new(RwLock::new(Relevance::default())),
-            watch::channel(BTreeSet::new()).1,
-        ));
+        let (batcher, mut inputs_rx) = batcher(stores, wake_rx);
         assert_eq!(
             next_ca(&mut inputs_rx).await.as_deref(),
             Some("first"),

@@ -146,23 +146,10 @@ impl Provisioner {
             let (Some(infra), Some(gateway)) = (&output.infra, inputs.gateways.get(key)) else {
                 continue;
             };
-            let tls = match self.certificate(key).await {
-                Ok(client) => GatewayTls {
-                    ca_pem: self.authority.cert_pem().to_string(),
-                    client,
-                },
-                Err(e) => {
-                    self.failed("certificate");
-                    events
-                        .warn(gateway, "ProvisioningFailed", "Provision", e)
-                        .await;
-                    continue;
-                }
-            };
-            let (desired, fingerprint) = match self.render(key, gateway, infra, tls) {
+            let (desired, fingerprint) = match self.desired(key, gateway, infra).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.failed("render");
+                Err((step, e)) => {
+                    self.failed(step);
                     events
                         .warn(gateway, "ProvisioningFailed", "Provision", e)
                         .await;
@@ -223,6 +210,26 @@ impl Provisioner {
         self.certificates
             .retain(|k, _| outputs.gateways.contains_key(k));
         applied
+    }
+
+    /// The Gateway's certificate and its fleet's objects; on failure, the
+    /// step that failed (for the metric) and why.
+    async fn desired(
+        &mut self,
+        key: &ObjectKey,
+        gateway: &Gateway,
+        infra: &Infra,
+    ) -> Result<(Arc<DesiredObjects>, String), (&'static str, String)> {
+        let client = self
+            .certificate(key)
+            .await
+            .map_err(|e| ("certificate", e))?;
+        let tls = GatewayTls {
+            ca_pem: self.authority.cert_pem().to_string(),
+            client,
+        };
+        self.render(key, gateway, infra, tls)
+            .map_err(|e| ("render", e))
     }
 
     /// The Gateway's objects and their fingerprint, rendered again only when

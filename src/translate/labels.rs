@@ -30,6 +30,20 @@ pub struct Selector {
     nothing: bool,
 }
 
+/// Parses any generated selector type: they share field names, not a type.
+macro_rules! selector {
+    ($raw:expr) => {
+        Self::parse(
+            $raw.match_labels.as_ref(),
+            $raw.match_expressions.iter().flatten().map(|e| Expression {
+                key: &e.key,
+                operator: &e.operator,
+                values: e.values.as_deref(),
+            }),
+        )
+    };
+}
+
 impl Selector {
     /// A selector that matches no namespace (used when the given one is invalid).
     pub fn nothing() -> Self {
@@ -39,33 +53,18 @@ impl Selector {
         }
     }
 
+    /// A listener's `allowedRoutes.namespaces.selector`.
     pub fn from_listener(
         raw: &GatewayListenersAllowedRoutesNamespacesSelector,
     ) -> Result<Self, String> {
-        let expressions = raw.match_expressions.iter().flatten();
-        Self::parse(
-            raw.match_labels.as_ref(),
-            expressions.map(|e| Expression {
-                key: &e.key,
-                operator: &e.operator,
-                values: e.values.as_deref(),
-            }),
-        )
+        selector!(raw)
     }
 
     /// A Gateway's `allowedListeners.namespaces.selector`.
     pub fn from_allowed_listeners(
         raw: &GatewayAllowedListenersNamespacesSelector,
     ) -> Result<Self, String> {
-        let expressions = raw.match_expressions.iter().flatten();
-        Self::parse(
-            raw.match_labels.as_ref(),
-            expressions.map(|e| Expression {
-                key: &e.key,
-                operator: &e.operator,
-                values: e.values.as_deref(),
-            }),
-        )
+        selector!(raw)
     }
 
     fn parse<'a>(

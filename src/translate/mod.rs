@@ -16,7 +16,7 @@
 //! Beside them: `last_good` and `quarantine` wrap a translation (what was
 //! served before, what Envoy refused), and small domain pieces
 //! (`conditions`, `hostnames`, `labels`, `field_path`, `features`,
-//! `control_chars`, `re2`).
+//! `control_chars`, `re2`, `grants`, `trust`).
 
 pub mod attach;
 pub mod compile;
@@ -25,6 +25,7 @@ pub mod control_chars;
 pub mod encode;
 pub mod features;
 pub mod field_path;
+pub mod grants;
 pub mod hostnames;
 pub mod index;
 pub mod labels;
@@ -35,6 +36,7 @@ pub mod re2;
 pub mod report;
 pub mod settle;
 pub mod tables;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -196,9 +198,8 @@ pub fn translate_memo(inputs: &Inputs, options: &Options, memo: &mut Memo) -> Ou
         options.shift_privileged_ports,
         &options.reserved_ports,
     );
-    let grpc_rules = compile::grpc_rules(inputs);
     let mut resolver = BackendResolver::new(inputs);
-    let routes = compile::routes(inputs, &mut resolver, &grpc_rules);
+    let routes = compile::routes(inputs, &mut resolver, &mut memo.compiled());
     let mut attached = attach::routes(&index, inputs, &routes);
     settle::conflicts(&index, &routes, &mut attached);
     attach::count(&mut index, &attached);
@@ -242,7 +243,7 @@ fn gateway_output(
     inputs: &Inputs,
     gateway: &GatewayModel,
     tables: &GatewayTables<'_>,
-    routes: &compile::Compiled<'_>,
+    routes: &compile::Compiled,
     options: &Options,
     memo: &mut memo::GatewayScope<'_>,
 ) -> GatewayOutput {

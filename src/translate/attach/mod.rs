@@ -8,16 +8,17 @@
 //! placed on. Competing routes are settled next (`settle`); only then does
 //! `count` give each listener its `attachedRoutes`.
 
+use serde::Serialize;
 use std::collections::BTreeSet;
 
 use crate::identity::{CONTROLLER_NAME, GATEWAY_GROUP};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::compile::Compiled;
+use crate::translate::compile::routes::ParentRef;
 use crate::translate::compile::routes::RouteHead;
-use crate::translate::conditions::{Conditions, spec};
+use crate::translate::conditions::{Condition, Conditions, spec};
 use crate::translate::hostnames;
 use crate::translate::index::{GatewayIndex, GatewayModel};
-use crate::translate::report::{ParentRef, RouteParentStatus};
 
 /// The outcome of attaching one route.
 #[derive(Debug, Default)]
@@ -46,7 +47,7 @@ pub struct Attachment {
 
 /// Attaches every compiled route, in `Compiled::heads` order. Nothing is
 /// counted here: conflicts are settled first (`settle`), then `count`.
-pub fn routes(index: &GatewayIndex, inputs: &Inputs, compiled: &Compiled<'_>) -> Vec<Attached> {
+pub fn routes(index: &GatewayIndex, inputs: &Inputs, compiled: &Compiled) -> Vec<Attached> {
     compiled
         .heads()
         .map(|(head, has_rules)| attach(index, inputs, head, has_rules))
@@ -75,7 +76,7 @@ pub fn count(index: &mut GatewayIndex, attached: &[Attached]) {
 
 /// Attaches a compiled route; `has_rules` is whether any rule survived
 /// compilation.
-fn attach(idx: &GatewayIndex, inputs: &Inputs, route: &RouteHead<'_>, has_rules: bool) -> Attached {
+fn attach(idx: &GatewayIndex, inputs: &Inputs, route: &RouteHead, has_rules: bool) -> Attached {
     let mut out = Attached::default();
     for p in &route.parent_refs {
         let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
@@ -175,7 +176,7 @@ fn attach_one(
     parent: &Parent<'_>,
     inputs: &Inputs,
     p: &ParentRef,
-    route: &RouteHead<'_>,
+    route: &RouteHead,
     has_rules: bool,
 ) -> Vec<(usize, Vec<String>)> {
     let kind = route.kind.name();
@@ -276,7 +277,7 @@ fn attach_one(
         .map(|i| {
             let listener = gateway.listeners[i].hostname.as_deref();
             let served = if route.kind.uses_hostnames() {
-                hostnames::intersect(listener, route.hostnames)
+                hostnames::intersect(listener, &route.hostnames)
             } else {
                 vec!["*".to_string()]
             };
@@ -314,7 +315,7 @@ fn attach_one(
     attached
 }
 
-fn resolved_refs(conditions: &mut Conditions, route: &RouteHead<'_>) {
+fn resolved_refs(conditions: &mut Conditions, route: &RouteHead) {
     match route.unresolved.first() {
         None => conditions.set(
             spec::RESOLVED_REFS,
@@ -336,4 +337,13 @@ fn resolved_refs(conditions: &mut Conditions, route: &RouteHead<'_>) {
             );
         }
     }
+}
+
+/// One entry of a route's `status.parents`: what a parent says of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: ParentRef,
+    pub controller_name: &'static str,
+    pub conditions: Vec<Condition>,
 }

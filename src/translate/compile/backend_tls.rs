@@ -15,14 +15,13 @@ use std::sync::Arc;
 use gateway_api::apis::standard::backendtlspolicies::{
     BackendTlsPolicy, BackendTlsPolicyValidationSubjectAltNamesType,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::conditions::{Conditions, spec};
 use crate::translate::control_chars::check_text;
 use crate::translate::field_path::FieldPath;
 use crate::translate::hostnames;
+pub use crate::translate::trust::check_ca;
 
 /// What Envoy checks when it connects to a backend over TLS.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -301,21 +300,6 @@ fn check_hostname(hostname: &str, wildcard: bool) -> Result<(), String> {
         return Err(format!(
             "hostname {hostname:?} is a wildcard; the backend's exact name is required"
         ));
-    }
-    Ok(())
-}
-
-/// Whether `pem` is a PEM bundle of at least one parseable certificate.
-pub fn check_ca(pem: &str) -> Result<(), String> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("holds no certificate".into());
-    }
-    for (i, c) in certs.iter().enumerate() {
-        x509_parser::parse_x509_certificate(c)
-            .map_err(|e| format!("certificate {}: {e}", i + 1))?;
     }
     Ok(())
 }

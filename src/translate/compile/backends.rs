@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::inputs::{Inputs, ObjectKey};
+pub use crate::translate::grants::{Referrer, grant_allows};
 
 use crate::translate::compile::backend_tls::{BackendTls, BackendTlsIndex, PolicyTarget};
 use crate::translate::conditions::spec;
@@ -95,39 +96,46 @@ pub struct BackendError {
     pub report: bool,
 }
 
-/// The object that refers: its kind and namespace, for ReferenceGrants.
-#[derive(Clone, Copy, Debug)]
-pub struct Referrer<'a> {
-    pub group: &'a str,
-    pub kind: &'a str,
-    pub namespace: &'a str,
-}
-
-/// Resolves references, remembering each answer: many routes name the same
-/// Service port, and they then share one `ClusterKey`. Keys borrow from the
-/// routes, so a lookup allocates nothing.
-pub struct BackendResolver<'a> {
-    inputs: &'a Inputs,
+/// Resolves references against one snapshot, remembering each answer: many
+/// routes name the same Service port, and they then share one `ClusterKey`.
+pub struct BackendResolver<'i> {
+    inputs: &'i Inputs,
     tls: BackendTlsIndex,
-    cache: HashMap<CacheKey<'a>, Result<Arc<ClusterKey>, BackendError>>,
+    cache: HashMap<CacheKey, Result<Arc<ClusterKey>, BackendError>>,
     /// Services referenced since the last `take_referenced`.
     referenced: Vec<ObjectKey>,
 }
 
 /// Everything an answer depends on: referrer kind and namespace, and the
-/// reference as written.
-type CacheKey<'a> = (
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    Option<i32>,
-);
+/// reference as written. Owned, since a route compiled in this translation
+/// may be dropped before the next lookup.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    referrer_kind: String,
+    referrer_namespace: String,
+    group: Option<String>,
+    kind: Option<String>,
+    name: String,
+    namespace: Option<String>,
+    port: Option<i32>,
+}
 
-impl<'a> BackendResolver<'a> {
-    pub fn new(inputs: &'a Inputs) -> Self {
+impl CacheKey {
+    fn of(from: Referrer<'_>, r: BackendRef<'_>) -> Self {
+        Self {
+            referrer_kind: from.kind.to_string(),
+            referrer_namespace: from.namespace.to_string(),
+            group: r.group.map(str::to_string),
+            kind: r.kind.map(str::to_string),
+            name: r.name.to_string(),
+            namespace: r.namespace.map(str::to_string),
+            port: r.port,
+        }
+    }
+}
+
+impl<'i> BackendResolver<'i> {
+    pub fn new(inputs: &'i Inputs) -> Self {
         Self {
             inputs,
             tls: BackendTlsIndex::build(inputs),
@@ -151,24 +159,16 @@ impl<'a> BackendResolver<'a> {
         out
     }
 
-    pub fn inputs(&self) -> &'a Inputs {
+    pub fn inputs(&self) -> &'i Inputs {
         self.inputs
     }
 
     pub fn resolve(
         &mut self,
-        from: Referrer<'a>,
-        r: BackendRef<'a>,
+        from: Referrer<'_>,
+        r: BackendRef<'_>,
     ) -> Result<Arc<ClusterKey>, BackendError> {
-        let key = (
-            from.kind,
-            from.namespace,
-            r.group,
-            r.kind,
-            r.name,
-            r.namespace,
-            r.port,
-        );
+        let key = CacheKey::of(from, r);
         let inputs = self.inputs;
         let tls = &self.tls;
         // Policy statuses and the references report read these.
@@ -271,29 +271,4 @@ impl fmt::Display for ShownRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.0, self.1)
     }
-}
-
-/// Whether a ReferenceGrant in `to_namespace` lets `from` refer to the object.
-pub fn grant_allows(
-    inputs: &Inputs,
-    from: Referrer<'_>,
-    to_namespace: &str,
-    to_group: &str,
-    to_kind: &str,
-    to_name: &str,
-) -> bool {
-    inputs
-        .reference_grants
-        .range(ObjectKey::new(to_namespace, "")..)
-        .take_while(|(k, _)| k.namespace == to_namespace)
-        .any(|(_, grant)| {
-            let from_ok = grant.spec.from.iter().any(|f| {
-                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
-            });
-            let to_ok = grant.spec.to.iter().any(|t| {
-                let group_ok = t.group == to_group || (to_group.is_empty() && t.group == "core");
-                group_ok && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name)
-            });
-            from_ok && to_ok
-        })
 }

@@ -38,12 +38,10 @@ pub fn http_rules(route: &GrpcRoute) -> Vec<Result<HttpRouteRules, String>> {
     }
 }
 
-/// Compiles a GRPCRoute from its rules as `http_rules` wrote them.
-pub fn compile_route<'a>(
-    resolver: &mut BackendResolver<'a>,
-    route: &'a GrpcRoute,
-    rules: &'a [Result<HttpRouteRules, String>],
-) -> HttpRouteModel<'a> {
+/// Compiles a GRPCRoute: its rules written as HTTPRoute rules
+/// (`http_rules`), then compiled as those.
+pub fn compile_route(resolver: &mut BackendResolver<'_>, route: &GrpcRoute) -> HttpRouteModel {
+    let rules = http_rules(route);
     let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
     let hostnames: &[String] = route.spec.hostnames.as_deref().unwrap_or_default();
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();

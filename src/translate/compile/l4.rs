@@ -16,9 +16,10 @@ use crate::translate::compile::http::hostname_error;
 use crate::translate::compile::routes::{RouteHead, RouteKind, parent_refs};
 use crate::translate::field_path::FieldPath;
 
+/// A compiled TLSRoute, TCPRoute or UDPRoute; owned, like `HttpRouteModel`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct L4RouteModel<'a> {
-    pub head: RouteHead<'a>,
+pub struct L4RouteModel {
+    pub head: RouteHead,
     /// The backends of the served rule; empty when no rule is valid.
     pub backends: Vec<L4Backend>,
     pub has_rule: bool,
@@ -63,10 +64,7 @@ macro_rules! raw_rules {
     };
 }
 
-pub fn compile_tls<'a>(
-    resolver: &mut BackendResolver<'a>,
-    route: &'a TlsRoute,
-) -> L4RouteModel<'a> {
+pub fn compile_tls(resolver: &mut BackendResolver<'_>, route: &TlsRoute) -> L4RouteModel {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let mut head = RouteHead::new(
         RouteKind::Tls,
@@ -83,10 +81,7 @@ pub fn compile_tls<'a>(
     )
 }
 
-pub fn compile_tcp<'a>(
-    resolver: &mut BackendResolver<'a>,
-    route: &'a TcpRoute,
-) -> L4RouteModel<'a> {
+pub fn compile_tcp(resolver: &mut BackendResolver<'_>, route: &TcpRoute) -> L4RouteModel {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let head = RouteHead::new(RouteKind::Tcp, route, &[], parent_refs!(parents));
     compile(
@@ -97,10 +92,7 @@ pub fn compile_tcp<'a>(
     )
 }
 
-pub fn compile_udp<'a>(
-    resolver: &mut BackendResolver<'a>,
-    route: &'a UdpRoute,
-) -> L4RouteModel<'a> {
+pub fn compile_udp(resolver: &mut BackendResolver<'_>, route: &UdpRoute) -> L4RouteModel {
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     let head = RouteHead::new(RouteKind::Udp, route, &[], parent_refs!(parents));
     compile(
@@ -115,12 +107,12 @@ fn namespace_of<K: kube::Resource>(route: &K) -> &str {
     route.meta().namespace.as_deref().unwrap_or_default()
 }
 
-fn compile<'a>(
-    resolver: &mut BackendResolver<'a>,
-    namespace: &'a str,
-    mut head: RouteHead<'a>,
-    rules: Vec<Vec<RawBackend<'a>>>,
-) -> L4RouteModel<'a> {
+fn compile(
+    resolver: &mut BackendResolver<'_>,
+    namespace: &str,
+    mut head: RouteHead,
+    rules: Vec<Vec<RawBackend<'_>>>,
+) -> L4RouteModel {
     let rules_field = FieldPath::Root("spec.rules");
     let mut backends = Vec::new();
     let mut has_rule = false;
@@ -157,12 +149,12 @@ fn compile<'a>(
     }
 }
 
-fn compile_rule<'a>(
-    resolver: &mut BackendResolver<'a>,
-    referrer: Referrer<'a>,
-    head: &mut RouteHead<'a>,
+fn compile_rule(
+    resolver: &mut BackendResolver<'_>,
+    referrer: Referrer<'_>,
+    head: &mut RouteHead,
     field: &str,
-    rule: Vec<RawBackend<'a>>,
+    rule: Vec<RawBackend<'_>>,
 ) -> Result<Vec<L4Backend>, String> {
     if rule.is_empty() {
         return Err(format!(

@@ -4,48 +4,45 @@
 //! rules.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::Serialize;
 
 use crate::inputs::ObjectKey;
+pub use crate::inputs::kinds::RouteKind;
 use crate::translate::compile::backends::BackendError;
-use crate::translate::report::ParentRef;
 
-/// The route kinds portico translates, in the order statuses are listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RouteKind {
-    Http,
-    Grpc,
-    Tls,
-    Tcp,
-    Udp,
+/// A route's `parentRef` echoed back as the user wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
 }
 
-impl RouteKind {
-    /// The Kubernetes kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Http => "HTTPRoute",
-            Self::Grpc => "GRPCRoute",
-            Self::Tls => "TLSRoute",
-            Self::Tcp => "TCPRoute",
-            Self::Udp => "UDPRoute",
-        }
-    }
-
-    /// TCPRoute and UDPRoute carry no hostnames: a listener's hostname does
-    /// not filter them.
-    pub fn uses_hostnames(self) -> bool {
-        !matches!(self, Self::Tcp | Self::Udp)
+impl ParentRef {
+    /// Whether this reference, written by an object in `namespace`, names
+    /// the object `key` (the namespace defaults to the writer's).
+    pub fn names(&self, namespace: &str, key: &crate::inputs::ObjectKey) -> bool {
+        self.name == key.name && self.namespace.as_deref().unwrap_or(namespace) == key.namespace
     }
 }
 
 /// The kind-independent part of a compiled route.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RouteHead<'a> {
+pub struct RouteHead {
     pub kind: RouteKind,
     pub key: ObjectKey,
     pub generation: Option<i64>,
-    pub created: Option<&'a Time>,
-    pub hostnames: &'a [String],
+    pub created: Option<Time>,
+    pub hostnames: Vec<String>,
     pub parent_refs: Vec<ParentRef>,
     /// Dropped rules, one message each.
     pub invalid_rules: Vec<String>,
@@ -58,12 +55,12 @@ pub struct RouteHead<'a> {
     pub services: Vec<ObjectKey>,
 }
 
-impl<'a> RouteHead<'a> {
+impl RouteHead {
     /// The head of a route of `kind`, before its rules are compiled.
     pub fn new<K: kube::Resource>(
         kind: RouteKind,
-        route: &'a K,
-        hostnames: &'a [String],
+        route: &K,
+        hostnames: &[String],
         parent_refs: Vec<ParentRef>,
     ) -> Self {
         let meta = route.meta();
@@ -74,8 +71,8 @@ impl<'a> RouteHead<'a> {
                 meta.name.clone().unwrap_or_default(),
             ),
             generation: meta.generation,
-            created: meta.creation_timestamp.as_ref(),
-            hostnames,
+            created: meta.creation_timestamp.clone(),
+            hostnames: hostnames.to_vec(),
             parent_refs,
             invalid_rules: Vec::new(),
             route_error: None,
@@ -86,7 +83,7 @@ impl<'a> RouteHead<'a> {
 
     /// Older routes first, then by namespace and name: the order the
     /// specification gives to routes that compete.
-    pub fn age_order(&self, other: &RouteHead<'_>) -> std::cmp::Ordering {
+    pub fn age_order(&self, other: &RouteHead) -> std::cmp::Ordering {
         use std::cmp::Ordering;
         match (&self.created, &other.created) {
             (Some(x), Some(y)) => x.cmp(y),
@@ -103,7 +100,7 @@ macro_rules! parent_refs {
     ($refs:expr) => {
         $refs
             .iter()
-            .map(|p| $crate::translate::report::ParentRef {
+            .map(|p| $crate::translate::compile::routes::ParentRef {
                 group: p.group.clone(),
                 kind: p.kind.clone(),
                 namespace: p.namespace.clone(),

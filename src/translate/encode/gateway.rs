@@ -7,6 +7,7 @@
 //! uses it).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::cluster::{self, Upstream};
 use super::listener::{self, HttpsChain};
@@ -27,7 +28,7 @@ pub struct GatewayRoutes<'g, 'a> {
     pub gateway: &'g GatewayModel,
     pub http: &'g [PortRoutes<'a>],
     pub l4: &'g [L4Placement],
-    pub l4_models: &'g [L4RouteModel<'a>],
+    pub l4_models: &'g [Arc<L4RouteModel>],
 }
 
 pub fn resources(

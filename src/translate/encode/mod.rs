@@ -17,12 +17,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::google::protobuf::{Any, Duration};
 use prost::{Message, Name};
 
-/// RE2 program size limit for regexes in Envoy configuration. Envoy's default
-/// (100) rejects ordinary path regexes, and one rejected regex fails its whole
-/// route configuration; every bootstrap portico writes sets the runtime keys
-/// `re2.max_program_size.error_level` and `.warn_level` to this, and
-/// translation keeps regexes well below it.
-pub const ENVOY_RE2_MAX_PROGRAM_SIZE: u32 = 2000;
+pub use crate::bootstrap::ENVOY_RE2_MAX_PROGRAM_SIZE;
 
 /// Every Envoy resource of one Gateway, encoded, each list sorted by name.
 /// Encoded resources are what xDS sends, compare cheaply, and take a fraction

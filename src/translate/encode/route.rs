@@ -1,8 +1,6 @@
 //! One RouteConfiguration per Gateway port: a virtual host per hostname, routes
 //! in precedence order, each rule's filters turned into Envoy route settings.
 
-use std::borrow::Cow;
-
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, header_value_option,
@@ -157,9 +155,9 @@ fn regex(pattern: &str) -> RegexMatcher {
 fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
     let m = entry.matcher();
     let path = match &m.path {
-        PathMatch::Exact(v) => route_match::PathSpecifier::Path(v.to_string()),
-        PathMatch::Prefix("/") => route_match::PathSpecifier::Prefix("/".into()),
-        PathMatch::Prefix(v) => route_match::PathSpecifier::PathSeparatedPrefix(v.to_string()),
+        PathMatch::Exact(v) => route_match::PathSpecifier::Path(v.clone()),
+        PathMatch::Prefix(v) if v == "/" => route_match::PathSpecifier::Prefix("/".into()),
+        PathMatch::Prefix(v) => route_match::PathSpecifier::PathSeparatedPrefix(v.clone()),
         PathMatch::Regex(v) => route_match::PathSpecifier::SafeRegex(regex(v)),
     };
     let mut headers: Vec<HeaderMatcher> = m
@@ -201,13 +199,12 @@ fn route_match(entry: &RouteEntry<'_>) -> RouteMatch {
     }
 }
 
-fn header_options(mods: &HeaderMods<'_>) -> Vec<HeaderValueOption> {
-    let option = |(k, v): &(Cow<'_, str>, &str),
-                  action: header_value_option::HeaderAppendAction| {
+fn header_options(mods: &HeaderMods) -> Vec<HeaderValueOption> {
+    let option = |(k, v): &(String, String), action: header_value_option::HeaderAppendAction| {
         HeaderValueOption {
             header: Some(HeaderValue {
-                key: k.to_string(),
-                value: v.to_string(),
+                key: k.clone(),
+                value: v.clone(),
                 ..HeaderValue::default()
             }),
             append_action: action as i32,
@@ -231,8 +228,8 @@ fn header_options(mods: &HeaderMods<'_>) -> Vec<HeaderValueOption> {
         .collect()
 }
 
-fn names(list: &[Cow<'_, str>]) -> Vec<String> {
-    list.iter().map(ToString::to_string).collect()
+fn names(list: &[String]) -> Vec<String> {
+    list.to_vec()
 }
 
 /// `httproute/<namespace>/<name>/rule/<index>[/<rule name>]/match/<index>`:
@@ -240,7 +237,7 @@ fn names(list: &[Cow<'_, str>]) -> Vec<String> {
 fn route_name(entry: &RouteEntry<'_>) -> String {
     use std::fmt::Write;
     let key = &entry.route.head.key;
-    let rule_name = entry.rule.name.unwrap_or_default();
+    let rule_name = entry.rule.name.as_deref().unwrap_or_default();
     let mut name =
         String::with_capacity(40 + key.namespace.len() + key.name.len() + rule_name.len());
     name.push_str("httproute/");
@@ -283,7 +280,7 @@ fn encode_route(entry: &RouteEntry<'_>, listener_port: i32, buf: &mut Vec<u8>) {
         ..Route::default()
     };
     let current_prefix = match &entry.matcher().path {
-        PathMatch::Prefix(p) => Some(*p),
+        PathMatch::Prefix(p) => Some(p.as_str()),
         _ => None,
     };
     r.encode_raw(buf);

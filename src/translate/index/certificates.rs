@@ -20,8 +20,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::identity::GATEWAY_GROUP;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::compile::backends::{Referrer, grant_allows};
 use crate::translate::conditions::spec;
+use crate::translate::grants::{Referrer, grant_allows};
 
 /// Why one certificate reference is not served.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,9 +16,9 @@ use gateway_api::experimental::gateways::{
 
 use crate::identity::GATEWAY_GROUP;
 use crate::inputs::{Inputs, ObjectKey};
-use crate::translate::compile::backend_tls::check_ca;
-use crate::translate::compile::backends::{Referrer, grant_allows};
 use crate::translate::conditions::spec;
+use crate::translate::grants::{Referrer, grant_allows};
+use crate::translate::trust::check_ca;
 
 /// How an HTTPS listener checks client certificates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -256,38 +256,27 @@ pub fn merge(
         affinity: top.affinity.or(base.affinity),
         pod_labels: top.pod_labels.or(base.pod_labels),
         pod_annotations: top.pod_annotations.or(base.pod_annotations),
-        service: merge_service(base.service, top.service),
-        listener_port_as_container_port: top
-            .listener_port_as_container_port
-            .or(base.listener_port_as_container_port),
-        envoy: merge_envoy(base.envoy, top.envoy),
-    }
-}
-
-fn merge_service(
-    base: Option<ServiceParameters>,
-    top: Option<ServiceParameters>,
-) -> Option<ServiceParameters> {
-    match (base, top) {
-        (Some(b), Some(t)) => Some(ServiceParameters {
+        service: merge_nested(base.service, top.service, |b, t| ServiceParameters {
             type_: t.type_.or(b.type_),
             annotations: t.annotations.or(b.annotations),
             external_traffic_policy: t.external_traffic_policy.or(b.external_traffic_policy),
             load_balancer_class: t.load_balancer_class.or(b.load_balancer_class),
         }),
-        (b, t) => t.or(b),
-    }
-}
-
-fn merge_envoy(
-    base: Option<EnvoyParameters>,
-    top: Option<EnvoyParameters>,
-) -> Option<EnvoyParameters> {
-    match (base, top) {
-        (Some(b), Some(t)) => Some(EnvoyParameters {
+        listener_port_as_container_port: top
+            .listener_port_as_container_port
+            .or(base.listener_port_as_container_port),
+        envoy: merge_nested(base.envoy, top.envoy, |b, t| EnvoyParameters {
             log_level: t.log_level.or(b.log_level),
             concurrency: t.concurrency.or(b.concurrency),
         }),
+    }
+}
+
+/// Two optional nested parameter blocks: the top one's fields over the
+/// base's where both are given, else whichever is given.
+fn merge_nested<T>(base: Option<T>, top: Option<T>, both: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (base, top) {
+        (Some(b), Some(t)) => Some(both(b, t)),
         (b, t) => t.or(b),
     }
 }

@@ -12,13 +12,13 @@ use gateway_api::experimental::gateways::{
 
 use super::certificates;
 use super::client_validation;
+use super::model::RouteGroupKind;
 use super::model::{ListenerModel, NamespacePolicy, Protocol, ReservedPort, container_port};
 use crate::identity::GATEWAY_GROUP;
 use crate::inputs::Inputs;
 use crate::translate::conditions::{ConditionStatus, Conditions, spec};
 use crate::translate::hostnames;
 use crate::translate::labels::Selector;
-use crate::translate::report::RouteGroupKind;
 
 pub(super) fn listener_model(
     l: &GatewayListeners,

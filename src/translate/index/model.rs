@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use gateway_api::experimental::gateways::GatewayListenersTlsMode;
+use serde::Serialize;
 
 use super::certificates::CertificateError;
 use super::client_validation::ClientValidation;
@@ -15,8 +16,8 @@ use super::infra::{Infra, InfraPort};
 use crate::inputs::parameters::{GatewayParameters, GatewayParametersSpec};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::conditions::{Conditions, spec};
+use crate::translate::hostnames;
 use crate::translate::labels::Selector;
-use crate::translate::report::RouteGroupKind;
 
 /// A GatewayClass with our controller name, and whether we accept it.
 #[derive(Debug)]
@@ -60,6 +61,25 @@ pub struct GatewayModel {
 }
 
 impl GatewayModel {
+    /// The listener on `port` that owns requests (or TLS connections) for
+    /// `host`: the one whose hostname matches it most specifically.
+    pub fn owner(&self, port: i32, host: &str) -> Option<usize> {
+        self.listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_ready() && l.port == port)
+            .filter(|(_, l)| !l.protocol.is_some_and(Protocol::is_udp))
+            .filter(|(_, l)| match l.hostname.as_deref() {
+                None => true,
+                Some(h) => h == host || hostnames::covers(h, host),
+            })
+            .max_by(|(_, a), (_, b)| {
+                let spec = |h: Option<&str>| h.map(hostnames::specificity);
+                spec(a.hostname.as_deref()).cmp(&spec(b.hostname.as_deref()))
+            })
+            .map(|(i, _)| i)
+    }
+
     /// The Secret Envoy presents to TLS backends, when valid.
     pub fn backend_client_certificate(&self) -> Option<&ObjectKey> {
         self.backend_client.as_ref().and_then(|r| r.as_ref().ok())
@@ -296,4 +316,11 @@ impl GatewayModel {
             ports,
         }
     }
+}
+
+/// A kind of route a listener supports (its status `supportedKinds`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RouteGroupKind {
+    pub group: String,
+    pub kind: String,
 }

@@ -1,31 +1,26 @@
 //! What changed between the inputs of two translations, as far as the memo
-//! cares: the world compilation reads besides the routes (Services,
-//! ReferenceGrants, BackendTLSPolicies, ConfigMaps), and each HTTPRoute and
-//! GRPCRoute. Two objects are the same when they are the same `Arc` or equal
-//! in value; a route added, removed or edited is changed.
+//! cares: the world compilation reads besides the routes and their Services
+//! (ReferenceGrants, BackendTLSPolicies, ConfigMaps), and each Service. Two
+//! objects are the same when they are the same `Arc` or equal in value; a
+//! Service added, removed or edited is changed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::inputs::kinds::Held;
 use crate::inputs::{InputKind, Inputs, ObjectKey};
-use crate::translate::compile::routes::RouteKind;
 use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicy;
-use gateway_api::experimental::grpcroutes::GrpcRoute;
-use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 
 /// The changes since the last translation.
 #[derive(Clone, Debug)]
 pub struct Changes {
-    /// Something compilation reads besides the routes changed: no compiled
-    /// route can be trusted.
+    /// Something compilation reads besides the routes and Services changed:
+    /// no compiled route can be trusted.
     pub world: bool,
-    /// HTTPRoutes added, removed or edited.
-    pub http: HashSet<ObjectKey>,
-    /// GRPCRoutes added, removed or edited.
-    pub grpc: HashSet<ObjectKey>,
+    /// Services added, removed or edited (empty when `world`).
+    pub services: HashSet<ObjectKey>,
 }
 
 impl Changes {
@@ -33,39 +28,23 @@ impl Changes {
     pub fn everything() -> Self {
         Self {
             world: true,
-            http: HashSet::new(),
-            grpc: HashSet::new(),
+            services: HashSet::new(),
         }
-    }
-
-    /// Whether a result that read this route may be stale.
-    pub fn route(&self, kind: RouteKind, key: &ObjectKey) -> bool {
-        self.world
-            || match kind {
-                RouteKind::Http => self.http.contains(key),
-                RouteKind::Grpc => self.grpc.contains(key),
-                // Not memoised: always computed afresh.
-                RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp => true,
-            }
     }
 }
 
 /// Compares two snapshots.
 pub fn since(last: &Inputs, now: &Inputs) -> Changes {
-    let world = !same::<Service>(last, now)
-        || !same::<ReferenceGrant>(last, now)
+    let world = !same::<ReferenceGrant>(last, now)
         || !same::<BackendTlsPolicy>(last, now)
         || !same::<ConfigMap>(last, now);
-    let (mut http, mut grpc) = (HashSet::new(), HashSet::new());
+    let mut services = HashSet::new();
     if !world {
-        differing::<HttpRoute>(last, now, |key| {
-            http.insert(key.clone());
-        });
-        differing::<GrpcRoute>(last, now, |key| {
-            grpc.insert(key.clone());
+        differing::<Service>(last, now, |key| {
+            services.insert(key.clone());
         });
     }
-    Changes { world, http, grpc }
+    Changes { world, services }
 }
 
 fn same<K: InputKind>(last: &Inputs, now: &Inputs) -> bool {

@@ -1,14 +1,15 @@
 //! Encoded virtual hosts of one Gateway, per port and hostname. A virtual
 //! host's encoding reads only its port, its hostname and its route entries
-//! (each the compiled rule and match of one route), so it is reused while
-//! the entries are the same ones in the same order and none of their routes
-//! changed (`Changes::route`).
+//! (each a rule and match of one compiled route), so it is reused while the
+//! entries are the same ones in the same order, each of the same compiled
+//! model: the same `Arc`, which `routes` keeps only while nothing the model
+//! was compiled from changed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::GatewayScope;
-use crate::inputs::ObjectKey;
-use crate::translate::compile::routes::RouteKind;
+use crate::translate::compile::http::HttpRouteModel;
 use crate::translate::tables::http::RouteEntry;
 
 /// Virtual hosts by port, then hostname: those the current translation
@@ -28,11 +29,11 @@ struct Host {
     body: Vec<u8>,
 }
 
-/// One route entry by name: route, rule and match.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One route entry: the compiled route (held, so its address names it),
+/// rule and match.
+#[derive(Clone, Debug)]
 struct EntryId {
-    kind: RouteKind,
-    route: ObjectKey,
+    route: Arc<HttpRouteModel>,
     rule: usize,
     matcher: usize,
 }
@@ -40,28 +41,24 @@ struct EntryId {
 impl EntryId {
     fn of(entry: &RouteEntry<'_>) -> Self {
         Self {
-            kind: entry.route.head.kind,
-            route: entry.route.head.key.clone(),
+            route: Arc::clone(entry.route),
             rule: entry.rule.index,
             matcher: entry.match_index,
         }
     }
 
     fn is(&self, entry: &RouteEntry<'_>) -> bool {
-        self.kind == entry.route.head.kind
+        Arc::ptr_eq(&self.route, entry.route)
             && self.rule == entry.rule.index
             && self.matcher == entry.match_index
-            && self.route == entry.route.head.key
+    }
+
+    fn all(ids: &[EntryId], entries: &[RouteEntry<'_>]) -> bool {
+        ids.len() == entries.len() && ids.iter().zip(entries).all(|(id, e)| id.is(e))
     }
 }
 
 impl Hosts {
-    /// Forgets every encoding.
-    pub(super) fn clear(&mut self) {
-        self.current.clear();
-        self.last.clear();
-    }
-
     /// A new translation: what the last one used may be claimed.
     pub(super) fn begin(&mut self) {
         self.last = std::mem::take(&mut self.current);
@@ -89,31 +86,17 @@ impl GatewayScope<'_> {
             encode(&mut hosts.scratch);
             return &hosts.scratch;
         }
-        let changes = self.changes;
-        let valid = |h: &Host| {
-            h.entries.len() == entries.len()
-                && h.entries.iter().zip(entries).all(|(id, e)| id.is(e))
-                && !entries
-                    .iter()
-                    .any(|e| changes.route(e.route.head.kind, &e.route.head.key))
-        };
         let port_hosts = hosts.current.entry(port).or_default();
-        let fresh = match port_hosts.get(host) {
-            // Encoded for another listener of this port in this translation.
-            Some(h)
-                if h.entries.len() == entries.len()
-                    && h.entries.iter().zip(entries).all(|(id, e)| id.is(e)) =>
-            {
-                false
-            }
-            _ => true,
-        };
+        // Encoded for another listener of this port in this translation?
+        let fresh = !port_hosts
+            .get(host)
+            .is_some_and(|h| EntryId::all(&h.entries, entries));
         if fresh {
             let kept = hosts
                 .last
                 .get_mut(&port)
                 .and_then(|m| m.remove(host))
-                .filter(|h| valid(h));
+                .filter(|h| EntryId::all(&h.entries, entries));
             let h = kept.unwrap_or_else(|| {
                 let mut body = Vec::new();
                 encode(&mut body);

@@ -6,15 +6,20 @@
 //!
 //! How it is kept sound: at the start of a translation the memo compares the
 //! new inputs with the last ones (`changes`): whether anything compilation
-//! reads besides the routes changed (Services, ReferenceGrants,
-//! BackendTLSPolicies, ConfigMaps: the "world"), and which HTTPRoutes and
-//! GRPCRoutes changed. Objects compare by `Arc` first, by value when the
-//! pointers differ, so a snapshot that rebuilt an object gives no stale hit.
-//! Per Gateway it then keeps:
+//! reads besides the routes and Services changed (ReferenceGrants,
+//! BackendTLSPolicies, ConfigMaps: the "world"), and which Services changed.
+//! Objects compare by `Arc` first, by value when the pointers differ, so a
+//! snapshot that rebuilt an object gives no stale hit. It keeps:
+//!
+//! - `routes`: each route's compiled model, valid while the route reads the
+//!   same (metadata compilation reads, spec), none of the Services it names
+//!   changed and the world did not; a reused model is the same `Arc`;
+//!
+//! and per Gateway:
 //!
 //! - `hosts`: each virtual host's encoding, valid while the host keeps the
-//!   same route entries (route, rule, match, in order) on the same port, none
-//!   of those routes changed and the world did not;
+//!   same route entries (compiled model by `Arc`, rule, match, in order) on
+//!   the same port;
 //! - `clusters`: each cluster's encoding, keyed by the whole `Upstream` and
 //!   the client certificate it presents (a pure function of both).
 //!
@@ -24,10 +29,13 @@
 mod changes;
 pub mod clusters;
 pub mod hosts;
+pub mod routes;
 
 use std::collections::BTreeMap;
 
 use self::changes::Changes;
+pub use self::routes::CompileScope;
+use self::routes::CompiledRoutes;
 use crate::inputs::{Inputs, ObjectKey};
 
 /// Results of the last translation, reusable by the next one.
@@ -39,6 +47,8 @@ pub struct Memo {
     last: Option<Inputs>,
     /// What changed since `last`; set by `begin`.
     changes: Changes,
+    /// Every route's compiled model.
+    routes: CompiledRoutes,
     /// Per Gateway, its encoded pieces.
     gateways: BTreeMap<ObjectKey, GatewayMemo>,
 }
@@ -56,6 +66,7 @@ impl Default for Memo {
             recording: true,
             last: None,
             changes: Changes::everything(),
+            routes: CompiledRoutes::default(),
             gateways: BTreeMap::new(),
         }
     }
@@ -80,12 +91,19 @@ impl Memo {
             Some(last) => changes::since(last, inputs),
             None => Changes::everything(),
         };
+        self.routes.begin();
         for gateway in self.gateways.values_mut() {
-            if self.changes.world {
-                gateway.hosts.clear();
-            }
             gateway.hosts.begin();
             gateway.clusters.begin();
+        }
+    }
+
+    /// The compiled routes during a translation.
+    pub(crate) fn compiled(&mut self) -> CompileScope<'_> {
+        CompileScope {
+            recording: self.recording,
+            changes: &self.changes,
+            routes: &mut self.routes,
         }
     }
 
@@ -98,19 +116,17 @@ impl Memo {
         } else {
             self.gateways.entry(ObjectKey::default()).or_default()
         };
-        GatewayScope {
-            recording,
-            changes: &self.changes,
-            memo,
-        }
+        GatewayScope { recording, memo }
     }
 
     /// Keeps what this translation used, and its inputs for the next.
     pub(crate) fn finish(&mut self, inputs: &Inputs, gateways: impl Fn(&ObjectKey) -> bool) {
         if !self.recording {
             self.gateways.clear();
+            self.routes.clear();
             return;
         }
+        self.routes.finish();
         self.gateways.retain(|key, _| gateways(key));
         for gateway in self.gateways.values_mut() {
             gateway.hosts.finish();
@@ -123,7 +139,6 @@ impl Memo {
 /// One Gateway's memo, borrowed for the encoding of its resources.
 pub struct GatewayScope<'m> {
     recording: bool,
-    changes: &'m Changes,
     memo: &'m mut GatewayMemo,
 }
 

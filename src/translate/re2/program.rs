@@ -138,8 +138,7 @@ impl Bytes {
 
     /// RE2's Perl classes: ASCII digits, word characters, and `[\t\n\f\r ]`.
     fn perl(kind: ClassPerlKind, negated: bool) -> Self {
-        let mut set = Self::default();
-        match kind {
+        Self::built(negated, |set| match kind {
             ClassPerlKind::Digit => set.add_ascii(&ClassAsciiKind::Digit),
             ClassPerlKind::Word => set.add_ascii(&ClassAsciiKind::Word),
             ClassPerlKind::Space => {
@@ -147,11 +146,7 @@ impl Bytes {
                     set.add(c.into(), c.into());
                 }
             }
-        }
-        if negated {
-            set.negate();
-        }
-        set
+        })
     }
 
     fn add_ascii(&mut self, kind: &ClassAsciiKind) {
@@ -188,24 +183,26 @@ impl Bytes {
             ClassSetItem::Literal(lit) => self.add(lit.c.into(), lit.c.into()),
             ClassSetItem::Range(r) => self.add(r.start.c.into(), r.end.c.into()),
             ClassSetItem::Ascii(a) => {
-                let mut set = Self::default();
-                set.add_ascii(&a.kind);
-                if a.negated {
-                    set.negate();
-                }
-                self.union(&set);
+                self.union(&Self::built(a.negated, |set| set.add_ascii(&a.kind)));
             }
             ClassSetItem::Perl(p) => self.union(&Self::perl(p.kind.clone(), p.negated)),
             ClassSetItem::Bracketed(nested) => {
-                let mut set = Self::default();
-                set.add_set(&nested.kind);
-                if nested.negated {
-                    set.negate();
-                }
-                self.union(&set);
+                self.union(&Self::built(nested.negated, |set| {
+                    set.add_set(&nested.kind)
+                }));
             }
             ClassSetItem::Union(union) => union.items.iter().for_each(|i| self.add_item(i)),
         }
+    }
+
+    /// The set `fill` adds to an empty one, negated if `negated`.
+    fn built(negated: bool, fill: impl FnOnce(&mut Self)) -> Self {
+        let mut set = Self::default();
+        fill(&mut set);
+        if negated {
+            set.negate();
+        }
+        set
     }
 
     fn union(&mut self, other: &Self) {

@@ -13,7 +13,7 @@ use crate::translate::compile::backend_tls::BackendTlsIndex;
 /// The status of every policy with at least one ancestor.
 pub fn policies(
     index: &BackendTlsIndex,
-    compiled: &Compiled<'_>,
+    compiled: &Compiled,
     attached: &[Attached],
 ) -> BTreeMap<ObjectKey, PolicyStatus> {
     // Service -> Gateways whose placed routes use it.

@@ -22,10 +22,7 @@ pub struct References {
 }
 
 /// Per Gateway, what the routes naming it reference.
-pub fn references(
-    compiled: &Compiled<'_>,
-    attached: &[Attached],
-) -> BTreeMap<ObjectKey, References> {
+pub fn references(compiled: &Compiled, attached: &[Attached]) -> BTreeMap<ObjectKey, References> {
     let mut out: BTreeMap<ObjectKey, References> = BTreeMap::new();
     for ((head, _), a) in compiled.heads().zip(attached) {
         if head.services.is_empty() {

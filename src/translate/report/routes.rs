@@ -12,7 +12,7 @@ use crate::translate::compile::routes::RouteKind;
 
 /// The status of every route naming one of our Gateways.
 pub fn routes(
-    compiled: &Compiled<'_>,
+    compiled: &Compiled,
     attached: Vec<Attached>,
 ) -> BTreeMap<(RouteKind, ObjectKey), RouteStatus> {
     compiled

@@ -3,7 +3,11 @@
 
 use serde::Serialize;
 
+// Status pieces an earlier stage produces, listed here with the rest.
+pub use crate::translate::attach::RouteParentStatus;
+pub use crate::translate::compile::routes::ParentRef;
 use crate::translate::conditions::Condition;
+pub use crate::translate::index::model::RouteGroupKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,50 +50,11 @@ pub struct ListenerStatus {
     pub conditions: Vec<Condition>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct RouteGroupKind {
-    pub group: String,
-    pub kind: String,
-}
-
 /// `status.parents` of a route: only the entries this controller owns.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteStatus {
     pub parents: Vec<RouteParentStatus>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteParentStatus {
-    pub parent_ref: ParentRef,
-    pub controller_name: &'static str,
-    pub conditions: Vec<Condition>,
-}
-
-impl ParentRef {
-    /// Whether this reference, written by an object in `namespace`, names
-    /// the object `key` (the namespace defaults to the writer's).
-    pub fn names(&self, namespace: &str, key: &crate::inputs::ObjectKey) -> bool {
-        self.name == key.name && self.namespace.as_deref().unwrap_or(namespace) == key.namespace
-    }
-}
-
-/// A route's `parentRef` echoed back as the user wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParentRef {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub section_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<i32>,
 }
 
 /// `status.ancestors` of a BackendTLSPolicy: only the entries this

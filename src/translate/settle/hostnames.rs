@@ -35,7 +35,7 @@ impl Claims {
     pub(super) fn settle(
         &mut self,
         index: &GatewayIndex,
-        compiled: &Compiled<'_>,
+        compiled: &Compiled,
         route: RouteId,
         placements: &mut Vec<Attachment>,
     ) -> Vec<Loss> {

@@ -25,7 +25,7 @@ struct Loss {
 }
 
 /// Settles every competing claim, oldest route first.
-pub fn conflicts(index: &GatewayIndex, compiled: &Compiled<'_>, attached: &mut [Attached]) {
+pub fn conflicts(index: &GatewayIndex, compiled: &Compiled, attached: &mut [Attached]) {
     let mut order: Vec<RouteId> = (0..attached.len()).collect();
     order.sort_by(|a, b| compiled.head(*a).age_order(compiled.head(*b)));
     let mut http = hostnames::Claims::default();

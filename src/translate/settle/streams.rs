@@ -12,7 +12,6 @@ use crate::translate::attach::Attachment;
 use crate::translate::compile::routes::RouteKind;
 use crate::translate::compile::{Compiled, RouteId};
 use crate::translate::index::GatewayIndex;
-use crate::translate::tables;
 
 /// Per Gateway, (port, UDP or not, hostname) to the route holding it.
 #[derive(Default)]
@@ -25,7 +24,7 @@ impl Claims {
     pub(super) fn settle(
         &mut self,
         index: &GatewayIndex,
-        compiled: &Compiled<'_>,
+        compiled: &Compiled,
         route: RouteId,
         placements: &mut Vec<Attachment>,
     ) -> Vec<Loss> {
@@ -40,9 +39,7 @@ impl Claims {
             let udp = listener.protocol.is_some_and(|x| x.is_udp());
             let mut taken_by = None;
             p.hostnames.retain(|h| {
-                if head.kind == RouteKind::Tls
-                    && tables::owner(gateway, port, h) != Some(p.listener)
-                {
+                if head.kind == RouteKind::Tls && gateway.owner(port, h) != Some(p.listener) {
                     return false;
                 }
                 let claim = (p.gateway.clone(), port, udp, h.clone());

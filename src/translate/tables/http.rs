@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::translate::compile::http::matches::{MatchModel, PathMatch};
 use crate::translate::compile::http::{HttpRouteModel, RuleModel};
@@ -17,13 +18,13 @@ use crate::translate::index::{GatewayModel, Protocol};
 /// One rule match of one route, placed on one hostname.
 #[derive(Clone, Debug)]
 pub struct RouteEntry<'a> {
-    pub route: &'a HttpRouteModel<'a>,
-    pub rule: &'a RuleModel<'a>,
+    pub route: &'a Arc<HttpRouteModel>,
+    pub rule: &'a RuleModel,
     pub match_index: usize,
 }
 
 impl RouteEntry<'_> {
-    pub fn matcher(&self) -> &MatchModel<'_> {
+    pub fn matcher(&self) -> &MatchModel {
         &self.rule.matches[self.match_index]
     }
 }
@@ -43,7 +44,7 @@ pub struct PortRoutes<'a> {
 /// serves there.
 #[derive(Clone, Debug)]
 pub struct Placement<'a> {
-    pub route: &'a HttpRouteModel<'a>,
+    pub route: &'a Arc<HttpRouteModel>,
     pub listener: usize,
     pub hostnames: Vec<String>,
 }
@@ -88,7 +89,7 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
             continue;
         };
         for host in &p.hostnames {
-            let owner = owner(gateway, listener.port, host);
+            let owner = gateway.owner(listener.port, host);
             if owner != Some(p.listener) {
                 continue;
             }
@@ -149,26 +150,6 @@ pub fn build<'a>(gateway: &GatewayModel, placements: &[Placement<'a>]) -> Vec<Po
         out.push(table);
     }
     out
-}
-
-/// The listener on `port` that owns requests (or TLS connections) for `host`:
-/// the one whose hostname matches it most specifically.
-pub fn owner(gateway: &GatewayModel, port: i32, host: &str) -> Option<usize> {
-    gateway
-        .listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_ready() && l.port == port)
-        .filter(|(_, l)| !l.protocol.is_some_and(Protocol::is_udp))
-        .filter(|(_, l)| match l.hostname.as_deref() {
-            None => true,
-            Some(h) => h == host || hostnames::covers(h, host),
-        })
-        .max_by(|(_, a), (_, b)| {
-            let spec = |h: Option<&str>| h.map(hostnames::specificity);
-            spec(a.hostname.as_deref()).cmp(&spec(b.hostname.as_deref()))
-        })
-        .map(|(i, _)| i)
 }
 
 /// Sort key of a path: exact first, then regular expressions, then prefixes,

@@ -8,7 +8,6 @@ pub mod http;
 
 use std::collections::BTreeMap;
 
-pub use self::http::owner;
 use self::http::{Placement, PortRoutes};
 use crate::inputs::ObjectKey;
 use crate::translate::attach::Attached;
@@ -35,7 +34,7 @@ pub struct GatewayTables<'a> {
 /// The tables of every Gateway of the index.
 pub fn build<'a>(
     index: &GatewayIndex,
-    compiled: &'a Compiled<'a>,
+    compiled: &'a Compiled,
     attached: &[Attached],
 ) -> BTreeMap<ObjectKey, GatewayTables<'a>> {
     let mut routes: BTreeMap<&ObjectKey, Vec<Placement<'a>>> = BTreeMap::new();

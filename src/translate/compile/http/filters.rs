@@ -3,7 +3,6 @@
 //! and CORS. Invalid values are errors naming the field; references that do not
 //! resolve (mirror targets, ExtensionRef) are recorded for `ResolvedRefs`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use gateway_api::experimental::httproutes::{
@@ -22,15 +21,15 @@ use crate::translate::control_chars::{check_header_value, check_text};
 use crate::translate::field_path::FieldPath;
 
 /// Headers to add, set and remove on a request or response: lowercase names,
-/// values borrowed from the route.
+/// values as the route writes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HeaderMods<'a> {
-    pub add: Vec<(Cow<'a, str>, &'a str)>,
-    pub set: Vec<(Cow<'a, str>, &'a str)>,
-    pub remove: Vec<Cow<'a, str>>,
+pub struct HeaderMods {
+    pub add: Vec<(String, String)>,
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
 }
 
-impl HeaderMods<'_> {
+impl HeaderMods {
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
     }
@@ -66,7 +65,7 @@ pub struct Mirror {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cors {
-    pub allow_origins: Vec<StringMatch<'static>>,
+    pub allow_origins: Vec<StringMatch>,
     pub allow_methods: Vec<String>,
     pub allow_headers: Vec<String>,
     pub expose_headers: Vec<String>,
@@ -76,9 +75,9 @@ pub struct Cors {
 
 /// Everything the rule-level filters ask for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RuleFilters<'a> {
-    pub request_headers: HeaderMods<'a>,
-    pub response_headers: HeaderMods<'a>,
+pub struct RuleFilters {
+    pub request_headers: HeaderMods,
+    pub response_headers: HeaderMods,
     pub redirect: Option<Redirect>,
     pub rewrite: Option<Rewrite>,
     pub mirrors: Vec<Mirror>,
@@ -118,7 +117,7 @@ header_modifier_spec!(
     HttpRouteRulesBackendRefsFiltersResponseHeaderModifier,
 );
 
-fn header_name<'a>(f: &FieldPath<'_>, name: &'a str) -> Result<Cow<'a, str>, String> {
+fn header_name(f: &FieldPath<'_>, name: &str) -> Result<String, String> {
     if !is_header_name(name) {
         return Err(format!("{f}: {name:?} is not a valid header name"));
     }
@@ -131,15 +130,12 @@ fn header_name<'a>(f: &FieldPath<'_>, name: &'a str) -> Result<Cow<'a, str>, Str
     Ok(lower)
 }
 
-fn header_value<'a>(f: &FieldPath<'_>, value: &'a str) -> Result<&'a str, String> {
+fn header_value(f: &FieldPath<'_>, value: &str) -> Result<String, String> {
     check_header_value(f, value)?;
-    Ok(value)
+    Ok(value.to_string())
 }
 
-fn header_mods<'a>(
-    field: &FieldPath<'_>,
-    m: &'a impl HeaderModifierSpec,
-) -> Result<HeaderMods<'a>, String> {
+fn header_mods(field: &FieldPath<'_>, m: &impl HeaderModifierSpec) -> Result<HeaderMods, String> {
     let (add, set, remove) = (field.key("add"), field.key("set"), field.key("remove"));
     let mut out = HeaderMods::default();
     for (i, (name, value)) in m.adds().enumerate() {
@@ -192,13 +188,13 @@ fn path_replace(
     Ok(make(value.clone()))
 }
 
-fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch<'static>, String> {
+fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch, String> {
     check_text(field, origin)?;
     if origin == "*" {
         return Ok(StringMatch::Regex(".*".into()));
     }
     if !origin.contains('*') {
-        return Ok(StringMatch::Exact(origin.to_string().into()));
+        return Ok(StringMatch::Exact(origin.to_string()));
     }
     let pattern = format!(
         "^{}$",
@@ -209,15 +205,15 @@ fn cors_origin(field: &FieldPath<'_>, origin: &str) -> Result<StringMatch<'stati
             .join("[^/]*")
     );
     check_regex(field, &pattern)?;
-    Ok(StringMatch::Regex(pattern.into()))
+    Ok(StringMatch::Regex(pattern))
 }
 
 /// Compiles the rule-level filters of `spec.rules[rule]`.
-pub fn compile<'a>(
-    ctx: &mut RouteContext<'a, '_>,
+pub fn compile(
+    ctx: &mut RouteContext<'_, '_>,
     field: &FieldPath<'_>,
-    filters: &'a [HttpRouteRulesFilters],
-) -> Result<RuleFilters<'a>, String> {
+    filters: &[HttpRouteRulesFilters],
+) -> Result<RuleFilters, String> {
     let mut out = RuleFilters::default();
     let filters_field = field.key("filters");
     for (i, f) in filters.iter().enumerate() {
@@ -421,10 +417,10 @@ pub fn compile<'a>(
 }
 
 /// Backend-level filters: request and response header modifiers.
-pub fn compile_backend<'a>(
+pub fn compile_backend(
     field: &FieldPath<'_>,
-    filters: &'a [HttpRouteRulesBackendRefsFilters],
-) -> Result<(HeaderMods<'a>, HeaderMods<'a>), String> {
+    filters: &[HttpRouteRulesBackendRefsFilters],
+) -> Result<(HeaderMods, HeaderMods), String> {
     use gateway_api::experimental::httproutes::HttpRouteRulesBackendRefsFiltersType as T;
     let mut request = HeaderMods::default();
     let mut response = HeaderMods::default();
@@ -458,7 +454,7 @@ pub fn compile_backend<'a>(
     Ok((request, response))
 }
 
-fn merge<'a>(into: &mut HeaderMods<'a>, more: HeaderMods<'a>) {
+fn merge(into: &mut HeaderMods, more: HeaderMods) {
     into.add.extend(more.add);
     into.set.extend(more.set);
     into.remove.extend(more.remove);

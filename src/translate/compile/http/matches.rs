@@ -3,8 +3,6 @@
 //! `MatchModel`. Regexes must compile as RE2 does; header names must be HTTP
 //! tokens. Errors name the field path inside the route.
 
-use std::borrow::Cow;
-
 use crate::translate::control_chars::{check_header_value, check_text};
 use crate::translate::field_path::FieldPath;
 use gateway_api::experimental::httproutes::{
@@ -12,40 +10,55 @@ use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
 };
 
-/// How a path is matched. Values borrow from the route.
+/// How a path is matched. Values are copied from the route, so a compiled
+/// route outlives the snapshot it came from (`translate::memo`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PathMatch<'a> {
-    Exact(&'a str),
+pub enum PathMatch {
+    Exact(String),
     /// Element-wise prefix, stored without a trailing slash (`/` stays `/`).
-    Prefix(&'a str),
-    Regex(&'a str),
+    Prefix(String),
+    Regex(String),
+}
+
+impl PathMatch {
+    /// The prefix `/`: every path.
+    pub fn any() -> Self {
+        Self::Prefix("/".to_string())
+    }
+
+    /// The value as written (a prefix without its trailing slash).
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Exact(v) | Self::Prefix(v) | Self::Regex(v) => v,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StringMatch<'a> {
-    Exact(Cow<'a, str>),
-    Regex(Cow<'a, str>),
+pub enum StringMatch {
+    Exact(String),
+    Regex(String),
 }
 
 /// One validated `matches[]` entry. Entries within a rule are ORed; everything
 /// inside one entry is ANDed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MatchModel<'a> {
-    pub path: PathMatch<'a>,
+pub struct MatchModel {
+    pub path: PathMatch,
     /// Lowercase header names.
-    pub headers: Vec<(Cow<'a, str>, StringMatch<'a>)>,
-    pub query_params: Vec<(&'a str, StringMatch<'a>)>,
+    pub headers: Vec<(String, StringMatch)>,
+    pub query_params: Vec<(String, StringMatch)>,
     pub method: Option<&'static str>,
     /// For a GRPCRoute match: the lengths of its service and method, which
     /// order gRPC matches (longer service first, then longer method).
     pub grpc: Option<(usize, usize)>,
 }
 
-impl MatchModel<'_> {
+impl MatchModel {
     /// The match of a rule without `matches`: every request.
     pub fn any() -> Self {
         Self {
-            path: PathMatch::Prefix("/"),
+            path: PathMatch::any(),
             headers: Vec::new(),
             query_params: Vec::new(),
             method: None,
@@ -69,23 +82,16 @@ pub fn check_regex(field: &FieldPath<'_>, pattern: &str) -> Result<(), String> {
     crate::translate::re2::check(pattern).map_err(|refusal| format!("{field}: {refusal}"))
 }
 
-/// A header name in lowercase, borrowed when it already is.
-pub fn lowercase(name: &str) -> Cow<'_, str> {
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(name.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(name)
-    }
+/// A header name in lowercase.
+pub fn lowercase(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
-pub fn compile<'a>(
-    field: &FieldPath<'_>,
-    m: &'a HttpRouteRulesMatches,
-) -> Result<MatchModel<'a>, String> {
+pub fn compile(field: &FieldPath<'_>, m: &HttpRouteRulesMatches) -> Result<MatchModel, String> {
     let path = match &m.path {
-        None => PathMatch::Prefix("/"),
+        None => PathMatch::any(),
         Some(p) => {
-            let value: &'a str = p.value.as_deref().unwrap_or("/");
+            let value: &str = p.value.as_deref().unwrap_or("/");
             let kind = p
                 .r#type
                 .clone()
@@ -93,7 +99,7 @@ pub fn compile<'a>(
             match kind {
                 HttpRouteRulesMatchesPathType::RegularExpression => {
                     check_regex(&field.key("path").key("value"), value)?;
-                    PathMatch::Regex(value)
+                    PathMatch::Regex(value.to_string())
                 }
                 HttpRouteRulesMatchesPathType::Exact
                 | HttpRouteRulesMatchesPathType::PathPrefix => {
@@ -109,17 +115,18 @@ pub fn compile<'a>(
                     }
                     check_text(&field.key("path").key("value"), value)?;
                     if kind == HttpRouteRulesMatchesPathType::Exact {
-                        PathMatch::Exact(value)
+                        PathMatch::Exact(value.to_string())
                     } else {
                         let trimmed = value.trim_end_matches('/');
-                        PathMatch::Prefix(if trimmed.is_empty() { "/" } else { trimmed })
+                        let prefix = if trimmed.is_empty() { "/" } else { trimmed };
+                        PathMatch::Prefix(prefix.to_string())
                     }
                 }
             }
         }
     };
 
-    let mut headers: Vec<(Cow<'a, str>, StringMatch<'a>)> = Vec::new();
+    let mut headers: Vec<(String, StringMatch)> = Vec::new();
     let headers_field = field.key("headers");
     for (i, h) in m.headers.iter().flatten().enumerate() {
         let f = headers_field.index(i);
@@ -138,17 +145,17 @@ pub fn compile<'a>(
         {
             HttpRouteRulesMatchesHeadersType::Exact => {
                 check_header_value(&f.key("value"), &h.value)?;
-                StringMatch::Exact(h.value.as_str().into())
+                StringMatch::Exact(h.value.clone())
             }
             HttpRouteRulesMatchesHeadersType::RegularExpression => {
                 check_regex(&f.key("value"), &h.value)?;
-                StringMatch::Regex(h.value.as_str().into())
+                StringMatch::Regex(h.value.clone())
             }
         };
         headers.push((name, value));
     }
 
-    let mut query_params: Vec<(&'a str, StringMatch<'a>)> = Vec::new();
+    let mut query_params: Vec<(String, StringMatch)> = Vec::new();
     let query_field = field.key("queryParams");
     for (i, q) in m.query_params.iter().flatten().enumerate() {
         let f = query_field.index(i);
@@ -159,7 +166,7 @@ pub fn compile<'a>(
             ));
         }
         check_text(&f.key("name"), &q.name)?;
-        if query_params.iter().any(|(n, _)| *n == q.name.as_str()) {
+        if query_params.iter().any(|(n, _)| *n == q.name) {
             continue;
         }
         let value = match q
@@ -169,14 +176,14 @@ pub fn compile<'a>(
         {
             HttpRouteRulesMatchesQueryParamsType::Exact => {
                 check_text(&f.key("value"), &q.value)?;
-                StringMatch::Exact(q.value.as_str().into())
+                StringMatch::Exact(q.value.clone())
             }
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
                 check_regex(&f.key("value"), &q.value)?;
-                StringMatch::Regex(q.value.as_str().into())
+                StringMatch::Regex(q.value.clone())
             }
         };
-        query_params.push((q.name.as_str(), value));
+        query_params.push((q.name.clone(), value));
     }
 
     let method = m.method.as_ref().map(|method| match method {

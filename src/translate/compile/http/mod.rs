@@ -21,25 +21,27 @@ use crate::translate::field_path::FieldPath;
 use crate::translate::hostnames;
 
 /// What compiling one route needs besides the route.
-pub struct RouteContext<'a, 'r> {
-    pub resolver: &'r mut BackendResolver<'a>,
-    pub referrer: Referrer<'a>,
+pub struct RouteContext<'i, 'r> {
+    pub resolver: &'r mut BackendResolver<'i>,
+    pub referrer: Referrer<'r>,
     pub unresolved: Vec<BackendError>,
 }
 
+/// A compiled HTTPRoute (or GRPCRoute). It owns its values, so it can be
+/// kept from one snapshot to the next (`translate::memo`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct HttpRouteModel<'a> {
-    pub head: RouteHead<'a>,
-    pub rules: Vec<RuleModel<'a>>,
+pub struct HttpRouteModel {
+    pub head: RouteHead,
+    pub rules: Vec<RuleModel>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct RuleModel<'a> {
+pub struct RuleModel {
     pub index: usize,
-    pub name: Option<&'a str>,
-    pub matches: Vec<MatchModel<'a>>,
-    pub filters: RuleFilters<'a>,
-    pub backends: Vec<WeightedBackend<'a>>,
+    pub name: Option<String>,
+    pub matches: Vec<MatchModel>,
+    pub filters: RuleFilters,
+    pub backends: Vec<WeightedBackend>,
     pub timeouts: Timeouts,
     pub retry: Option<Retry>,
 }
@@ -47,11 +49,11 @@ pub struct RuleModel<'a> {
 /// A backend with its share of traffic. `cluster: None` is a reference that
 /// did not resolve: its share answers 500.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WeightedBackend<'a> {
+pub struct WeightedBackend {
     pub cluster: Option<Arc<ClusterKey>>,
     pub weight: u32,
-    pub request_headers: HeaderMods<'a>,
-    pub response_headers: HeaderMods<'a>,
+    pub request_headers: HeaderMods,
+    pub response_headers: HeaderMods,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,10 +74,7 @@ pub struct Retry {
 static DEFAULT_RULE: std::sync::LazyLock<HttpRouteRules> =
     std::sync::LazyLock::new(HttpRouteRules::default);
 
-pub fn compile_route<'a>(
-    resolver: &mut BackendResolver<'a>,
-    route: &'a HttpRoute,
-) -> HttpRouteModel<'a> {
+pub fn compile_route(resolver: &mut BackendResolver<'_>, route: &HttpRoute) -> HttpRouteModel {
     let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
     let mut ctx = RouteContext {
         resolver,
@@ -127,11 +126,11 @@ fn duration(field: &str, value: &str) -> Result<Duration, String> {
     ))
 }
 
-pub(crate) fn compile_rule<'a>(
-    ctx: &mut RouteContext<'a, '_>,
+pub(crate) fn compile_rule(
+    ctx: &mut RouteContext<'_, '_>,
     index: usize,
-    rule: &'a HttpRouteRules,
-) -> Result<RuleModel<'a>, String> {
+    rule: &HttpRouteRules,
+) -> Result<RuleModel, String> {
     let rules_field = FieldPath::Root("spec.rules");
     let field = rules_field.index(index);
     // Rule names end up in Envoy route names, and so in logs and stats.
@@ -260,7 +259,7 @@ pub(crate) fn compile_rule<'a>(
 
     Ok(RuleModel {
         index,
-        name: rule.name.as_deref(),
+        name: rule.name.clone(),
         matches,
         filters,
         backends,
