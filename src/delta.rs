@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::inputs::ObjectKey;
+use crate::identity::ObjectKey;
 
 /// How two versions of a map differ.
 #[derive(Debug, PartialEq)]
