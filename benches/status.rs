@@ -3,15 +3,20 @@
 //! match translation's. `first round`: nothing remembered, every object
 //! derived and compared (what every round cost before the memo);
 //! `next round, one route changed`: the memo of the round before, one route
-//! at a new `resourceVersion`; `next round, nothing changed`.
+//! at a new `resourceVersion` (the other objects shared with the snapshot
+//! before, as the watches' snapshots share them); `next round, nothing
+//! changed`; `next round, new translation, one route changed`: as the one
+//! before, each round with another translation's outputs (equal statuses),
+//! so translation's route statuses are compared too.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::Criterion;
 use serde_json::{Value, json};
 
-use portico::inputs::{InputObject, Inputs, InputsBuilder, Kind};
+use portico::inputs::{InputObject, Inputs, InputsBuilder, Kind, ObjectKey};
 use portico::status::memo::Memo;
 use portico::status::plan::{Write, plan, plan_with};
 use portico::translate::translate;
@@ -96,16 +101,19 @@ fn written(objects: &mut [(Kind, Value)], writes: &[Write]) {
 fn main() {
     let mut objects = world();
     let fresh = build(&objects);
-    let outputs = translate(&fresh);
+    let outputs = Arc::new(translate(&fresh));
     let writes = plan(&fresh, &outputs, &BTreeMap::new(), NOW);
     assert_eq!(writes.len(), ROUTES + 2, "every status to write");
     written(&mut objects, &writes);
     let settled = build(&objects);
     assert!(plan(&settled, &outputs, &BTreeMap::new(), NOW).is_empty());
-    // The same world with one route at a newer version (its status the same).
-    let last = objects.len() - 1;
-    objects[last].1["metadata"]["resourceVersion"] = json!("3");
-    let touched = build(&objects);
+    // The same snapshot with one route at a newer version (its status the
+    // same), every other object shared.
+    let mut touched = settled.clone();
+    let key = ObjectKey::new("team-49", format!("route-{}", ROUTES - 1));
+    let mut route = (*touched.http_routes[&key]).clone();
+    route.metadata.resource_version = Some("3".into());
+    touched.http_routes.insert(key, Arc::new(route));
 
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("status_plan_5000_routes");
@@ -143,6 +151,23 @@ fn main() {
             flip = !flip;
             let inputs = if flip { &touched } else { &settled };
             let writes = plan_with(&mut memo, inputs, &outputs, &BTreeMap::new(), NOW);
+            assert_eq!(memo.tally().compared, 1);
+            black_box(writes)
+        })
+    });
+    // Alternating between two translations (equal statuses, not the same
+    // outputs): each round also compares translation's statuses.
+    let retranslated = Arc::new(translate(&touched));
+    let mut flip = false;
+    group.bench_function("next round, new translation, one route changed", |b| {
+        b.iter(|| {
+            flip = !flip;
+            let (inputs, outputs) = if flip {
+                (&touched, &retranslated)
+            } else {
+                (&settled, &outputs)
+            };
+            let writes = plan_with(&mut memo, inputs, outputs, &BTreeMap::new(), NOW);
             assert_eq!(memo.tally().compared, 1);
             black_box(writes)
         })

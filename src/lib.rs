@@ -7,13 +7,14 @@
 //! loop between snapshots and translations that `runtime` (the operator) and
 //! `standalone` (files, no Kubernetes) both drive; `render` prints a
 //! translation for the `render` command; `identity` holds the names every
-//! stage shares. ARCHITECTURE.md has the stages and their borders.
+//! stage shares; `delta` finds what changed between two versions of a map. ARCHITECTURE.md has the stages and their borders.
 #![forbid(unsafe_code)]
 
 pub mod accept;
 pub mod admin;
 pub mod bootstrap;
 pub mod cli;
+pub mod delta;
 pub mod events;
 pub mod identity;
 pub mod inputs;

@@ -585,13 +585,12 @@ impl Sinks {
         }
     }
 
-    async fn round(&mut self, inputs: &Inputs, outputs: &Outputs) {
+    async fn round(&mut self, inputs: &Inputs, outputs: &Arc<Outputs>) {
         self.provisioner
             .reconcile(inputs, outputs, &self.stores, &self.events)
             .await;
         self.events
             .forget_gone(|gateway| outputs.gateways.contains_key(gateway));
-        self.status.forget_gone(inputs);
         let held = self.held(outputs);
         for (key, h) in &held {
             if let (Some((version, message)), Some(current), Some(gateway)) =
@@ -635,6 +634,10 @@ impl Sinks {
             &observed,
             &plan::now(),
         );
+        match self.status_memo.gone() {
+            Some(gone) => self.status.forget(gone),
+            None => self.status.forget_gone(inputs),
+        }
         writes.retain(|w| !(w.kind == Kind::Gateway && settling.contains(&w.key)));
         if !writes.is_empty() {
             let planned = writes.len();

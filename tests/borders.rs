@@ -20,9 +20,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("leader", &[]),
     ("bootstrap", &[]),
     ("identity", &[]),
+    ("delta", &["identity"]),
     ("inputs", &["identity"]),
     ("events", &["inputs"]),
-    ("translate", &["inputs", "identity", "bootstrap"]),
+    ("translate", &["inputs", "identity", "bootstrap", "delta"]),
     ("render", &["inputs", "translate"]),
     ("xds", &["accept", "identity", "inputs", "pki", "translate"]),
     ("metrics", &["inputs", "translate", "xds"]),
@@ -42,7 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "status",
-        &["identity", "inputs", "metrics", "translate", "xds"],
+        &["delta", "identity", "inputs", "metrics", "translate", "xds"],
     ),
     ("replicas", &["identity", "leader", "xds"]),
 ];

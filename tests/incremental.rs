@@ -12,6 +12,10 @@
 //!   every step. Unchanged objects keep their `Arc` from one step to the
 //!   next, as the watches keep them; some steps rebuild every object, so
 //!   equal values in new `Arc`s are covered too.
+//!
+//! The quarantine's record of what snapshots are made of, built from what
+//! changed since the last one (`quarantine::Record`), equals `made_of` over
+//! the same generated sequences.
 
 mod common;
 
@@ -28,6 +32,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
 use portico::inputs::{InputObject, Inputs, InputsBuilder, ObjectKey, files};
+use portico::translate::quarantine::{MadeOf, Record, made_of};
 use portico::translate::{Memo, Options, Outputs, translate_memo, translate_with};
 
 fn full(inputs: &Inputs) -> Outputs {
@@ -496,5 +501,67 @@ fn generated_sequences_of_changes() {
                 .count();
         }
         assert!(served > 100, "seed {seed}: too few steps served routes");
+    }
+}
+
+/// 250 steps of the generated sequence `seed`, each handed to `each`
+/// with the inputs after it and what it changed.
+fn steps(seed: u64, mut each: impl FnMut(usize, &Inputs, &[&str])) {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut inputs = start(&mut rng);
+    for step in 0..250 {
+        let mut what = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            what.push(change(&mut rng, &mut inputs, step));
+        }
+        each(step, &inputs, &what);
+    }
+}
+
+/// Whether two records of what a Gateway's snapshot is made of are equal:
+/// the same versions and the very same route objects.
+fn same_made(a: &MadeOf, b: &MadeOf) -> bool {
+    a.gateway == b.gateway
+        && a.listener_sets == b.listener_sets
+        && a.routes.len() == b.routes.len()
+        && a.routes
+            .iter()
+            .zip(&b.routes)
+            .all(|((ia, (va, oa)), (ib, (vb, ob)))| ia == ib && va == vb && oa.same(ob))
+}
+
+#[test]
+fn what_snapshots_are_made_of_is_recorded_from_what_changed() {
+    for seed in [3_u64, 11] {
+        let mut record = Record::default();
+        let mut routes = 0;
+        steps(seed, |step, inputs, what| {
+            let outputs = Arc::new(full(inputs));
+            let expected = made_of(inputs, &outputs);
+            let got = record.made_of(inputs, &outputs);
+            let equal = expected.len() == got.len()
+                && expected
+                    .iter()
+                    .zip(&got)
+                    .all(|((ka, a), (kb, b))| ka == kb && same_made(a, b));
+            assert!(
+                equal,
+                "seed {seed}, step {step} ({what:?}): recorded differs from made_of\n\
+                 made_of: {expected:#?}\nrecorded: {got:#?}"
+            );
+            // Nothing changed since: every Gateway's record shared.
+            let again = record.made_of(inputs, &outputs);
+            assert!(
+                again
+                    .iter()
+                    .zip(&got)
+                    .all(|((_, a), (_, b))| Arc::ptr_eq(a, b))
+            );
+            routes += expected.values().map(|m| m.routes.len()).sum::<usize>();
+        });
+        assert!(
+            routes > 500,
+            "seed {seed}: too few routes recorded ({routes})"
+        );
     }
 }

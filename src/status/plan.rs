@@ -14,12 +14,15 @@
 //! while its status stays. `writer` sends them.
 //!
 //! A round is a function of its arguments; `plan_with` also takes the
-//! caller's `Memo` of what earlier rounds found already matching (live
-//! version and computed status), so an object unchanged on both sides costs a
-//! lookup, not a serialization and a typed comparison. Its writes are the
-//! same as `plan`'s.
+//! caller's `Memo` of the round before: a route or policy is looked at only
+//! when its live object or translated entry changed since, or the round
+//! before could not confirm it (`changes`); a class, Gateway or ListenerSet
+//! unchanged on both sides costs a lookup, not a serialization and a typed
+//! comparison. Its writes are the same as `plan`'s.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicyStatus;
 use gateway_api::experimental::gatewayclasses::GatewayClassStatus;
@@ -32,11 +35,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::changes::Since;
 use super::gateway::{GatewayAddress, Observed, observe, requested};
 use super::listener_set;
-use super::memo::{Memo, Round, Seen};
+use super::memo::{Look, Memo, Round};
 use crate::identity::CONTROLLER_NAME;
-use crate::inputs::kinds::{Held, Status};
+use crate::inputs::kinds::{Held, Status, Store};
 use crate::inputs::{InputKind, Inputs, Kind, ObjectKey, Visit};
 use crate::translate::Outputs;
 use crate::translate::conditions::Condition;
@@ -61,21 +65,39 @@ pub fn plan(
     observed: &BTreeMap<ObjectKey, Observed<'_>>,
     now: &str,
 ) -> Vec<Write> {
-    plan_with(&mut Memo::default(), inputs, outputs, observed, now)
+    round(&mut Memo::default(), None, inputs, outputs, observed, now)
 }
 
-/// As [`plan`], skipping the objects `memo` remembers as matching at the
-/// same live version and computed status, and remembering the ones this
-/// round finds matching. The same writes as `plan`, for any memo a caller
-/// carried from earlier rounds over any inputs.
+/// As [`plan`], looking only at the objects that may differ since the
+/// round `memo` remembers (`status::changes`) and skipping the classes,
+/// Gateways and ListenerSets it remembers as matching at the same live
+/// version and computed status; what this round saw is remembered for the
+/// next. The same writes as `plan`, for any memo a caller carried from
+/// earlier rounds over any inputs.
 pub fn plan_with(
     memo: &mut Memo,
+    inputs: &Inputs,
+    outputs: &Arc<Outputs>,
+    observed: &BTreeMap<ObjectKey, Observed<'_>>,
+    now: &str,
+) -> Vec<Write> {
+    let since = memo.since_last(inputs, outputs);
+    let writes = round(memo, since, inputs, outputs, observed, now);
+    memo.end(Some((inputs, outputs)));
+    writes
+}
+
+/// One round: `since` says what changed since the round before (`None`:
+/// look at every object).
+fn round(
+    memo: &mut Memo,
+    since: Option<Since>,
     inputs: &Inputs,
     outputs: &Outputs,
     observed: &BTreeMap<ObjectKey, Observed<'_>>,
     now: &str,
 ) -> Vec<Write> {
-    memo.begin();
+    memo.begin(since);
     let mut writes = Vec::new();
     for (name, status) in &outputs.gateway_classes {
         let key = ObjectKey::new("", name.as_str());
@@ -166,7 +188,6 @@ pub fn plan_with(
             now,
         });
     }
-    memo.end();
     writes
 }
 
@@ -291,37 +312,45 @@ impl Visit for SharedLists<'_> {
     fn kind<K: InputKind>(&mut self) {
         match K::STATUS {
             Status::Parents(route) => {
+                let routes = &self.outputs.routes;
+                let (mut look, round) = self.memo.look(K::KIND);
                 // Every route kind's status has HTTPRoute's shape.
-                let mut computed = InOrder::new(
-                    self.outputs
-                        .routes
+                let mut in_order = InOrder::new(
+                    routes
                         .range((route, ObjectKey::default())..)
                         .take_while(move |((kind, _), _)| *kind == route)
                         .map(|((_, key), status)| (key, status)),
                 );
-                let seen = self.memo.routes.entry(K::KIND).or_default();
+                let every = matches!(look, Look::Every(_));
                 let lists = Lists {
                     writes: &mut *self.writes,
-                    round: &mut self.memo.round,
+                    round,
                     now: self.now,
                 };
                 lists.plan::<K, _, HttpRouteStatus>(
-                    seen,
+                    &mut look,
                     &SharedList::PARENTS,
-                    |key| computed.get(key),
+                    |key| {
+                        if every {
+                            in_order.get(key)
+                        } else {
+                            routes.get(&(route, key.clone()))
+                        }
+                    },
                     parents,
                     self.inputs,
                 );
             }
             Status::Ancestors => {
                 let policies = &self.outputs.backend_tls_policies;
+                let (mut look, round) = self.memo.look(K::KIND);
                 let lists = Lists {
                     writes: &mut *self.writes,
-                    round: &mut self.memo.round,
+                    round,
                     now: self.now,
                 };
                 lists.plan::<K, _, BackendTlsPolicyStatus>(
-                    &mut self.memo.policies,
+                    &mut look,
                     &SharedList::ANCESTORS,
                     |key| policies.get(key),
                     ancestors,
@@ -341,40 +370,90 @@ struct Lists<'a> {
 }
 
 impl Lists<'_> {
-    /// Every object of kind `K`: skipped when remembered as matching,
-    /// else its desired list (`shape`) built from translation's entry
-    /// (`computed`, its entries by `entries`) and compared typed as `T`.
-    fn plan<'o, K: InputKind, S: Clone + PartialEq + 'o, T: Serialize + DeserializeOwned>(
-        self,
-        seen: &mut Seen<Option<S>>,
+    /// The objects of kind `K` the round looks at (`look`): each one's
+    /// desired list (`shape`) built from translation's entry (`computed`,
+    /// its entries by `entries`) and compared typed as `T`; confirmed as
+    /// matching, or left unsettled for the next round.
+    fn plan<'o, K: InputKind, S: 'o, T: Serialize + DeserializeOwned>(
+        mut self,
+        look: &mut Look<'_>,
         shape: &SharedList,
         mut computed: impl FnMut(&ObjectKey) -> Option<&'o S>,
         entries: fn(&'o S) -> Entries<'o>,
         inputs: &Inputs,
     ) {
-        for (key, live) in K::held(inputs).objects() {
-            let status = computed(key);
-            let version = version(live.as_ref());
-            if seen.hit(self.round, key, version, |c| c.as_ref() == status) {
-                continue;
+        let compared = self.round.tally.compared;
+        match look {
+            Look::Every(unsettled) => {
+                for (key, live) in K::held(inputs).objects() {
+                    self.round.tally.looked_at += 1;
+                    let status = computed(key);
+                    self.object::<K, T>(unsettled, key, live.as_ref(), status.map(entries), shape);
+                }
             }
-            let live_status = live.live_status();
-            let ours = status.map(entries);
-            let Some(desired) = shared_list(&live_status, shape, ours, self.now) else {
-                seen.remember(self.round, key, version, None);
-                continue;
-            };
-            if same::<T>(&desired, &live_status) {
-                seen.remember(self.round, key, version, status.cloned());
-            } else {
+            Look::Only(keys, unsettled) => {
+                for key in keys.iter() {
+                    self.round.tally.looked_at += 1;
+                    match live_object::<K>(inputs, key) {
+                        Some(live) => {
+                            let status = computed(key);
+                            let ours = status.map(entries);
+                            self.object::<K, T>(unsettled, key, live.as_ref(), ours, shape);
+                        }
+                        None => {
+                            unsettled.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        let compared = self.round.tally.compared - compared;
+        self.round.tally.unchanged += K::KIND.count(inputs).saturating_sub(compared);
+    }
+
+    /// One object: its desired list (our entries `ours`) compared with the
+    /// live one; a write when they differ.
+    fn object<K: InputKind, T: Serialize + DeserializeOwned>(
+        &mut self,
+        unsettled: &mut BTreeSet<ObjectKey>,
+        key: &ObjectKey,
+        live: &K,
+        ours: Computed<'_>,
+        shape: &SharedList,
+    ) {
+        self.round.tally.compared += 1;
+        let version = version(live);
+        let live_status = live.live_status();
+        let matching = match shared_list(&live_status, shape, ours, self.now) {
+            None => true,
+            Some(desired) if same::<T>(&desired, &live_status) => true,
+            Some(desired) => {
                 self.writes.push(Write {
                     kind: K::KIND,
                     key: key.clone(),
                     status: desired,
                     based_on: live.resource_version(),
                 });
+                false
             }
+        };
+        if matching && version.is_some() {
+            unsettled.remove(key);
+        } else if !unsettled.contains(key) {
+            unsettled.insert(key.clone());
         }
+    }
+}
+
+/// The live object of kind `K` under `key`. Every kind with a status is
+/// held in a `Store` (a map by key); another shape is searched.
+fn live_object<'a, K: InputKind>(inputs: &'a Inputs, key: &ObjectKey) -> Option<&'a Arc<K>> {
+    let held: &dyn Any = K::held(inputs);
+    match held.downcast_ref::<Store<K>>() {
+        Some(store) => store.get(key),
+        None => K::held(inputs)
+            .objects()
+            .find_map(|(k, live)| (k == key).then_some(live)),
     }
 }
 

@@ -7,7 +7,9 @@
 //! watch event brings the new version, rounds plan it again); a failed one
 //! (a conflict: the object moved on) is planned again on the next round from
 //! the newer live object. What was sent for an object that no longer exists
-//! is forgotten. What was sent is kept as a fingerprint of the status
+//! is forgotten: the objects the plan found gone since its round before
+//! (`forget`), or, with no round before, every object checked
+//! (`forget_gone`). What was sent is kept as a fingerprint of the status
 //! without transition times, not as the status.
 
 use std::collections::BTreeMap;
@@ -72,9 +74,16 @@ fn fingerprint(status: &Value) -> u64 {
     h.finish()
 }
 
-/// Drops what was sent for objects that no longer exist.
+/// Drops what was sent for objects that no longer exist, looking at each.
 fn forget_gone(sent: &mut Sent, inputs: &Inputs) {
     sent.retain(|(kind, key), _| kind.contains(inputs, key));
+}
+
+/// Drops what was sent for the objects `gone`.
+fn forget(sent: &mut Sent, gone: &[(Kind, ObjectKey)]) {
+    for key in gone {
+        sent.remove(key);
+    }
 }
 
 /// Sends planned writes, skipping any already sent for the same live version.
@@ -99,7 +108,18 @@ impl StatusWriter {
         self
     }
 
-    /// Forgets what was sent for objects `inputs` no longer holds.
+    /// Forgets what was sent for these objects, gone.
+    pub fn forget(&self, gone: &[(Kind, ObjectKey)]) {
+        if !gone.is_empty() {
+            forget(
+                &mut self.sent.lock().unwrap_or_else(|e| e.into_inner()),
+                gone,
+            );
+        }
+    }
+
+    /// Forgets what was sent for objects `inputs` no longer holds, looking
+    /// at every one.
     pub fn forget_gone(&self, inputs: &Inputs) {
         forget_gone(
             &mut self.sent.lock().unwrap_or_else(|e| e.into_inner()),
@@ -249,5 +269,18 @@ mod tests {
         );
         forget_gone(&mut sent, &Inputs::default());
         assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn what_was_sent_for_objects_found_gone_is_forgotten_alone() {
+        let mut sent = Sent::new();
+        let entry = (fingerprint(&json!({})), Some("1".to_string()));
+        let route = |name: &str| (Kind::HttpRoute, ObjectKey::new("default", name));
+        for name in ["a", "b", "c"] {
+            sent.insert(route(name), entry.clone());
+        }
+        forget(&mut sent, &[route("b"), route("never-sent")]);
+        let left: Vec<_> = sent.keys().cloned().collect();
+        assert_eq!(left, vec![route("a"), route("c")]);
     }
 }

@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::inputs::Inputs;
 use crate::metrics::{ControlMetrics, Translation};
 use crate::translate::last_good::LastGood;
-use crate::translate::quarantine::{Quarantine, made_of};
+use crate::translate::quarantine::Quarantine;
 use crate::translate::{self, Memo, Options, Outputs};
 use crate::xds::hub::{Answer, Hub};
 
@@ -135,7 +135,7 @@ impl Translator {
                 "published"
             );
             self.quarantine
-                .published(&hub.versions(&outputs), made_of(&inputs, &outputs));
+                .publish(&hub.versions(&outputs), &inputs, &outputs);
         }
         if how == Translation::Full {
             self.metrics.observe(&inputs, &outputs);

@@ -1,4 +1,5 @@
-//! The memo as a user sees it: a quiet round does no work, and anything
+//! The memo as a user sees it: a quiet round does no work, a round after
+//! one route changed looks at that route and its parents only, and anything
 //! that may change a status (a new live version, a failed write, a new
 //! translation, an object gone) is planned again. Every round's writes are
 //! checked against a plan without memory.
@@ -77,9 +78,21 @@ fn apply(inputs: &mut Inputs, writes: &[Write], version: &str) {
     }
 }
 
+/// Another controller empties the route's `status.parents`, the API
+/// server giving it `version`.
+fn wipe(inputs: &mut Inputs, key: &ObjectKey, version: &str) {
+    let wiped = Write {
+        kind: Kind::HttpRoute,
+        key: key.clone(),
+        status: json!({"parents": []}),
+        based_on: None,
+    };
+    apply(inputs, &[wiped], version);
+}
+
 /// One round with `memo`; its writes are the ones a plan without memory
 /// finds.
-fn round(memo: &mut Memo, inputs: &Inputs, outputs: &Outputs) -> Vec<Write> {
+fn round(memo: &mut Memo, inputs: &Inputs, outputs: &Arc<Outputs>) -> Vec<Write> {
     let now = "2026-01-01T00:00:00Z";
     let writes = plan_with(memo, inputs, outputs, &BTreeMap::new(), now);
     assert_eq!(writes, plan(inputs, outputs, &BTreeMap::new(), now));
@@ -87,9 +100,9 @@ fn round(memo: &mut Memo, inputs: &Inputs, outputs: &Outputs) -> Vec<Write> {
 }
 
 /// The world with every status written, and a memo that has seen it.
-fn settled() -> (Memo, Inputs, Outputs) {
+fn settled() -> (Memo, Inputs, Arc<Outputs>) {
     let mut inputs = world();
-    let outputs = translate(&inputs);
+    let outputs = Arc::new(translate(&inputs));
     let mut memo = Memo::default();
     let writes = round(&mut memo, &inputs, &outputs);
     assert_eq!(writes.len(), OBJECTS, "{writes:#?}");
@@ -97,7 +110,8 @@ fn settled() -> (Memo, Inputs, Outputs) {
         memo.tally(),
         Tally {
             unchanged: 0,
-            compared: OBJECTS
+            compared: OBJECTS,
+            looked_at: OBJECTS,
         }
     );
     apply(&mut inputs, &writes, "2");
@@ -120,7 +134,9 @@ fn a_round_with_nothing_changed_plans_nothing_and_compares_nothing() {
             memo.tally(),
             Tally {
                 unchanged: OBJECTS,
-                compared: 0
+                compared: 0,
+                // The class and the Gateway; no route.
+                looked_at: 2,
             }
         );
         assert_eq!(memo.remembered(), OBJECTS);
@@ -132,18 +148,23 @@ fn a_status_someone_else_changed_is_planned_again() {
     let (mut memo, mut inputs, outputs) = settled();
     // Another controller wipes portico's entry: a new version.
     let key = route(3);
-    let wiped = Write {
-        kind: Kind::HttpRoute,
-        key: key.clone(),
-        status: json!({"parents": []}),
-        based_on: None,
-    };
-    apply(&mut inputs, &[wiped], "3");
+    wipe(&mut inputs, &key, "3");
     let writes = round(&mut memo, &inputs, &outputs);
     let planned: Vec<_> = writes.iter().map(|w| (w.kind, w.key.clone())).collect();
     assert_eq!(planned, vec![(Kind::HttpRoute, key.clone())]);
     assert_eq!(writes[0].based_on.as_deref(), Some("3"));
     assert_eq!(memo.tally().compared, 1);
+    // The write fails (a conflict): yet another edit came first. Planned
+    // again, from that version.
+    wipe(&mut inputs, &key, "4");
+    let again = round(&mut memo, &inputs, &outputs);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].based_on.as_deref(), Some("4"));
+    assert_eq!(
+        memo.tally().looked_at,
+        3,
+        "the class, the Gateway, the route"
+    );
 
     // A new version with the same status: compared once, nothing to write.
     let (mut memo, mut inputs, outputs) = settled();
@@ -156,7 +177,8 @@ fn a_status_someone_else_changed_is_planned_again() {
         memo.tally(),
         Tally {
             unchanged: OBJECTS - 1,
-            compared: 1
+            compared: 1,
+            looked_at: 3,
         }
     );
 }
@@ -165,7 +187,7 @@ fn a_status_someone_else_changed_is_planned_again() {
 fn a_write_that_failed_is_planned_again() {
     let (mut memo, inputs, mut outputs) = settled();
     let key = route(7);
-    let entry = outputs
+    let entry = Arc::make_mut(&mut outputs)
         .routes
         .get_mut(&(RouteKind::Http, key.clone()))
         .expect("route 7's status");
@@ -188,7 +210,7 @@ fn a_changed_translation_is_planned_and_only_it_compared() {
     let mut changed = (*inputs.http_routes[&key]).clone();
     changed.spec.parent_refs.as_mut().expect("parentRefs")[0].section_name = Some("nope".into());
     inputs.http_routes.insert(key.clone(), Arc::new(changed));
-    let outputs = translate(&inputs);
+    let outputs = Arc::new(translate(&inputs));
     let writes = round(&mut memo, &inputs, &outputs);
     let planned: Vec<_> = writes.iter().map(|w| (w.kind, w.key.clone())).collect();
     // The route itself, and the Gateway whose attachedRoutes changed.
@@ -200,6 +222,11 @@ fn a_changed_translation_is_planned_and_only_it_compared() {
         ]
     );
     assert_eq!(memo.tally().compared, 2, "{writes:#?}");
+    assert_eq!(
+        memo.tally().looked_at,
+        3,
+        "the class, the Gateway, the route"
+    );
 }
 
 #[test]
@@ -208,8 +235,10 @@ fn objects_gone_are_forgotten() {
     for r in 0..5 {
         inputs.http_routes.remove(&route(r));
     }
-    let outputs = translate(&inputs);
+    let outputs = Arc::new(translate(&inputs));
     let writes = round(&mut memo, &inputs, &outputs);
+    let gone: Vec<(Kind, ObjectKey)> = (0..5).map(|r| (Kind::HttpRoute, route(r))).collect();
+    assert_eq!(memo.gone(), Some(gone.as_slice()), "handed to the writer");
     assert!(
         writes.iter().all(|w| w.kind.status() == Status::Owned),
         "only the Gateway's attachedRoutes: {writes:#?}"
@@ -217,7 +246,7 @@ fn objects_gone_are_forgotten() {
     assert_eq!(memo.remembered(), OBJECTS - 5 - writes.len());
     // Nothing translated: portico's entries are to be removed, and no
     // object is remembered as matching.
-    let writes = round(&mut memo, &inputs, &Outputs::default());
+    let writes = round(&mut memo, &inputs, &Arc::new(Outputs::default()));
     assert_eq!(writes.len(), ROUTES - 5);
     assert_eq!(memo.remembered(), 0);
 }
@@ -225,10 +254,54 @@ fn objects_gone_are_forgotten() {
 #[test]
 fn objects_without_a_version_are_never_remembered() {
     let inputs = crate::status::plan::tests::inputs();
-    let outputs = translate(&inputs);
+    let outputs = Arc::new(translate(&inputs));
     let mut memo = Memo::default();
     round(&mut memo, &inputs, &outputs);
     round(&mut memo, &inputs, &outputs);
     assert_eq!(memo.remembered(), 0);
     assert_eq!(memo.tally().unchanged, 0);
+}
+
+#[test]
+fn a_round_after_one_route_is_added_looks_at_it_and_its_parents_only() {
+    let (mut memo, mut inputs, _) = settled();
+    let mut added = (*inputs.http_routes[&route(0)]).clone();
+    added.metadata.name = Some("added".into());
+    added.metadata.resource_version = Some("1".into());
+    added.status = None;
+    added.spec.hostnames = Some(vec!["added.example.com".into()]);
+    let key = ObjectKey::new("default", "added");
+    inputs.http_routes.insert(key.clone(), Arc::new(added));
+    let outputs = Arc::new(translate(&inputs));
+    let writes = round(&mut memo, &inputs, &outputs);
+    let planned: Vec<_> = writes.iter().map(|w| (w.kind, w.key.clone())).collect();
+    let gateway = (Kind::Gateway, ObjectKey::new("default", "gw"));
+    assert_eq!(planned, vec![gateway, (Kind::HttpRoute, key.clone())]);
+    assert_eq!(
+        memo.tally(),
+        Tally {
+            unchanged: OBJECTS - 1,
+            compared: 2,
+            looked_at: 3,
+        }
+    );
+    // Both writes succeed and come back through the watches: looked at once
+    // more, nothing to write; then nothing to look at but the Gateway side.
+    apply(&mut inputs, &writes, "5");
+    assert!(round(&mut memo, &inputs, &outputs).is_empty());
+    assert_eq!(memo.tally().compared, 2);
+    assert_eq!(memo.tally().looked_at, 3);
+    assert!(round(&mut memo, &inputs, &outputs).is_empty());
+    assert_eq!(memo.tally().compared, 0);
+    assert_eq!(memo.tally().looked_at, 2);
+    assert_eq!(memo.remembered(), OBJECTS + 1);
+}
+
+#[test]
+fn an_equal_translation_in_new_outputs_is_compared_not_planned() {
+    let (mut memo, inputs, outputs) = settled();
+    let again = Arc::new((*outputs).clone());
+    assert!(round(&mut memo, &inputs, &again).is_empty());
+    assert_eq!(memo.tally().compared, 0);
+    assert_eq!(memo.tally().looked_at, 2);
 }

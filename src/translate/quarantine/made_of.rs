@@ -25,6 +25,7 @@ use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::Outputs;
 use crate::translate::compile::routes::RouteKind;
 use crate::translate::conditions::{holds, spec};
+use crate::translate::report::RouteStatus;
 
 /// A route of any kind, by kind and namespace/name.
 pub type RouteId = (RouteKind, ObjectKey);
@@ -113,6 +114,18 @@ impl RouteObject {
         }
     }
 
+    /// Whether both are the very same object.
+    pub fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Http(a), Self::Http(b)) => Arc::ptr_eq(a, b),
+            (Self::Grpc(a), Self::Grpc(b)) => Arc::ptr_eq(a, b),
+            (Self::Tls(a), Self::Tls(b)) => Arc::ptr_eq(a, b),
+            (Self::Tcp(a), Self::Tcp(b)) => Arc::ptr_eq(a, b),
+            (Self::Udp(a), Self::Udp(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub fn generation(&self) -> Option<i64> {
         match self {
             Self::Http(r) => r.meta().generation,
@@ -171,7 +184,27 @@ impl MadeOf {
 }
 
 /// Per Gateway in `outputs`: its version and the routes accepted on it.
+/// The reference `record::Record` builds the same from what changed.
 pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf> {
+    let mut all = heads(inputs, outputs);
+    for ((kind, key), status) in &outputs.routes {
+        let id = (*kind, key.clone());
+        let Some(object) = RouteObject::find(inputs, &id) else {
+            continue;
+        };
+        for gateway in accepted_on(outputs, key, status) {
+            if let Some(m) = all.get_mut(&gateway) {
+                m.routes
+                    .insert(id.clone(), (object.version(), object.clone()));
+            }
+        }
+    }
+    all
+}
+
+/// Per Gateway in `outputs`: its own version and its accepted
+/// ListenerSets', no routes yet.
+pub(super) fn heads(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf> {
     let mut all: BTreeMap<ObjectKey, MadeOf> = outputs
         .gateways
         .keys()
@@ -197,33 +230,35 @@ pub fn made_of(inputs: &Inputs, outputs: &Outputs) -> BTreeMap<ObjectKey, MadeOf
             m.listener_sets.insert(key.clone(), version);
         }
     }
-    for ((kind, key), status) in &outputs.routes {
-        let id = (*kind, key.clone());
-        let Some(object) = RouteObject::find(inputs, &id) else {
-            continue;
-        };
-        for parent in &status.parents {
-            let accepted = holds(&parent.conditions, spec::ACCEPTED);
-            if !accepted {
-                continue;
-            }
-            let named = parent_gateway(
-                parent.parent_ref.namespace.as_deref(),
-                &parent.parent_ref.name,
-                key,
-            );
-            let gateway = match parent.parent_ref.kind.as_deref() {
-                Some("ListenerSet") => match outputs.listener_sets.get(&named) {
-                    Some(set) => set.gateway.clone(),
-                    None => continue,
-                },
-                _ => named,
-            };
-            if let Some(m) = all.get_mut(&gateway) {
-                m.routes
-                    .insert(id.clone(), (object.version(), object.clone()));
-            }
-        }
-    }
     all
+}
+
+/// The Gateways a route (`key`, translated as `status`) is accepted on:
+/// each accepting parent's Gateway, or the Gateway of an accepting parent
+/// ListenerSet. Not necessarily Gateways of `outputs`.
+pub(super) fn accepted_on(
+    outputs: &Outputs,
+    key: &ObjectKey,
+    status: &RouteStatus,
+) -> Vec<ObjectKey> {
+    let mut gateways = Vec::new();
+    for parent in &status.parents {
+        if !holds(&parent.conditions, spec::ACCEPTED) {
+            continue;
+        }
+        let named = parent_gateway(
+            parent.parent_ref.namespace.as_deref(),
+            &parent.parent_ref.name,
+            key,
+        );
+        let gateway = match parent.parent_ref.kind.as_deref() {
+            Some("ListenerSet") => match outputs.listener_sets.get(&named) {
+                Some(set) => set.gateway.clone(),
+                None => continue,
+            },
+            _ => named,
+        };
+        gateways.push(gateway);
+    }
+    gateways
 }

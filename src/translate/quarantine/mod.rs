@@ -4,8 +4,8 @@
 //! same port, of every tenant) keeps updating, and a new or restarted Envoy
 //! gets a configuration it accepts.
 //!
-//! In: what each published snapshot was made of (`made_of`), and Envoy's
-//! answers (snapshot version, rejected or not). Out: the routes held back,
+//! In: what each published snapshot was made of (`made_of`; recorded from
+//! what changed since the last publish, `record`), and Envoy's answers (snapshot version, rejected or not). Out: the routes held back,
 //! each with the edit Envoy rejected and the previous edit Envoy accepted (put
 //! back in its place, or nothing when there was none), and their statuses
 //! (`held`). A rejected snapshot is compared with the last accepted one: the
@@ -23,12 +23,14 @@
 
 mod held;
 mod made_of;
+mod record;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 pub use self::held::REJECTED_BY_ENVOY;
 pub use self::made_of::{MadeOf, RouteId, RouteObject, Version, made_of};
+pub use self::record::Record;
 use super::{Memo, Options, Outputs};
 use crate::inputs::{Inputs, ObjectKey};
 use crate::translate::last_good::{self, LastGood};
@@ -88,6 +90,8 @@ pub struct Quarantine {
     held: BTreeMap<RouteId, Held>,
     /// Publishes so far.
     sequence: u64,
+    /// What the last publish was made of, for the next (`record`).
+    record: Record,
 }
 
 impl Quarantine {
@@ -148,13 +152,26 @@ impl Quarantine {
         self.held.len() != before
     }
 
+    /// Records what the Gateways' new snapshots, translated from `inputs`
+    /// as `outputs`, were made of (`published`), from what changed since
+    /// the last call (`record`).
+    pub fn publish(
+        &mut self,
+        versions: &BTreeMap<ObjectKey, String>,
+        inputs: &Inputs,
+        outputs: &Arc<Outputs>,
+    ) {
+        let made = self.record.made_of(inputs, outputs);
+        self.published(versions, made);
+    }
+
     /// Records what the Gateways' new snapshots were made of; `versions`
     /// gives each Gateway's snapshot version as served. Gateways no longer
     /// published are forgotten.
     pub fn published(
         &mut self,
         versions: &BTreeMap<ObjectKey, String>,
-        made: BTreeMap<ObjectKey, MadeOf>,
+        made: BTreeMap<ObjectKey, Arc<MadeOf>>,
     ) {
         self.tracks.retain(|k, _| versions.contains_key(k));
         for (key, m) in made {
@@ -168,8 +185,8 @@ impl Quarantine {
             self.sequence += 1;
             // Unchanged routes (an endpoint change, say): share the record.
             let made = match track.pending.back() {
-                Some((_, _, last)) if last.same_as(&m) => Arc::clone(last),
-                _ => Arc::new(m),
+                Some((_, _, last)) if Arc::ptr_eq(last, &m) || last.same_as(&m) => Arc::clone(last),
+                _ => m,
             };
             track
                 .pending

@@ -85,8 +85,9 @@ impl World {
         self.last_good = next;
         let version = Snapshot::from_resources(&outputs.gateways[&gw()].resources).version();
         let versions = BTreeMap::from([(gw(), version.clone())]);
-        self.q.published(&versions, made_of(inputs, &outputs));
-        self.outputs = outputs;
+        let outputs = Arc::new(outputs);
+        self.q.publish(&versions, inputs, &outputs);
+        self.outputs = Arc::unwrap_or_clone(outputs);
         version
     }
 
