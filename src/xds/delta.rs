@@ -243,6 +243,10 @@ impl Wire for DeltaWire {
         let endpoints = self.types.get(&ResourceType::Endpoint)?;
         endpoints.known.get(name).map(String::as_str)
     }
+
+    fn unanswered(&self, kind: ResourceType) -> bool {
+        self.types.get(&kind).is_some_and(|t| !t.pending.is_empty())
+    }
 }
 
 impl DeltaWire {
@@ -373,6 +377,19 @@ mod tests {
 
     fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
         r.resources.iter().map(|x| x.name.as_str()).collect()
+    }
+
+    /// Subscribes with `req` and ACKs every response it brings.
+    fn subscribe(s: &mut DeltaStream, req: &DeltaDiscoveryRequest, snap: &Snapshot) {
+        for r in s.on_request(req, snap).unwrap().responses {
+            let kind = ResourceType::from_type_url(&r.type_url).unwrap();
+            let ack = DeltaDiscoveryRequest {
+                node: None,
+                response_nonce: r.nonce.clone(),
+                ..request(kind)
+            };
+            s.on_request(&ack, snap).unwrap();
+        }
     }
 
     #[test]
@@ -576,8 +593,7 @@ mod tests {
         };
         let before = with("1", "1");
         let mut s = DeltaStream::new();
-        s.on_request(&request(ResourceType::Listener), &before)
-            .unwrap();
+        subscribe(&mut s, &request(ResourceType::Listener), &before);
         let sds = DeltaDiscoveryRequest {
             resource_names_subscribe: vec!["default/cert".into()],
             ..request(ResourceType::Secret)
@@ -614,8 +630,7 @@ mod tests {
             ..request(ResourceType::Endpoint)
         };
         s.on_request(&eds, &before).unwrap();
-        s.on_request(&request(ResourceType::Listener), &before)
-            .unwrap();
+        subscribe(&mut s, &request(ResourceType::Listener), &before);
 
         // A new cluster and a listener that uses it: the listener waits.
         let after = with(&[("a", "1"), ("new", "1")], "2");
@@ -647,7 +662,7 @@ mod tests {
         let before = snapshot(&[("a", "1"), ("old", "1")], &[("l", "1")]);
         let mut s = DeltaStream::new();
         for kind in [ResourceType::Listener, ResourceType::Cluster] {
-            s.on_request(&request(kind), &before).unwrap();
+            subscribe(&mut s, &request(kind), &before);
         }
         let after = snapshot(&[("a", "1"), ("new", "1")], &[("l", "2")]);
         let out = s.on_snapshot(&after);
@@ -672,6 +687,35 @@ mod tests {
         assert!(
             s.on_snapshot(&after).is_empty(),
             "the same snapshot twice sends nothing"
+        );
+    }
+
+    #[test]
+    fn listener_updates_wait_for_envoys_answer_and_then_go_as_one() {
+        let mut s = DeltaStream::new();
+        let first = snapshot(&[], &[("l", "1")]);
+        let sent = s
+            .on_request(&request(ResourceType::Listener), &first)
+            .unwrap()
+            .responses;
+        assert_eq!(sent.len(), 1);
+        // Two snapshots while Envoy still applies the first response: held.
+        assert!(s.on_snapshot(&snapshot(&[], &[("l", "2")])).is_empty());
+        let last = snapshot(&[], &[("l", "3"), ("m", "1")]);
+        assert!(s.on_snapshot(&last).is_empty());
+        // Envoy answers: one response with the latest of every listener.
+        let ack = DeltaDiscoveryRequest {
+            node: None,
+            response_nonce: sent[0].nonce.clone(),
+            ..request(ResourceType::Listener)
+        };
+        let out = s.on_request(&ack, &last).unwrap().responses;
+        assert_eq!(out.len(), 1);
+        assert_eq!(names(&out[0]), ["l", "m"]);
+        assert_eq!(out[0].system_version_info, last.version());
+        assert_eq!(
+            out[0].resources[0].version,
+            last.get(ResourceType::Listener, "l").unwrap().version
         );
     }
 }

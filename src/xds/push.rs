@@ -10,6 +10,9 @@
 //! that stopped naming them. Listener and route updates wait while clusters
 //! warm, so a route never names a cluster Envoy is still warming; a rejected
 //! cluster response ends the wait (Envoy will not warm what it rejected).
+//! Listener and route updates also wait while Envoy has not answered the
+//! last listener or route response (delta ADS), and then go out as one: the
+//! latest snapshot's changes, however many snapshots came meanwhile.
 
 use super::cache::{ResourceType, Snapshot};
 use super::delta::Feedback;
@@ -64,6 +67,11 @@ pub trait Wire {
     fn clusters(&self) -> Option<impl Iterator<Item = &str>>;
     /// The version of the endpoints of cluster `name` Envoy was sent.
     fn endpoints_sent(&self, name: &str) -> Option<&str>;
+    /// Whether a response of `kind` is still unanswered (no ACK or NACK yet).
+    /// Variants that do not track this never hold listeners and routes back.
+    fn unanswered(&self, _kind: ResourceType) -> bool {
+        false
+    }
 }
 
 /// Whether every cluster Envoy holds has been sent the endpoints the
@@ -125,9 +133,15 @@ impl PushOrder {
         out
     }
 
-    /// What waits, once every cluster is warm.
+    /// What waits, once every cluster is warm and Envoy has answered the
+    /// last listener and route responses: a new one then carries whatever
+    /// snapshots came meanwhile, so an Envoy slower to apply a large
+    /// RouteConfiguration than portico is to publish never queues a backlog
+    /// of them.
     fn release<W: Wire>(&mut self, wire: &mut W, snapshot: &Snapshot) -> Vec<W::Response> {
-        if !self.waiting || !clusters_warm(wire, snapshot) {
+        let answered =
+            !wire.unanswered(ResourceType::Listener) && !wire.unanswered(ResourceType::Route);
+        if !self.waiting || !clusters_warm(wire, snapshot) || !answered {
             return Vec::new();
         }
         self.waiting = false;
