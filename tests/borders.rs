@@ -122,6 +122,11 @@ fn module_of(path: &str) -> &str {
     first.strip_suffix(".rs").unwrap_or(first)
 }
 
+/// Fails with every problem found, one per line, under `what`.
+fn none(problems: Vec<String>, what: &str) {
+    assert!(problems.is_empty(), "{what}:\n{}", problems.join("\n"));
+}
+
 #[test]
 fn each_module_imports_only_the_modules_before_it() {
     let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
@@ -137,11 +142,7 @@ fn each_module_imports_only_the_modules_before_it() {
             }
         }
     }
-    assert!(
-        crossings.is_empty(),
-        "borders crossed:\n{}",
-        crossings.join("\n")
-    );
+    none(crossings, "borders crossed");
 }
 
 #[test]
@@ -172,11 +173,7 @@ fn translation_does_no_io_and_reads_no_clock() {
             }
         }
     }
-    assert!(
-        found.is_empty(),
-        "translation is not pure:\n{}",
-        found.join("\n")
-    );
+    none(found, "translation is not pure");
 }
 
 #[test]
@@ -203,9 +200,5 @@ fn translation_stages_import_only_earlier_stages() {
             }
         }
     }
-    assert!(
-        back.is_empty(),
-        "a stage imports a later one:\n{}",
-        back.join("\n")
-    );
+    none(back, "a stage imports a later one");
 }
